@@ -1,0 +1,120 @@
+// Package lru is a least-recently-used cache bounded by the bytes its values
+// occupy, with coalesced loading: concurrent misses on one key run one load.
+package lru
+
+import (
+	"container/list"
+	"sync"
+)
+
+// Cache maps K to V within a byte budget. It is safe for concurrent use.
+// Values are shared between callers and must not be modified.
+type Cache[K comparable, V any] struct {
+	mu       sync.Mutex
+	max      int64
+	used     int64
+	order    list.List // front: most recent; values are *item[K, V]
+	items    map[K]*list.Element
+	inflight map[K]*call[V]
+}
+
+type item[K comparable, V any] struct {
+	key  K
+	val  V
+	size int64
+}
+
+type call[V any] struct {
+	done chan struct{}
+	val  V
+	err  error
+}
+
+// New returns a cache holding at most max bytes of values.
+func New[K comparable, V any](max int64) *Cache[K, V] {
+	return &Cache[K, V]{max: max, items: map[K]*list.Element{}, inflight: map[K]*call[V]{}}
+}
+
+// Get returns the cached value for k.
+func (c *Cache[K, V]) Get(k K) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[k]; ok {
+		c.order.MoveToFront(e)
+		return e.Value.(*item[K, V]).val, true
+	}
+	var zero V
+	return zero, false
+}
+
+// Load returns the value for k, calling load on a miss. load returns the
+// value and its size in bytes; errors are not cached. Concurrent Loads of
+// one key wait for a single call of load.
+func (c *Cache[K, V]) Load(k K, load func() (V, int64, error)) (V, error) {
+	c.mu.Lock()
+	if e, ok := c.items[k]; ok {
+		c.order.MoveToFront(e)
+		v := e.Value.(*item[K, V]).val
+		c.mu.Unlock()
+		return v, nil
+	}
+	if cl, ok := c.inflight[k]; ok {
+		c.mu.Unlock()
+		<-cl.done
+		return cl.val, cl.err
+	}
+	cl := &call[V]{done: make(chan struct{})}
+	c.inflight[k] = cl
+	c.mu.Unlock()
+
+	v, size, err := load()
+	cl.val, cl.err = v, err
+
+	c.mu.Lock()
+	delete(c.inflight, k)
+	if err == nil {
+		c.add(k, v, size)
+	}
+	c.mu.Unlock()
+	close(cl.done)
+	return v, err
+}
+
+// add inserts under c.mu and evicts from the back until within budget.
+func (c *Cache[K, V]) add(k K, v V, size int64) {
+	if size > c.max {
+		return // larger than the whole cache: serve it, do not keep it
+	}
+	if e, ok := c.items[k]; ok {
+		old := e.Value.(*item[K, V])
+		c.used += size - old.size
+		old.val, old.size = v, size
+		c.order.MoveToFront(e)
+	} else {
+		c.items[k] = c.order.PushFront(&item[K, V]{key: k, val: v, size: size})
+		c.used += size
+	}
+	for c.used > c.max {
+		e := c.order.Back()
+		it := e.Value.(*item[K, V])
+		c.order.Remove(e)
+		delete(c.items, it.key)
+		c.used -= it.size
+	}
+}
+
+// Used returns the bytes held.
+func (c *Cache[K, V]) Used() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.used
+}
+
+// Purge drops every entry.
+func (c *Cache[K, V]) Purge() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.items = map[K]*list.Element{}
+	c.order.Init()
+	c.used = 0
+}

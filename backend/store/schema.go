@@ -1,0 +1,84 @@
+package store
+
+// schemaVersion is the PRAGMA user_version this build writes. migrations[i]
+// moves a store from version i to i+1.
+const schemaVersion = 1
+
+var migrations = []string{
+	// 0 → 1: the initial schema. Chunk metadata and chunk bytes live in
+	// separate tables so that metadata scans never touch blob pages.
+	`
+CREATE TABLE meta(
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Trained zstd dictionaries; chunks.dict refers to id (0 = none).
+CREATE TABLE dicts(
+	id      INTEGER PRIMARY KEY,
+	name    TEXT NOT NULL,
+	version TEXT NOT NULL,
+	params  TEXT NOT NULL,
+	hash    BLOB NOT NULL,
+	data    BLOB NOT NULL,
+	created INTEGER NOT NULL,
+	stats   TEXT NOT NULL DEFAULT '{}',
+	UNIQUE(name, version)
+);
+
+CREATE TABLE chunk_data(
+	id   INTEGER PRIMARY KEY,
+	data BLOB NOT NULL
+);
+
+-- A chunk: content address, raw size, how it is stored. ref is the content
+-- address of a reference chunk used as a raw dictionary (delta drying).
+CREATE TABLE chunks(
+	hash    BLOB PRIMARY KEY,
+	size    INTEGER NOT NULL,
+	codec   INTEGER NOT NULL,
+	dict    INTEGER NOT NULL DEFAULT 0,
+	ref     BLOB,
+	stored  INTEGER NOT NULL,
+	data_id INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- A file: content address (SHA-256 of its bytes), size, sealed chunk list.
+CREATE TABLE files(
+	hash   BLOB PRIMARY KEY,
+	size   INTEGER NOT NULL,
+	chunks BLOB NOT NULL
+) WITHOUT ROWID;
+
+-- A directory: address of its canonical listing; data is a codec byte and
+-- the (possibly zstd-compressed) listing.
+CREATE TABLE dirs(
+	hash BLOB PRIMARY KEY,
+	data BLOB NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE roots(
+	id      INTEGER PRIMARY KEY,
+	name    TEXT NOT NULL,
+	version TEXT NOT NULL,
+	top     BLOB NOT NULL, -- the top directory's entry, encoded as a one-entry listing
+	created INTEGER NOT NULL,
+	source  TEXT NOT NULL,
+	files   INTEGER NOT NULL,
+	bytes   INTEGER NOT NULL,
+	gen     INTEGER NOT NULL,
+	UNIQUE(name, version)
+);
+
+-- What ingest saw of each source directory of a name's newest version, so
+-- that unchanged files are reused without reading them. Rows of an ingest
+-- that never committed are dropped by the next commit of that name.
+CREATE TABLE ingest_index(
+	name TEXT NOT NULL,
+	gen  INTEGER NOT NULL,
+	path BLOB NOT NULL,
+	data BLOB NOT NULL,
+	PRIMARY KEY(name, gen, path)
+) WITHOUT ROWID;
+`,
+}

@@ -1,0 +1,329 @@
+// Package store keeps SprayDryFS content in one SQLite file: chunks, files,
+// directories, roots and dictionaries. Reads go through a pool of read
+// connections and bounded caches; writes go through a Writer that batches
+// them into transactions.
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"github.com/spraydryfs/spraydryfs/backend/chunk"
+	"github.com/spraydryfs/spraydryfs/backend/hash"
+	"github.com/spraydryfs/spraydryfs/backend/lru"
+	"github.com/spraydryfs/spraydryfs/backend/tree"
+)
+
+// Errors callers test with errors.Is.
+var (
+	// ErrNotFound: no such root, or an object a listing refers to is missing.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: a root with that name and version is already stored.
+	ErrExists = errors.New("already exists")
+	// ErrCorrupt: stored bytes do not match their hash or cannot be decoded.
+	ErrCorrupt = chunk.ErrCorrupt
+	// ErrNotStore: the file is not a SprayDryFS store.
+	ErrNotStore = errors.New("not a SprayDryFS store")
+)
+
+// Options tune Open.
+type Options struct {
+	// Create makes a new store when the file does not exist.
+	Create bool
+	// ReadOnly opens without a write connection.
+	ReadOnly bool
+	// ChunkCache and MetaCache bound the decompressed-chunk cache and the
+	// decoded directory/chunk-list cache, in bytes. Zero picks a default.
+	ChunkCache int64
+	MetaCache  int64
+	// Params sets the chunker of a new store; zero uses chunk.DefaultParams.
+	Params chunk.Params
+}
+
+// Default cache sizes: enough to keep a few hundred chunks and the listings
+// of a large tree, small enough for a long-lived mount.
+const (
+	DefaultChunkCache = 64 << 20
+	DefaultMetaCache  = 64 << 20
+)
+
+// Store is an open store. It is safe for concurrent use.
+type Store struct {
+	path   string
+	pool   *sqlitex.Pool
+	wmu    sync.Mutex
+	wconn  *sqlite.Conn // nil when read-only
+	params chunk.Params
+	hyd    *chunk.Hydrator
+
+	chunks *lru.Cache[hash.Hash, []byte]
+	dirs   *lru.Cache[hash.Hash, *tree.Dir]
+	files  *lru.Cache[hash.Hash, *File]
+}
+
+// File is a stored file: its content address, size and chunk list.
+type File struct {
+	Hash hash.Hash
+	Size int64
+	List *tree.ChunkList
+}
+
+const sqliteMagic = "SQLite format 3\x00"
+
+// Open opens the store at path.
+func Open(path string, opt Options) (*Store, error) {
+	if err := checkFile(path, opt.Create); err != nil {
+		return nil, err
+	}
+	s := &Store{path: path}
+	if !opt.ReadOnly {
+		c, err := sqlite.OpenConn(path, sqlite.OpenReadWrite|sqlite.OpenCreate|sqlite.OpenWAL|sqlite.OpenURI)
+		if err != nil {
+			return nil, fmt.Errorf("open store %s: %w", path, err)
+		}
+		s.wconn = c
+		if err := s.setup(opt); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	n := max(4, 2*runtime.GOMAXPROCS(0)+2)
+	pool, err := sqlitex.NewPool(path, sqlitex.PoolOptions{
+		Flags:       sqlite.OpenReadOnly | sqlite.OpenWAL | sqlite.OpenURI,
+		PoolSize:    n,
+		PrepareConn: prepareRead,
+	})
+	if err != nil {
+		s.closeWriter()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	s.pool = pool
+	if err := s.load(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	hyd, err := chunk.NewHydrator()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.hyd = hyd
+	cc, mc := opt.ChunkCache, opt.MetaCache
+	if cc <= 0 {
+		cc = DefaultChunkCache
+	}
+	if mc <= 0 {
+		mc = DefaultMetaCache
+	}
+	s.chunks = lru.New[hash.Hash, []byte](cc)
+	s.dirs = lru.New[hash.Hash, *tree.Dir](mc / 2)
+	s.files = lru.New[hash.Hash, *File](mc / 2)
+	return s, nil
+}
+
+// checkFile gives clear errors for a missing store or a file that is not
+// SQLite, before SQLite would create or misreport it.
+func checkFile(path string, create bool) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if create {
+			return nil
+		}
+		return fmt.Errorf("store %s does not exist (ingest creates it)", path)
+	}
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return fmt.Errorf("store %s is a directory", path)
+	}
+	head := make([]byte, len(sqliteMagic))
+	n, _ := io.ReadFull(f, head)
+	if n == 0 && create {
+		return nil // an empty file becomes a new store
+	}
+	if !bytes.Equal(head[:n], []byte(sqliteMagic)) {
+		return fmt.Errorf("%s: %w (not an SQLite database)", path, ErrNotStore)
+	}
+	return nil
+}
+
+func prepareRead(c *sqlite.Conn) error {
+	return pragmas(c, "busy_timeout=10000", "mmap_size=268435456", "cache_size=-16384")
+}
+
+// pragmas runs each PRAGMA on its own: some may not run inside a transaction.
+func pragmas(c *sqlite.Conn, ps ...string) error {
+	for _, p := range ps {
+		if err := sqlitex.ExecuteTransient(c, "PRAGMA "+p, nil); err != nil {
+			return fmt.Errorf("PRAGMA %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// setup configures the write connection and migrates the schema.
+func (s *Store) setup(opt Options) error {
+	c := s.wconn
+	if err := pragmas(c, "busy_timeout=10000", "journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536", "mmap_size=268435456"); err != nil {
+		return fmt.Errorf("open store %s: %w", s.path, err)
+	}
+	v, err := userVersion(c)
+	if err != nil {
+		return err
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("store %s has schema version %d; this spraydryfs understands up to %d: upgrade spraydryfs", s.path, v, schemaVersion)
+	}
+	if v == 0 {
+		var tables int
+		err := sqlitex.Execute(c, `SELECT count(*) FROM sqlite_schema`, &sqlitex.ExecOptions{
+			ResultFunc: func(st *sqlite.Stmt) error { tables = st.ColumnInt(0); return nil }})
+		if err != nil {
+			return fmt.Errorf("open store %s: %w", s.path, err)
+		}
+		if tables > 0 {
+			return fmt.Errorf("%s: %w (an SQLite database with other tables)", s.path, ErrNotStore)
+		}
+	}
+	for ; v < schemaVersion; v++ {
+		if err := s.migrate(v, opt); err != nil {
+			return fmt.Errorf("migrate store %s to schema %d: %w", s.path, v+1, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) migrate(from int, opt Options) (err error) {
+	c := s.wconn
+	end, err := sqlitex.ImmediateTransaction(c)
+	if err != nil {
+		return err
+	}
+	defer end(&err)
+	if err = sqlitex.ExecuteScript(c, migrations[from], nil); err != nil {
+		return err
+	}
+	if from == 0 {
+		p := opt.Params
+		if p == (chunk.Params{}) {
+			p = chunk.DefaultParams()
+		}
+		if _, err = chunk.NewChunker(p); err != nil {
+			return err
+		}
+		err = sqlitex.Execute(c, `INSERT INTO meta(key, value) VALUES ('format', 'spraydryfs'), ('chunker', ?), ('hash', 'sha256')`,
+			&sqlitex.ExecOptions{Args: []any{p.String()}})
+		if err != nil {
+			return err
+		}
+	}
+	return sqlitex.ExecuteTransient(c, fmt.Sprintf("PRAGMA user_version=%d", from+1), nil)
+}
+
+func userVersion(c *sqlite.Conn) (int, error) {
+	var v int
+	err := sqlitex.ExecuteTransient(c, `PRAGMA user_version`, &sqlitex.ExecOptions{
+		ResultFunc: func(st *sqlite.Stmt) error { v = st.ColumnInt(0); return nil }})
+	return v, err
+}
+
+// load reads the store's metadata through a read connection.
+func (s *Store) load() error {
+	c, err := s.pool.Take(context.Background())
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", s.path, err)
+	}
+	defer s.pool.Put(c)
+	v, err := userVersion(c)
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", s.path, err)
+	}
+	switch {
+	case v == 0:
+		return fmt.Errorf("%s: %w (empty database)", s.path, ErrNotStore)
+	case v > schemaVersion:
+		return fmt.Errorf("store %s has schema version %d; this spraydryfs understands up to %d: upgrade spraydryfs", s.path, v, schemaVersion)
+	case v < schemaVersion:
+		return fmt.Errorf("store %s has schema version %d; open it writable once to migrate it", s.path, v)
+	}
+	meta := map[string]string{}
+	err = sqlitex.Execute(c, `SELECT key, value FROM meta`, &sqlitex.ExecOptions{
+		ResultFunc: func(st *sqlite.Stmt) error { meta[st.ColumnText(0)] = st.ColumnText(1); return nil }})
+	if err != nil || meta["format"] != "spraydryfs" {
+		return fmt.Errorf("%s: %w", s.path, ErrNotStore)
+	}
+	if meta["hash"] != "sha256" {
+		return fmt.Errorf("store %s uses hash %q, which this build does not know", s.path, meta["hash"])
+	}
+	s.params, err = chunk.ParseParams(meta["chunker"])
+	if err != nil {
+		return fmt.Errorf("store %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Path returns the store's file name.
+func (s *Store) Path() string { return s.path }
+
+// Params returns the chunker parameters every writer of this store uses.
+func (s *Store) Params() chunk.Params { return s.params }
+
+func (s *Store) closeWriter() {
+	if s.wconn != nil {
+		s.wconn.Close()
+		s.wconn = nil
+	}
+}
+
+// Close releases the store. Outstanding reads must have finished.
+func (s *Store) Close() error {
+	var err error
+	if s.pool != nil {
+		err = s.pool.Close()
+	}
+	s.closeWriter()
+	return err
+}
+
+// withRead runs f on a pooled read connection.
+func (s *Store) withRead(ctx context.Context, f func(*sqlite.Conn) error) error {
+	c, err := s.pool.Take(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.pool.Put(c)
+	return f(c)
+}
+
+// errNoRow is returned by queryRow when the query yields no row.
+var errNoRow = errors.New("no row")
+
+// queryRow prepares (cached per connection) and steps a one-row query,
+// passing the row to f while it is valid.
+func queryRow(c *sqlite.Conn, query string, bind func(*sqlite.Stmt), f func(*sqlite.Stmt) error) error {
+	st, err := c.Prepare(query)
+	if err != nil {
+		return err
+	}
+	defer st.Reset()
+	bind(st)
+	ok, err := st.Step()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errNoRow
+	}
+	return f(st)
+}

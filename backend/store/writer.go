@@ -1,0 +1,433 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"github.com/spraydryfs/spraydryfs/backend/chunk"
+	"github.com/spraydryfs/spraydryfs/backend/hash"
+)
+
+// Writer adds content to a store in batched transactions. Objects become
+// visible to readers batch by batch; a root only with Commit, so a writer
+// that never commits leaves unreferenced objects that a later ingest reuses.
+// Put methods are safe for concurrent use.
+type Writer struct {
+	s     *Store
+	ops   chan op
+	done  chan struct{}
+	errMu sync.Mutex
+	err   error // the loop's failure; no op is applied after it
+	claim sync.Map
+
+	stopOnce, closeOnce sync.Once
+
+	statsMu sync.Mutex
+	stats   WriteStats
+}
+
+// WriteStats counts what a writer added.
+type WriteStats struct {
+	Chunks      int64 // new chunks
+	ChunkBytes  int64 // their raw bytes
+	StoredBytes int64 // bytes added to the store: chunk data, chunk lists, listings
+}
+
+type opKind uint8
+
+const (
+	opChunk opKind = iota
+	opFile
+	opDir
+	opIndex
+	opFlush
+)
+
+type op struct {
+	kind  opKind
+	h     hash.Hash
+	size  int64
+	codec chunk.Codec
+	data  []byte
+	name  string
+	gen   int64
+	ack   chan error
+}
+
+// Batch limits: a transaction commits after this many bytes or this long.
+const (
+	batchBytes = 32 << 20
+	batchTime  = time.Second
+)
+
+// NewWriter starts a writer. Only one writer runs per Store at a time;
+// writers in other processes wait on SQLite's lock.
+func (s *Store) NewWriter() (*Writer, error) {
+	if s.wconn == nil {
+		return nil, errors.New("store opened read-only")
+	}
+	s.wmu.Lock()
+	w := &Writer{s: s, ops: make(chan op, 256), done: make(chan struct{})}
+	go w.loop()
+	return w, nil
+}
+
+// Claim reports whether the caller should store chunk h: false if it is
+// already stored or another caller has claimed it.
+func (w *Writer) Claim(ctx context.Context, h hash.Hash) (bool, error) {
+	if _, loaded := w.claim.LoadOrStore(h, struct{}{}); loaded {
+		return false, nil
+	}
+	has, err := w.s.hasRow(ctx, `SELECT 1 FROM chunks WHERE hash = ?`, h)
+	if err != nil || has {
+		w.claim.Delete(h)
+		return false, err
+	}
+	return true, nil
+}
+
+// ClaimFile is Claim for a file record.
+func (w *Writer) ClaimFile(ctx context.Context, h hash.Hash) (bool, error) {
+	k := fileKey(h)
+	if _, loaded := w.claim.LoadOrStore(k, struct{}{}); loaded {
+		return false, nil
+	}
+	has, err := w.s.hasRow(ctx, `SELECT 1 FROM files WHERE hash = ?`, h)
+	if err != nil || has {
+		w.claim.Delete(k)
+		return false, err
+	}
+	return true, nil
+}
+
+// fileKey keeps file claims apart from chunk claims with the same hash.
+type fileKey hash.Hash
+
+// HasFile reports whether file h is stored with size bytes.
+func (s *Store) HasFile(ctx context.Context, h hash.Hash, size int64) (bool, error) {
+	f, err := s.File(ctx, h)
+	if errors.Is(err, ErrCorrupt) {
+		return false, nil
+	}
+	return err == nil && f.Size == size, err
+}
+
+func (s *Store) hasRow(ctx context.Context, q string, h hash.Hash) (bool, error) {
+	err := s.withRead(ctx, func(c *sqlite.Conn) error {
+		return queryRow(c, q, func(st *sqlite.Stmt) { st.BindBytes(1, h[:]) }, func(*sqlite.Stmt) error { return nil })
+	})
+	if errors.Is(err, errNoRow) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Err returns the error that stopped the writer, if any.
+func (w *Writer) Err() error {
+	w.errMu.Lock()
+	defer w.errMu.Unlock()
+	return w.err
+}
+
+func (w *Writer) send(o op) error {
+	if err := w.Err(); err != nil {
+		return err
+	}
+	select {
+	case w.ops <- o:
+		return nil
+	case <-w.done:
+		return errors.New("writer closed")
+	}
+}
+
+// PutChunk stores a claimed chunk: content address, raw size, codec and the
+// stored bytes (owned by the writer from now on).
+func (w *Writer) PutChunk(h hash.Hash, size int, codec chunk.Codec, stored []byte) error {
+	return w.send(op{kind: opChunk, h: h, size: int64(size), codec: codec, data: stored})
+}
+
+// PutFile stores a claimed file record with its encoded chunk list.
+func (w *Writer) PutFile(h hash.Hash, size int64, list []byte) error {
+	return w.send(op{kind: opFile, h: h, size: size, data: list})
+}
+
+// PutDir stores an encoded listing under its hash, compressed if that helps.
+func (w *Writer) PutDir(h hash.Hash, enc []byte) error {
+	return w.send(op{kind: opDir, h: h, data: packDir(enc)})
+}
+
+// PutIndex stores reuse-index data for one source directory of an ingest
+// of name with generation gen.
+func (w *Writer) PutIndex(name string, gen int64, path string, data []byte) error {
+	return w.send(op{kind: opIndex, name: name, gen: gen, data: data, h: hash.Sum([]byte(path)), size: int64(len(path))})
+}
+
+var dirEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderCRC(false), zstd.WithEncoderConcurrency(2))
+
+// packDir prefixes a listing with its codec, compressing listings that shrink.
+func packDir(enc []byte) []byte {
+	if len(enc) > 128 {
+		z := dirEncoder.EncodeAll(enc, []byte{byte(chunk.Zstd)})
+		if len(z) < len(enc) {
+			return z
+		}
+	}
+	return append([]byte{byte(chunk.Raw)}, enc...)
+}
+
+// Flush commits everything sent so far.
+func (w *Writer) Flush() error {
+	ack := make(chan error, 1)
+	if err := w.send(op{kind: opFlush, ack: ack}); err != nil {
+		return err
+	}
+	select {
+	case err := <-ack:
+		return err
+	case <-w.done:
+		if err := w.Err(); err != nil {
+			return err
+		}
+		return errors.New("writer closed")
+	}
+}
+
+// Commit flushes and then adds root r in a transaction of its own, which
+// also retires the reuse index of r.Name's older ingests. It fails with
+// ErrExists if r's name and version are taken. The writer is closed after.
+func (w *Writer) Commit(r Root) error {
+	err := w.Flush()
+	w.stop()
+	defer w.Close()
+	if err != nil {
+		return err
+	}
+	top, err := encodeTop(r.Top)
+	if err != nil {
+		return fmt.Errorf("commit root %s: %w", r.ID(), err)
+	}
+	c := w.s.wconn
+	end, err := sqlitex.ImmediateTransaction(c)
+	if err != nil {
+		return fmt.Errorf("commit root %s: %w", r.ID(), err)
+	}
+	err = sqlitex.Execute(c, `INSERT INTO roots(`+rootCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, &sqlitex.ExecOptions{
+		Args: []any{r.Name, r.Version, top, r.Created.UnixNano(), r.Source, r.Files, r.Bytes, r.Gen}})
+	if sqlite.ErrCode(err) == sqlite.ResultConstraintUnique {
+		err = fmt.Errorf("root %s: %w", r.ID(), ErrExists)
+	}
+	if err == nil {
+		err = sqlitex.Execute(c, `DELETE FROM ingest_index WHERE name = ? AND gen != ?`, &sqlitex.ExecOptions{Args: []any{r.Name, r.Gen}})
+	}
+	end(&err)
+	if err != nil && !errors.Is(err, ErrExists) {
+		err = fmt.Errorf("commit root %s: %w", r.ID(), err)
+	}
+	return err
+}
+
+// stop ends the loop, committing what it holds, and keeps the connection.
+func (w *Writer) stop() {
+	w.stopOnce.Do(func() { close(w.ops) })
+	<-w.done
+}
+
+// Close stops the writer, committing what it holds, and releases the
+// store's write connection. It is safe to call twice.
+func (w *Writer) Close() error {
+	w.stop()
+	w.closeOnce.Do(w.s.wmu.Unlock)
+	return w.Err()
+}
+
+// Stats returns what the writer has committed so far.
+func (w *Writer) Stats() WriteStats {
+	w.statsMu.Lock()
+	defer w.statsMu.Unlock()
+	return w.stats
+}
+
+// loop owns the write connection: it applies ops in transactions of about
+// batchBytes or batchTime and releases claims once their rows are visible.
+func (w *Writer) loop() {
+	defer close(w.done)
+	c := w.s.wconn
+	var (
+		inTx    bool
+		bytes   int64
+		started time.Time
+		claimed []any
+		pending WriteStats
+	)
+	commit := func() error {
+		if !inTx {
+			return nil
+		}
+		if err := sqlitex.ExecuteTransient(c, "COMMIT", nil); err != nil {
+			return fmt.Errorf("commit batch: %w", err)
+		}
+		inTx, bytes = false, 0
+		for _, k := range claimed {
+			w.claim.Delete(k)
+		}
+		claimed = claimed[:0]
+		w.statsMu.Lock()
+		w.stats.Chunks += pending.Chunks
+		w.stats.ChunkBytes += pending.ChunkBytes
+		w.stats.StoredBytes += pending.StoredBytes
+		w.statsMu.Unlock()
+		pending = WriteStats{}
+		return nil
+	}
+	fail := func(err error) {
+		w.errMu.Lock()
+		w.err = err
+		w.errMu.Unlock()
+		if inTx {
+			sqlitex.ExecuteTransient(c, "ROLLBACK", nil)
+		}
+		for o := range w.ops { // drain so senders do not block
+			if o.ack != nil {
+				o.ack <- err
+			}
+		}
+	}
+	tick := time.NewTicker(batchTime / 2)
+	defer tick.Stop()
+	for {
+		var o op
+		var ok bool
+		select {
+		case o, ok = <-w.ops:
+		case <-tick.C:
+			if inTx && time.Since(started) >= batchTime {
+				if err := commit(); err != nil {
+					fail(err)
+					return
+				}
+			}
+			continue
+		}
+		if !ok {
+			if err := commit(); err != nil {
+				fail(err)
+			}
+			return
+		}
+		if o.kind == opFlush {
+			err := commit()
+			o.ack <- err
+			if err != nil {
+				fail(err)
+				return
+			}
+			continue
+		}
+		if !inTx {
+			if err := sqlitex.ExecuteTransient(c, "BEGIN IMMEDIATE", nil); err != nil {
+				fail(fmt.Errorf("begin batch: %w", err))
+				return
+			}
+			inTx, started = true, time.Now()
+		}
+		n, err := w.apply(c, o)
+		if err != nil {
+			fail(err)
+			return
+		}
+		bytes += int64(len(o.data))
+		pending.StoredBytes += n
+		switch o.kind {
+		case opChunk:
+			claimed = append(claimed, o.h)
+			if n > 0 {
+				pending.Chunks++
+				pending.ChunkBytes += o.size
+			}
+		case opFile:
+			claimed = append(claimed, fileKey(o.h))
+		}
+		if bytes >= batchBytes {
+			if err := commit(); err != nil {
+				fail(err)
+				return
+			}
+		}
+	}
+}
+
+// apply writes one op and returns the stored bytes it added.
+func (w *Writer) apply(c *sqlite.Conn, o op) (int64, error) {
+	switch o.kind {
+	case opChunk:
+		// A chunk stored meanwhile by another process is not stored twice.
+		if has, err := rowExists(c, `SELECT 1 FROM chunks WHERE hash = ?`, o.h); err != nil || has {
+			return 0, err
+		}
+		if err := exec(c, `INSERT INTO chunk_data(data) VALUES (?)`, o.data); err != nil {
+			return 0, fmt.Errorf("store chunk %s: %w", o.h, err)
+		}
+		id := c.LastInsertRowID()
+		if err := exec(c, `INSERT INTO chunks(hash, size, codec, stored, data_id) VALUES (?, ?, ?, ?, ?)`,
+			o.h[:], o.size, int64(o.codec), int64(len(o.data)), id); err != nil {
+			return 0, fmt.Errorf("store chunk %s: %w", o.h, err)
+		}
+		return int64(len(o.data)), nil
+	case opFile:
+		if err := exec(c, `INSERT OR IGNORE INTO files(hash, size, chunks) VALUES (?, ?, ?)`, o.h[:], o.size, o.data); err != nil {
+			return 0, fmt.Errorf("store file %s: %w", o.h, err)
+		}
+	case opDir:
+		if err := exec(c, `INSERT OR IGNORE INTO dirs(hash, data) VALUES (?, ?)`, o.h[:], o.data); err != nil {
+			return 0, fmt.Errorf("store directory %s: %w", o.h, err)
+		}
+	case opIndex:
+		if err := exec(c, `INSERT OR REPLACE INTO ingest_index(name, gen, path, data) VALUES (?, ?, ?, ?)`, o.name, o.gen, o.h[:], o.data); err != nil {
+			return 0, fmt.Errorf("store ingest index: %w", err)
+		}
+	}
+	if c.Changes() == 0 {
+		return 0, nil
+	}
+	return int64(len(o.data)), nil
+}
+
+func exec(c *sqlite.Conn, q string, args ...any) error {
+	st, err := c.Prepare(q)
+	if err != nil {
+		return err
+	}
+	for i, a := range args {
+		switch v := a.(type) {
+		case []byte:
+			st.BindBytes(i+1, v)
+		case int64:
+			st.BindInt64(i+1, v)
+		case string:
+			st.BindText(i+1, v)
+		default:
+			panic(fmt.Sprintf("exec: unsupported argument %T", a))
+		}
+	}
+	_, err = st.Step()
+	if rerr := st.Reset(); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+func rowExists(c *sqlite.Conn, q string, h hash.Hash) (bool, error) {
+	err := queryRow(c, q, func(st *sqlite.Stmt) { st.BindBytes(1, h[:]) }, func(*sqlite.Stmt) error { return nil })
+	if errors.Is(err, errNoRow) {
+		return false, nil
+	}
+	return err == nil, err
+}

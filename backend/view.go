@@ -1,0 +1,351 @@
+// Package backend is the read-only file-system view over a store: one root,
+// one name's versions, or the namespace /<name>/<version>/… of every root,
+// with `latest` symlinks. Frontends walk it node by node (View); Go code and
+// tests use it as an io/fs file system (FS).
+package backend
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"syscall"
+
+	"github.com/spraydryfs/spraydryfs/backend/hash"
+	"github.com/spraydryfs/spraydryfs/backend/store"
+	"github.com/spraydryfs/spraydryfs/backend/tree"
+)
+
+// Errors of the view; frontends map them to their protocol's codes with
+// Errno.
+var (
+	ErrNotExist = fs.ErrNotExist
+	ErrNotDir   = errors.New("not a directory")
+	ErrIsDir    = errors.New("is a directory")
+	ErrCorrupt  = store.ErrCorrupt
+)
+
+// Errno maps a view error to the errno a file-system frontend returns:
+// ENOENT, ENOTDIR, EISDIR, EINVAL, EIO for corruption and anything unknown.
+func Errno(err error) syscall.Errno {
+	var en syscall.Errno
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, ErrCorrupt):
+		return syscall.EIO
+	case errors.As(err, &en):
+		return en
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, store.ErrNotFound):
+		return syscall.ENOENT
+	case errors.Is(err, ErrNotDir):
+		return syscall.ENOTDIR
+	case errors.Is(err, ErrIsDir):
+		return syscall.EISDIR
+	case errors.Is(err, fs.ErrInvalid):
+		return syscall.EINVAL
+	case errors.Is(err, fs.ErrPermission):
+		return syscall.EACCES
+	case errors.Is(err, context.Canceled):
+		return syscall.EINTR
+	}
+	return syscall.EIO
+}
+
+// level says what a node is in the view.
+type level uint8
+
+const (
+	levelStored level = iota // an entry of a stored tree (or a root's top)
+	levelTop                 // namespace "/": one directory per name
+	levelName                // namespace "/<name>": versions and latest
+	levelLatest              // namespace "/<name>/latest" symlink
+)
+
+// Node is one name in a view with its attributes. Nodes are immutable
+// values; Lookup and ReadDir make new ones.
+type Node struct {
+	Attr
+	level level
+	seed  uint64 // inode of the top of the root a stored node belongs to
+	name  string // levelName: the root name
+}
+
+// Attr is what FileInfo.Sys returns: the attributes a frontend serves.
+type Attr struct {
+	Ino    uint64 // stable across mounts, unique per path but shared by hard links
+	Name   string
+	Type   tree.Type
+	Mode   uint32 // permission bits with setuid, setgid, sticky
+	Nlink  uint32
+	UID    uint32
+	GID    uint32
+	MTime  int64 // ns
+	Size   int64
+	Rdev   uint64
+	Target string // symlinks
+	Hash   hash.Hash
+	Xattrs []tree.Xattr
+}
+
+// FileMode returns the io/fs mode of the node.
+func (a *Attr) FileMode() fs.FileMode {
+	m := a.Type.FileMode() | fs.FileMode(a.Mode&0777)
+	if a.Mode&04000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if a.Mode&02000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if a.Mode&01000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
+}
+
+// IsDir reports whether the node is a directory.
+func (a *Attr) IsDir() bool { return a.Type == tree.TypeDir }
+
+// View is a read-only tree over a store. It is safe for concurrent use.
+type View struct {
+	s    *store.Store
+	root *Node
+}
+
+// RootIno is the inode number of every view's top directory.
+const RootIno = 1
+
+// OpenRoot returns the view of one root, or of a directory inside it.
+// Version "latest" picks the newest.
+func OpenRoot(ctx context.Context, s *store.Store, ref store.Ref) (*View, error) {
+	r, err := s.Root(ctx, ref.Name, ref.Version)
+	if err != nil {
+		return nil, err
+	}
+	v := &View{s: s}
+	top := rootNode(r, RootIno)
+	top.Name = ""
+	v.root = top
+	if ref.Path != "" {
+		n, err := v.Walk(ctx, ref.Path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", ref, err)
+		}
+		if !n.IsDir() {
+			return nil, fmt.Errorf("%s: %w", ref, ErrNotDir)
+		}
+		n.Ino, n.seed, n.Name = RootIno, RootIno, ""
+		v.root = n
+	}
+	return v, nil
+}
+
+// OpenNamespace returns the view of every root as /<name>/<version>/….
+func OpenNamespace(s *store.Store) *View {
+	return &View{s: s, root: &Node{level: levelTop, Attr: Attr{Ino: RootIno, Type: tree.TypeDir, Mode: 0555, Nlink: 2}}}
+}
+
+// OpenName returns the view of one name's versions as /<version>/…, with
+// latest.
+func OpenName(ctx context.Context, s *store.Store, name string) (*View, error) {
+	if _, err := s.Newest(ctx, name); err != nil {
+		return nil, err
+	}
+	return &View{s: s, root: &Node{level: levelName, name: name, Attr: Attr{Ino: RootIno, Type: tree.TypeDir, Mode: 0555, Nlink: 2}}}, nil
+}
+
+// Store returns the store under the view.
+func (v *View) Store() *store.Store { return v.s }
+
+// Root returns the top directory.
+func (v *View) Root() *Node { return v.root }
+
+// childIno derives a child's inode from its parent's and its name (FNV-1a,
+// then a SplitMix64 finalizer); 0 and 1 are never produced.
+func childIno(parent uint64, name string) uint64 {
+	h := fnv.New64a()
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], parent)
+	h.Write(b[:])
+	h.Write([]byte(name))
+	x := h.Sum64()
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	if x < 2 {
+		x += 2
+	}
+	return x
+}
+
+// linkIno is the shared inode of a hard-link group within one root.
+func linkIno(seed, linkID uint64) uint64 {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], linkID)
+	return childIno(seed^0x6c696e6b, string(b[:]))
+}
+
+func rootNode(r store.Root, ino uint64) *Node {
+	t := r.Top
+	return &Node{seed: ino, Attr: Attr{Ino: ino, Name: r.Version, Type: tree.TypeDir, Mode: t.Mode, Nlink: t.Nlink,
+		UID: t.UID, GID: t.GID, MTime: t.MTime, Size: t.Size, Hash: t.Hash, Xattrs: t.Xattrs}}
+}
+
+func (v *View) entryNode(parent *Node, e *tree.Entry) *Node {
+	n := &Node{seed: parent.seed, Attr: Attr{Ino: childIno(parent.Ino, e.Name), Name: e.Name, Type: e.Type, Mode: e.Mode,
+		Nlink: 1, UID: e.UID, GID: e.GID, MTime: e.MTime, Size: e.Size, Rdev: e.Rdev, Target: e.Target, Hash: e.Hash, Xattrs: e.Xattrs}}
+	switch e.Type {
+	case tree.TypeFile:
+		n.Nlink = e.Nlink
+		if e.LinkID != 0 {
+			n.Ino = linkIno(parent.seed, e.LinkID)
+		}
+	case tree.TypeDir:
+		n.Nlink = e.Nlink
+	}
+	return n
+}
+
+// Lookup returns the child called name of directory dir.
+func (v *View) Lookup(ctx context.Context, dir *Node, name string) (*Node, error) {
+	switch dir.level {
+	case levelTop:
+		r, err := v.s.Newest(ctx, name)
+		if err != nil {
+			return nil, notExist(err)
+		}
+		return v.nameNode(dir, r), nil
+	case levelName:
+		if name == store.Latest {
+			r, err := v.s.Newest(ctx, dir.name)
+			if err != nil {
+				return nil, notExist(err)
+			}
+			return latestNode(dir, r), nil
+		}
+		r, err := v.s.Root(ctx, dir.name, name)
+		if err != nil {
+			return nil, notExist(err)
+		}
+		return rootNode(r, childIno(dir.Ino, name)), nil
+	}
+	if !dir.IsDir() {
+		return nil, ErrNotDir
+	}
+	d, err := v.s.Dir(ctx, dir.Hash)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := d.Lookup(name)
+	if !ok {
+		return nil, fs.ErrNotExist
+	}
+	return v.entryNode(dir, e), nil
+}
+
+func notExist(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fs.ErrNotExist
+	}
+	return err
+}
+
+func (v *View) nameNode(top *Node, newest store.Root) *Node {
+	return &Node{level: levelName, name: newest.Name, Attr: Attr{Ino: childIno(top.Ino, newest.Name), Name: newest.Name,
+		Type: tree.TypeDir, Mode: 0555, Nlink: 2, MTime: newest.Created.UnixNano()}}
+}
+
+func latestNode(dir *Node, newest store.Root) *Node {
+	return &Node{level: levelLatest, Attr: Attr{Ino: childIno(dir.Ino, store.Latest), Name: store.Latest, Type: tree.TypeSymlink,
+		Mode: 0777, Nlink: 1, MTime: newest.Created.UnixNano(), Target: newest.Version, Size: int64(len(newest.Version))}}
+}
+
+// ReadDir lists directory dir in name order.
+func (v *View) ReadDir(ctx context.Context, dir *Node) ([]*Node, error) {
+	switch dir.level {
+	case levelTop, levelName:
+		roots, err := v.s.Roots(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return v.namespaceDir(ctx, dir, roots)
+	}
+	if !dir.IsDir() {
+		return nil, ErrNotDir
+	}
+	d, err := v.s.Dir(ctx, dir.Hash)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Node, len(d.Entries))
+	for i := range d.Entries {
+		out[i] = v.entryNode(dir, &d.Entries[i])
+	}
+	return out, nil
+}
+
+func (v *View) namespaceDir(ctx context.Context, dir *Node, roots []store.Root) ([]*Node, error) {
+	var out []*Node
+	if dir.level == levelTop {
+		for i, r := range roots {
+			if i+1 == len(roots) || roots[i+1].Name != r.Name {
+				out = append(out, v.nameNode(dir, r)) // roots are sorted oldest first
+			}
+		}
+		return out, nil
+	}
+	var newest store.Root
+	for _, r := range roots {
+		if r.Name == dir.name {
+			out = append(out, rootNode(r, childIno(dir.Ino, r.Version)))
+			newest = r
+		}
+	}
+	if len(out) == 0 {
+		return nil, fs.ErrNotExist
+	}
+	out = append(out, latestNode(dir, newest))
+	sortNodes(out)
+	return out, nil
+}
+
+// Walk resolves a slash-separated path from the top without following
+// symlinks.
+func (v *View) Walk(ctx context.Context, path string) (*Node, error) {
+	n := v.root
+	for _, part := range splitPath(path) {
+		var err error
+		if n, err = v.Lookup(ctx, n, part); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// Readlink returns a symlink's target.
+func (v *View) Readlink(n *Node) (string, error) {
+	if n.Type != tree.TypeSymlink {
+		return "", fs.ErrInvalid
+	}
+	return n.Target, nil
+}
+
+// Open returns a reader of a regular file's content.
+func (v *View) Open(ctx context.Context, n *Node) (*Reader, error) {
+	switch {
+	case n.IsDir():
+		return nil, ErrIsDir
+	case n.Type != tree.TypeFile:
+		return nil, fs.ErrInvalid
+	}
+	f, err := v.s.File(ctx, n.Hash)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{s: v.s, f: f}, nil
+}
+

@@ -1,0 +1,112 @@
+// Command spraydryfs stores directory trees as deduplicated, compressed,
+// versioned roots in one SQLite file, and serves them back read-only.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spraydryfs/spraydryfs/backend/store"
+)
+
+// usageError marks errors in how the command was called (exit code 2).
+type usageError struct{ error }
+
+// globals holds the options every subcommand shares.
+type globals struct {
+	storePath string
+	json      bool
+	verbose   bool
+	log       *slog.Logger
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	// SPRAYDRYFS_CPUPROFILE=FILE writes a CPU profile, for benchmarks.
+	if p := os.Getenv("SPRAYDRYFS_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
+	g := &globals{}
+	root := newRootCommand(g)
+	root.SetArgs(args)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "spraydryfs:", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+func newRootCommand(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "spraydryfs",
+		Short: "A read-only, content-addressed, versioned file system in one SQLite file",
+		Long: `SprayDryFS cuts files into content-defined chunks (spray), compresses each
+chunk with zstd (dry), and serves the trees back byte-exact (rehydrate).
+Identical chunks, files and directories are stored once across all roots.
+
+The store is one SQLite file, chosen with -s/--store or $SPRAYDRYFS_STORE.
+Roots are named NAME@VERSION.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+			level := slog.LevelWarn
+			if g.verbose {
+				level = slog.LevelDebug
+			}
+			g.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			slog.SetDefault(g.log)
+		},
+	}
+	root.PersistentFlags().StringVarP(&g.storePath, "store", "s", os.Getenv("SPRAYDRYFS_STORE"), "store file (default $SPRAYDRYFS_STORE)")
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log debug messages")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		newIngestCommand(g),
+		newRootsCommand(g),
+		newLsCommand(g),
+		newCatCommand(g),
+		newExtractCommand(g),
+		newCheckCommand(g),
+		newStatsCommand(g),
+	)
+	return root
+}
+
+// args wraps a cobra argument validator so that its errors exit with 2.
+func args(v cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error {
+		if err := v(cmd, a); err != nil {
+			return usageError{fmt.Errorf("%s: %w (see '%s --help')", cmd.Name(), err, cmd.CommandPath())}
+		}
+		return nil
+	}
+}
+
+// open opens the store for reading, or for writing (creating it) if write.
+func (g *globals) open(write bool) (*store.Store, error) {
+	if g.storePath == "" {
+		return nil, usageError{errors.New("no store given: use -s/--store PATH or set SPRAYDRYFS_STORE")}
+	}
+	return store.Open(g.storePath, store.Options{Create: write, ReadOnly: !write})
+}

@@ -1,0 +1,380 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/spraydryfs/spraydryfs/backend/chunk"
+	"github.com/spraydryfs/spraydryfs/backend/hash"
+	"github.com/spraydryfs/spraydryfs/backend/tree"
+)
+
+// pendingDir is a directory whose listing waits for its children: files
+// being read by workers and subdirectories still being walked. The last
+// child to finish encodes it and completes the parent's entry.
+type pendingDir struct {
+	mu      sync.Mutex
+	waiting int // children not finished, plus one while the walker lists it
+	rel     string
+	dir     tree.Dir
+	parent  *pendingDir
+	slot    *tree.Entry // this directory's entry in the parent's listing
+	index   map[string]seen
+	done    chan struct{} // closed when the top directory is finished
+}
+
+type fileJob struct {
+	abs  string
+	slot *tree.Entry
+	pd   *pendingDir
+	st   unix.Stat_t
+}
+
+// dirSource walks one source directory; its contents become a listing.
+func (in *ingester) dirSource(ctx context.Context, dir string, jobs chan<- *fileJob) (*built, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return nil, fmt.Errorf("ingest %s: %w", dir, err)
+	}
+	top := &tree.Entry{}
+	if err := in.fillEntry(dir, &st, top); err != nil {
+		return nil, err
+	}
+	pd := &pendingDir{slot: top, done: make(chan struct{})}
+	in.walk(ctx, dir, pd, jobs)
+	select {
+	case <-pd.done:
+	case <-ctx.Done():
+		if in.err != nil {
+			return nil, in.err
+		}
+		return nil, ctx.Err()
+	}
+	return &built{entry: *top, dir: &pd.dir}, nil
+}
+
+// walk lists abs into pd, sends its files to the workers, and recurses into
+// subdirectories in name order.
+func (in *ingester) walk(ctx context.Context, abs string, pd *pendingDir, jobs chan<- *fileJob) {
+	names, err := sortedNames(abs)
+	if err != nil {
+		in.fail(fmt.Errorf("ingest %s: %w", abs, err))
+		return
+	}
+	var prev map[string]seen
+	if in.prevGen != 0 {
+		data, err := in.s.IngestIndex(ctx, in.name, in.prevGen, pd.rel)
+		if err != nil {
+			in.fail(err)
+			return
+		}
+		prev = decodeIndex(data)
+	}
+	pd.waiting = 1
+	pd.index = map[string]seen{}
+	entries := make([]tree.Entry, 0, len(names))
+	stats := make([]unix.Stat_t, 0, len(names))
+	for _, name := range names {
+		p := filepath.Join(abs, name)
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			if errors.Is(err, syscall.ENOENT) {
+				continue // removed while we walked: it is not part of this version
+			}
+			in.fail(fmt.Errorf("ingest %s: %w", p, err))
+			return
+		}
+		if in.skip[devIno{uint64(st.Dev), st.Ino}] {
+			continue
+		}
+		e := tree.Entry{Name: name}
+		if err := in.fillEntry(p, &st, &e); err != nil {
+			in.fail(err)
+			return
+		}
+		entries = append(entries, e)
+		stats = append(stats, st)
+	}
+	pd.dir.Entries = entries
+	for i := range entries {
+		if ctx.Err() != nil {
+			return
+		}
+		e := &entries[i]
+		p := filepath.Join(abs, e.Name)
+		switch e.Type {
+		case tree.TypeFile:
+			st := &stats[i]
+			pd.mu.Lock()
+			pd.dir.Files++
+			pd.mu.Unlock()
+			if s, ok := prev[e.Name]; ok && s.ino == st.Ino && s.size == st.Size && s.mtime == e.MTime {
+				if ok, err := in.s.HasFile(ctx, s.hash, s.size); err == nil && ok {
+					e.Hash = s.hash
+					pd.mu.Lock()
+					pd.dir.Bytes += uint64(e.Size)
+					pd.index[e.Name] = s
+					pd.mu.Unlock()
+					if in.opt.Progress != nil {
+						in.opt.Progress.Add(1, e.Size)
+					}
+					continue
+				}
+			}
+			pd.mu.Lock()
+			pd.waiting++
+			pd.mu.Unlock()
+			select {
+			case jobs <- &fileJob{abs: p, slot: e, pd: pd, st: *st}:
+			case <-ctx.Done():
+				return
+			}
+		case tree.TypeDir:
+			pd.mu.Lock()
+			pd.waiting++
+			pd.mu.Unlock()
+			child := &pendingDir{parent: pd, slot: e, rel: filepath.Join(pd.rel, e.Name)}
+			in.walk(ctx, p, child, jobs)
+		}
+	}
+	in.release(pd)
+}
+
+// release marks one child of pd finished; the last one finishes pd.
+func (in *ingester) release(pd *pendingDir) {
+	pd.mu.Lock()
+	pd.waiting--
+	last := pd.waiting == 0
+	pd.mu.Unlock()
+	if !last {
+		return
+	}
+	if err := in.finishDir(&pd.dir, pd.slot); err != nil {
+		in.fail(err)
+		return
+	}
+	if len(pd.index) > 0 {
+		if err := in.w.PutIndex(in.name, in.gen, pd.rel, encodeIndex(pd.index)); err != nil {
+			in.fail(err)
+			return
+		}
+	}
+	if pd.parent == nil {
+		close(pd.done)
+		return
+	}
+	p := pd.parent
+	p.mu.Lock()
+	p.dir.Files += pd.dir.Files
+	p.dir.Bytes += pd.dir.Bytes
+	p.mu.Unlock()
+	in.release(p)
+}
+
+// fillEntry sets an entry's attributes from lstat and reads symlink
+// targets and extended attributes.
+func (in *ingester) fillEntry(p string, st *unix.Stat_t, e *tree.Entry) error {
+	e.Mode = st.Mode & 07777
+	e.UID, e.GID = st.Uid, st.Gid
+	e.MTime = st.Mtim.Nano()
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		e.Type, e.Size, e.Nlink = tree.TypeFile, st.Size, 1
+		if g := in.links[devIno{uint64(st.Dev), st.Ino}]; g != nil && g.count > 1 {
+			e.Nlink, e.LinkID = g.count, g.id
+		}
+	case unix.S_IFDIR:
+		e.Type = tree.TypeDir
+	case unix.S_IFLNK:
+		e.Type = tree.TypeSymlink
+		t, err := os.Readlink(p)
+		if err != nil {
+			return fmt.Errorf("ingest %s: %w", p, err)
+		}
+		e.Target, e.Size = t, int64(len(t))
+	case unix.S_IFIFO:
+		e.Type = tree.TypeFIFO
+	case unix.S_IFSOCK:
+		e.Type = tree.TypeSocket
+	case unix.S_IFCHR:
+		e.Type, e.Rdev = tree.TypeCharDev, st.Rdev
+	case unix.S_IFBLK:
+		e.Type, e.Rdev = tree.TypeBlockDev, st.Rdev
+	default:
+		return fmt.Errorf("ingest %s: unknown file type %o", p, st.Mode&unix.S_IFMT)
+	}
+	x, err := readXattrs(p)
+	if err != nil {
+		return fmt.Errorf("ingest %s: %w", p, err)
+	}
+	e.Xattrs = x
+	return nil
+}
+
+// readXattrs returns a file's extended attributes sorted by name.
+func readXattrs(p string) ([]tree.Xattr, error) {
+	buf := make([]byte, 1024)
+	n, err := unix.Llistxattr(p, buf)
+	if errors.Is(err, unix.ERANGE) {
+		if n, err = unix.Llistxattr(p, nil); err == nil {
+			buf = make([]byte, n)
+			n, err = unix.Llistxattr(p, buf)
+		}
+	}
+	if errors.Is(err, unix.ENOTSUP) || n == 0 {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list xattrs: %w", err)
+	}
+	var out []tree.Xattr
+	for _, name := range splitNul(buf[:n]) {
+		sz, err := unix.Lgetxattr(p, name, nil)
+		if errors.Is(err, unix.ENODATA) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("xattr %s: %w", name, err)
+		}
+		val := make([]byte, sz)
+		if sz > 0 {
+			if sz, err = unix.Lgetxattr(p, name, val); err != nil {
+				return nil, fmt.Errorf("xattr %s: %w", name, err)
+			}
+		}
+		out = append(out, tree.Xattr{Name: name, Value: val[:sz]})
+	}
+	slices.SortFunc(out, func(a, b tree.Xattr) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func splitNul(b []byte) []string {
+	var out []string
+	for len(b) > 0 {
+		i := 0
+		for i < len(b) && b[i] != 0 {
+			i++
+		}
+		if i > 0 {
+			out = append(out, string(b[:i]))
+		}
+		if i < len(b) {
+			i++
+		}
+		b = b[i:]
+	}
+	return out
+}
+
+// worker reads files: cut, hash, claim, dry and store each new chunk, then
+// the file record.
+func (in *ingester) worker(ctx context.Context, jobs <-chan *fileJob) {
+	ck, err := chunk.NewChunker(in.s.Params())
+	if err != nil {
+		in.fail(err)
+	}
+	var first []byte
+	for j := range jobs {
+		if ctx.Err() != nil || ck == nil {
+			continue // drain: the walker stops on the cancelled context
+		}
+		if err := in.readFile(ctx, ck, &first, j); err != nil {
+			in.fail(err)
+			continue
+		}
+		in.release(j.pd)
+	}
+}
+
+func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, first *[]byte, j *fileJob) error {
+	f, err := os.OpenFile(j.abs, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("ingest %s: %w", j.abs, err)
+	}
+	defer f.Close()
+	ck.Reset(f)
+	// A one-chunk file's address is its chunk's: the whole-file hash is
+	// only computed once a second chunk shows up, from a copy of the first.
+	var (
+		refs  []tree.ChunkRef
+		size  int64
+		whole = hash.New()
+	)
+	for {
+		c, err := ck.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("ingest %s: %w", j.abs, err)
+		}
+		h := hash.Sum(c)
+		switch len(refs) {
+		case 0:
+			*first = append((*first)[:0], c...)
+		case 1:
+			whole.Write(*first)
+			fallthrough
+		default:
+			whole.Write(c)
+		}
+		refs = append(refs, tree.ChunkRef{Hash: h, Size: uint32(len(c))})
+		size += int64(len(c))
+		claimed, err := in.w.Claim(ctx, h)
+		if err != nil {
+			return err
+		}
+		if claimed {
+			stored, codec := in.dryer.Dry(nil, c)
+			if err := in.w.PutChunk(h, len(c), codec, stored); err != nil {
+				return err
+			}
+		}
+		if in.opt.Progress != nil {
+			in.opt.Progress.Add(0, int64(len(c)))
+		}
+	}
+	var fh hash.Hash
+	switch {
+	case len(refs) == 0:
+		fh = hash.Sum(nil)
+	case len(refs) == 1:
+		fh = refs[0].Hash
+	default:
+		fh = hash.FromDigest(whole.Sum(nil))
+	}
+	claimed, err := in.w.ClaimFile(ctx, fh)
+	if err != nil {
+		return err
+	}
+	if claimed {
+		if err := in.w.PutFile(fh, size, tree.EncodeChunkList(refs)); err != nil {
+			return err
+		}
+	}
+	if size != j.st.Size {
+		in.opt.Log.Warn("file changed size while being read; stored what was read", "path", j.abs, "was", j.st.Size, "read", size)
+	}
+	j.slot.Hash, j.slot.Size = fh, size
+	in.readFiles.Add(1)
+	in.readBytes.Add(size)
+	if in.opt.Progress != nil {
+		in.opt.Progress.Add(1, 0)
+	}
+	pd := j.pd
+	pd.mu.Lock()
+	pd.dir.Bytes += uint64(size)
+	pd.index[j.slot.Name] = seen{ino: j.st.Ino, size: size, mtime: j.slot.MTime, hash: fh}
+	pd.mu.Unlock()
+	return nil
+}
