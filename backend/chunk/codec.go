@@ -20,7 +20,7 @@ const (
 )
 
 // ErrCorrupt reports stored bytes that do not rehydrate to their hash.
-var ErrCorrupt = errors.New("corrupt chunk")
+var ErrCorrupt = errors.New("corrupt")
 
 // Level is a zstd effort level, named as klauspost/compress names them.
 type Level = zstd.EncoderLevel
@@ -92,16 +92,16 @@ func (y *Hydrator) Hydrate(h hash.Hash, codec Codec, size int, stored []byte) ([
 		var err error
 		raw, err = y.dec.DecodeAll(stored, make([]byte, 0, size))
 		if err != nil {
-			return nil, fmt.Errorf("%w %s: %v", ErrCorrupt, h, err)
+			return nil, fmt.Errorf("%w chunk %s: %v", ErrCorrupt, h, err)
 		}
 	default:
-		return nil, fmt.Errorf("%w %s: unknown codec %d", ErrCorrupt, h, codec)
+		return nil, fmt.Errorf("%w chunk %s: unknown codec %d", ErrCorrupt, h, codec)
 	}
 	if len(raw) != size {
-		return nil, fmt.Errorf("%w %s: %d bytes, want %d", ErrCorrupt, h, len(raw), size)
+		return nil, fmt.Errorf("%w chunk %s: %d bytes, want %d", ErrCorrupt, h, len(raw), size)
 	}
 	if hash.Sum(raw) != h {
-		return nil, fmt.Errorf("%w %s: content does not match its hash", ErrCorrupt, h)
+		return nil, fmt.Errorf("%w chunk %s: content does not match its hash", ErrCorrupt, h)
 	}
 	return raw, nil
 }

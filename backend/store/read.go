@@ -130,16 +130,9 @@ func (s *Store) readDir(ctx context.Context, h hash.Hash) (*tree.Dir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read directory %s: %w", h, err)
 	}
-	enc, err := unpackDir(blob)
+	d, err := decodeDirBlob(h, blob)
 	if err != nil {
-		return nil, fmt.Errorf("%w: directory %s: %v", ErrCorrupt, h, err)
-	}
-	if hash.Sum(enc) != h {
-		return nil, fmt.Errorf("%w: directory %s: listing does not match its hash", ErrCorrupt, h)
-	}
-	d, err := tree.DecodeDir(enc)
-	if err != nil {
-		return nil, fmt.Errorf("%w: directory %s: %v", ErrCorrupt, h, err)
+		return nil, fmt.Errorf("directory %s: %w", h, err)
 	}
 	return d, nil
 }

@@ -24,6 +24,7 @@ type Root struct {
 	Source  string
 	Files   int64
 	Bytes   int64
+	Stored  int64 // bytes its ingest added to the store
 	Gen     int64 // ingest generation of its reuse index
 }
 
@@ -98,11 +99,11 @@ func ParseRef(s string, needVersion bool) (Ref, error) {
 	return r, nil
 }
 
-const rootCols = `name, version, top, created, source, files, bytes, gen`
+const rootCols = `name, version, top, created, source, files, bytes, stored, gen`
 
 func scanRoot(st *sqlite.Stmt) (Root, error) {
 	r := Root{Name: st.ColumnText(0), Version: st.ColumnText(1), Created: time.Unix(0, st.ColumnInt64(3)),
-		Source: st.ColumnText(4), Files: st.ColumnInt64(5), Bytes: st.ColumnInt64(6), Gen: st.ColumnInt64(7)}
+		Source: st.ColumnText(4), Files: st.ColumnInt64(5), Bytes: st.ColumnInt64(6), Stored: st.ColumnInt64(7), Gen: st.ColumnInt64(8)}
 	b := make([]byte, st.ColumnLen(2))
 	st.ColumnBytes(2, b)
 	d, err := tree.DecodeDir(b)

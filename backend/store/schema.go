@@ -66,6 +66,7 @@ CREATE TABLE roots(
 	source  TEXT NOT NULL,
 	files   INTEGER NOT NULL,
 	bytes   INTEGER NOT NULL,
+	stored  INTEGER NOT NULL, -- bytes its ingest added to the store
 	gen     INTEGER NOT NULL,
 	UNIQUE(name, version)
 );

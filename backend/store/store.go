@@ -86,7 +86,7 @@ func Open(path string, opt Options) (*Store, error) {
 	}
 	s := &Store{path: path}
 	if !opt.ReadOnly {
-		c, err := sqlite.OpenConn(path, sqlite.OpenReadWrite|sqlite.OpenCreate|sqlite.OpenWAL|sqlite.OpenURI)
+		c, err := sqlite.OpenConn(path, sqlite.OpenReadWrite|sqlite.OpenCreate|sqlite.OpenURI)
 		if err != nil {
 			return nil, fmt.Errorf("open store %s: %w", path, err)
 		}
@@ -159,7 +159,7 @@ func checkFile(path string, create bool) error {
 }
 
 func prepareRead(c *sqlite.Conn) error {
-	return pragmas(c, "busy_timeout=10000", "mmap_size=268435456", "cache_size=-16384")
+	return pragmas(c, "busy_timeout=10000", "mmap_size=268435456", "cache_size=-8192")
 }
 
 // pragmas runs each PRAGMA on its own: some may not run inside a transaction.
@@ -175,7 +175,11 @@ func pragmas(c *sqlite.Conn, ps ...string) error {
 // setup configures the write connection and migrates the schema.
 func (s *Store) setup(opt Options) error {
 	c := s.wconn
-	if err := pragmas(c, "busy_timeout=10000", "journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536", "mmap_size=268435456"); err != nil {
+	// 64 KiB pages: measured on two gomod versions, the file is 7% smaller
+	// than with 4 KiB pages (small chunk blobs pack better, and SQLite keeps
+	// overflow pages full). page_size only applies before the first write,
+	// which is why the connection is opened without the WAL flag.
+	if err := pragmas(c, "busy_timeout=10000", "page_size=65536", "journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536", "mmap_size=268435456"); err != nil {
 		return fmt.Errorf("open store %s: %w", s.path, err)
 	}
 	v, err := userVersion(c)

@@ -219,8 +219,8 @@ func (w *Writer) Commit(r Root) error {
 	if err != nil {
 		return fmt.Errorf("commit root %s: %w", r.ID(), err)
 	}
-	err = sqlitex.Execute(c, `INSERT INTO roots(`+rootCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, &sqlitex.ExecOptions{
-		Args: []any{r.Name, r.Version, top, r.Created.UnixNano(), r.Source, r.Files, r.Bytes, r.Gen}})
+	err = sqlitex.Execute(c, `INSERT INTO roots(`+rootCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, &sqlitex.ExecOptions{
+		Args: []any{r.Name, r.Version, top, r.Created.UnixNano(), r.Source, r.Files, r.Bytes, w.Stats().StoredBytes, r.Gen}})
 	if sqlite.ErrCode(err) == sqlite.ResultConstraintUnique {
 		err = fmt.Errorf("root %s: %w", r.ID(), ErrExists)
 	}

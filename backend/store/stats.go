@@ -1,0 +1,78 @@
+package store
+
+import (
+	"context"
+	"os"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+)
+
+// Stats summarizes a store.
+type Stats struct {
+	Roots       int64 `json:"roots"`
+	Logical     int64 `json:"logical_bytes"`     // file bytes summed over every root
+	UniqueFiles int64 `json:"unique_files"`      // distinct file contents
+	FileBytes   int64 `json:"unique_file_bytes"` // their bytes
+	Chunks      int64 `json:"chunks"`
+	ChunkBytes  int64 `json:"chunk_bytes"`  // raw bytes of distinct chunks
+	ChunkStored int64 `json:"chunk_stored"` // their stored (compressed) bytes
+	RawChunks   int64 `json:"raw_chunks"`   // chunks stored uncompressed
+	Dirs        int64 `json:"dirs"`
+	DirBytes    int64 `json:"dir_bytes"`
+	ListBytes   int64 `json:"chunk_list_bytes"`
+	FileSize    int64 `json:"file_size"` // the store's file(s) on disk
+}
+
+// DedupRatio is logical bytes over distinct chunk bytes.
+func (s Stats) DedupRatio() float64 { return ratio(s.Logical, s.ChunkBytes) }
+
+// CompressionRatio is distinct chunk bytes over their stored bytes.
+func (s Stats) CompressionRatio() float64 { return ratio(s.ChunkBytes, s.ChunkStored) }
+
+// TotalRatio is logical bytes over the store's size on disk.
+func (s Stats) TotalRatio() float64 { return ratio(s.Logical, s.FileSize) }
+
+func ratio(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// Stats computes the store's summary with aggregate queries.
+func (s *Store) Stats(ctx context.Context) (*Stats, error) {
+	st := &Stats{}
+	err := s.withRead(ctx, func(c *sqlite.Conn) error {
+		q := []struct {
+			sql  string
+			dest []*int64
+		}{
+			{`SELECT count(*), coalesce(sum(bytes), 0) FROM roots`, []*int64{&st.Roots, &st.Logical}},
+			{`SELECT count(*), coalesce(sum(size), 0), coalesce(sum(length(chunks)), 0) FROM files`, []*int64{&st.UniqueFiles, &st.FileBytes, &st.ListBytes}},
+			{`SELECT count(*), coalesce(sum(size), 0), coalesce(sum(stored), 0), coalesce(sum(codec = 0), 0) FROM chunks`, []*int64{&st.Chunks, &st.ChunkBytes, &st.ChunkStored, &st.RawChunks}},
+			{`SELECT count(*), coalesce(sum(length(data)), 0) FROM dirs`, []*int64{&st.Dirs, &st.DirBytes}},
+		}
+		for _, x := range q {
+			err := sqlitex.Execute(c, x.sql, &sqlitex.ExecOptions{ResultFunc: func(row *sqlite.Stmt) error {
+				for i, d := range x.dest {
+					*d = row.ColumnInt64(i)
+				}
+				return nil
+			}})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, suffix := range []string{"", "-wal"} {
+		if fi, err := os.Stat(s.path + suffix); err == nil {
+			st.FileSize += fi.Size()
+		}
+	}
+	return st, nil
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+func newCheckCommand(g *globals) *cobra.Command {
+	var readData bool
+	cmd := &cobra.Command{
+		Use:   "check [--read-data]",
+		Short: "Verify the store's structure (and with --read-data, every byte)",
+		Long: `Check verifies that every root's top directory, every directory listing
+(decoded and matched to its hash) and every file's chunk list is intact and
+that everything they refer to is present. With --read-data it also
+decompresses every chunk and verifies it against its hash, and re-hashes
+every multi-chunk file. It prints what is broken and exits 1 if anything is.`,
+		Example: "  spraydryfs check --read-data",
+		Args:    args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := g.open(false)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			var bar *progressbar.ProgressBar
+			phase := ""
+			progress := func(p string, done, total int64) {}
+			if term.IsTerminal(int(os.Stderr.Fd())) {
+				progress = func(p string, done, total int64) {
+					if p != phase {
+						if bar != nil {
+							bar.Finish()
+						}
+						phase = p
+						bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetDescription("check "+p),
+							progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond),
+							progressbar.OptionClearOnFinish(), progressbar.OptionFullWidth())
+					}
+					bar.Set64(done)
+				}
+			}
+			start := time.Now()
+			rep, err := s.Check(cmd.Context(), readData, progress)
+			if bar != nil {
+				bar.Finish()
+			}
+			if err != nil {
+				return err
+			}
+			what := "structure"
+			if readData {
+				what = "structure and data"
+			}
+			for _, p := range rep.Problems {
+				fmt.Println("BROKEN", p)
+			}
+			fmt.Printf("checked %s: %d roots, %d directories, %d files, %d chunks in %.1fs: ", what, rep.Roots, rep.Dirs, rep.Files, rep.Chunks, time.Since(start).Seconds())
+			if len(rep.Problems) > 0 {
+				fmt.Printf("%d problems\n", len(rep.Problems))
+				return fmt.Errorf("store %s has %d problems", s.Path(), len(rep.Problems))
+			}
+			fmt.Println("OK")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&readData, "read-data", false, "also decompress and verify every chunk")
+	return cmd
+}
+
+func newStatsCommand(g *globals) *cobra.Command {
+	var jsonOut bool
+	cmd := &cobra.Command{
+		Use:   "stats",
+		Short: "Show sizes, dedup and compression ratios",
+		Long: `Stats shows the logical bytes of all roots, the distinct chunk bytes after
+dedup, their stored bytes after compression, the resulting ratios, and
+object counts. --json adds one record per root (files, logical bytes, and
+the bytes its ingest added to the store).`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := g.open(false)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			st, err := s.Stats(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if jsonOut {
+				roots, err := s.Roots(cmd.Context())
+				if err != nil {
+					return err
+				}
+				per := make([]map[string]any, len(roots))
+				for i, r := range roots {
+					per[i] = map[string]any{"root": r.ID(), "files": r.Files, "logical_bytes": r.Bytes, "stored_bytes": r.Stored}
+				}
+				return json.NewEncoder(os.Stdout).Encode(map[string]any{"store": st, "dedup_ratio": st.DedupRatio(),
+					"compression_ratio": st.CompressionRatio(), "total_ratio": st.TotalRatio(), "roots": per})
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "roots\t%d\n", st.Roots)
+			fmt.Fprintf(tw, "logical size\t%s\t(all files of all roots)\n", size(st.Logical))
+			fmt.Fprintf(tw, "distinct files\t%d\t%s\n", st.UniqueFiles, size(st.FileBytes))
+			fmt.Fprintf(tw, "distinct chunks\t%d\t%s\t(dedup %.2fx)\n", st.Chunks, size(st.ChunkBytes), st.DedupRatio())
+			fmt.Fprintf(tw, "stored chunks\t%s\t(compression %.2fx, %d stored raw)\n", size(st.ChunkStored), st.CompressionRatio(), st.RawChunks)
+			fmt.Fprintf(tw, "directories\t%d\t%s\n", st.Dirs, size(st.DirBytes))
+			fmt.Fprintf(tw, "chunk lists\t%s\n", size(st.ListBytes))
+			fmt.Fprintf(tw, "store file\t%s\t(%.2fx smaller than the logical size)\n", size(st.FileSize), st.TotalRatio())
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
+	return cmd
+}
