@@ -348,4 +348,3 @@ func (v *View) Open(ctx context.Context, n *Node) (*Reader, error) {
 	}
 	return &Reader{s: v.s, f: f}, nil
 }
-

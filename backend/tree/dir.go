@@ -89,7 +89,7 @@ type Entry struct {
 	Mode   uint32 // permission bits with setuid, setgid and sticky (07777)
 	UID    uint32
 	GID    uint32
-	MTime  int64 // nanoseconds since the Unix epoch
+	MTime  int64  // nanoseconds since the Unix epoch
 	Size   int64  // files: content bytes; symlinks: target length; dirs: entry count
 	Nlink  uint32 // files: links within the root; dirs: 2 + subdirectories
 	LinkID uint64 // hard-link group within the root; 0 if not hard linked
