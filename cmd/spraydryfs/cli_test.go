@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+)
+
+// TestMain lets the test binary act as the spraydryfs command, so tests run
+// the real CLI in subprocesses (exit codes, output, kill -9) without a build.
+func TestMain(m *testing.M) {
+	if os.Getenv("SPRAYDRYFS_AS_CLI") == "1" {
+		os.Exit(run(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func command(args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "SPRAYDRYFS_AS_CLI=1", "SPRAYDRYFS_STORE=")
+	return cmd
+}
+
+func cli(t *testing.T, args ...string) result {
+	t.Helper()
+	cmd := command(args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	r := result{out.String(), errb.String(), code}
+	if strings.Contains(r.stderr, "goroutine ") || strings.Contains(r.stderr, "panic") {
+		t.Fatalf("spraydryfs %v crashed:\n%s", args, r.stderr)
+	}
+	return r
+}
+
+// wantFail asserts exit code and a one-line error mentioning want.
+func wantFail(t *testing.T, r result, code int, want string) {
+	t.Helper()
+	if r.code != code || !strings.Contains(r.stderr, want) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+		t.Errorf("exit %d, stderr %q; want exit %d and one line containing %q", r.code, r.stderr, code, want)
+	}
+}
+
+func writeFiles(t *testing.T, dir string, files map[string][]byte) {
+	t.Helper()
+	for p, b := range files {
+		full := filepath.Join(dir, p)
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		if err := os.WriteFile(full, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func noise(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 2))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func TestErrorsAreOneLine(t *testing.T) {
+	dir := t.TempDir()
+	st := filepath.Join(dir, "s.sdfs")
+	src := filepath.Join(dir, "src")
+	writeFiles(t, src, map[string][]byte{"f": []byte("x")})
+
+	wantFail(t, cli(t, "roots"), 2, "no store given")
+	wantFail(t, cli(t, "-s", st, "roots"), 1, "does not exist")
+	if r := cli(t, "-s", st, "ingest", "a@1", src); r.code != 0 {
+		t.Fatalf("ingest: %+v", r)
+	}
+	wantFail(t, cli(t, "-s", st, "ingest", "a@1", src), 1, "already exists")
+	for _, bad := range []string{"a/b@1", "@1", "a@", "a@1@2", "a\x01@1", "a@latest", "a@..", "noversion"} {
+		r := cli(t, "-s", st, "ingest", bad, src)
+		if r.code == 0 || !strings.Contains(r.stderr, "spraydryfs:") {
+			t.Errorf("ingest %q accepted: %+v", bad, r)
+		}
+	}
+	wantFail(t, cli(t, "-s", st, "ingest", "b@1", filepath.Join(dir, "nope")), 1, "no such file")
+	wantFail(t, cli(t, "-s", st, "cat", "zzz@1/f"), 1, "not found")
+	wantFail(t, cli(t, "-s", st, "cat", "a@1/missing"), 1, "file does not exist")
+	wantFail(t, cli(t, "-s", st, "cat", "a@1"), 1, "is a directory")
+	wantFail(t, cli(t, "-s", st, "ls", "--bogus", "a@1"), 2, "unknown flag")
+	wantFail(t, cli(t, "-s", st, "ls"), 2, "accepts 1 arg")
+	wantFail(t, cli(t, "-s", st, "ingest", "c@1"), 2, "requires at least 2 arg")
+
+	notStore := filepath.Join(dir, "text")
+	os.WriteFile(notStore, []byte("just some text, not a database"), 0o644)
+	wantFail(t, cli(t, "-s", notStore, "roots"), 1, "not a SprayDryFS store")
+	wantFail(t, cli(t, "-s", src, "roots"), 1, "is a directory")
+
+	c, err := sqlite.OpenConn(st, sqlite.OpenReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlitex.ExecuteTransient(c, "PRAGMA user_version=99", nil)
+	c.Close()
+	wantFail(t, cli(t, "-s", st, "roots"), 1, "schema version 99")
+	wantFail(t, cli(t, "-s", st, "ingest", "a@2", src), 1, "schema version 99")
+}
+
+func TestListingCommands(t *testing.T) {
+	dir := t.TempDir()
+	st := filepath.Join(dir, "s.sdfs")
+	src := filepath.Join(dir, "src")
+	writeFiles(t, src, map[string][]byte{"a/b.txt": []byte("bee"), "top.txt": []byte("top")})
+	os.Symlink("a/b.txt", filepath.Join(src, "ln"))
+	cli(t, "-s", st, "ingest", "l@1", src)
+	if r := cli(t, "-s", st, "cat", "l@1/ln"); r.stdout != "bee" {
+		t.Fatalf("cat through symlink: %+v", r)
+	}
+	r := cli(t, "-s", st, "ls", "-l", "-R", "l@1")
+	for _, want := range []string{"a/b.txt", "ln -> a/b.txt", "top.txt", "-rw-r--r--"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("ls -lR lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	var roots []map[string]any
+	if err := json.Unmarshal([]byte(cli(t, "-s", st, "roots", "--json").stdout), &roots); err != nil || len(roots) != 1 || roots[0]["files"] != 2.0 {
+		t.Fatalf("roots --json: %v %v", roots, err)
+	}
+	var stats map[string]any
+	if err := json.Unmarshal([]byte(cli(t, "-s", st, "stats", "--json").stdout), &stats); err != nil || stats["roots"] == nil {
+		t.Fatalf("stats --json: %v %v", stats, err)
+	}
+	if r := cli(t, "-s", st, "check", "--read-data"); r.code != 0 || !strings.Contains(r.stdout, "OK") {
+		t.Fatalf("check: %+v", r)
+	}
+}
+
+func TestCorruptChunkNeverPrinted(t *testing.T) {
+	dir := t.TempDir()
+	st := filepath.Join(dir, "s.sdfs")
+	src := filepath.Join(dir, "src")
+	content := bytes.Repeat([]byte("precious data "), 40000) // several chunks
+	writeFiles(t, src, map[string][]byte{"f": content, "g": []byte("fine")})
+	cli(t, "-s", st, "ingest", "c@1", src)
+
+	// Damage one stored chunk in the middle of the file.
+	c, err := sqlite.OpenConn(st, sqlite.OpenReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id int64
+	var data []byte
+	sqlitex.Execute(c, `SELECT id, data FROM chunk_data ORDER BY length(data) DESC LIMIT 1`, &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		id, data = s.ColumnInt64(0), make([]byte, s.ColumnLen(1))
+		s.ColumnBytes(1, data)
+		return nil
+	}})
+	data[len(data)/2] ^= 0x20
+	if err := sqlitex.Execute(c, `UPDATE chunk_data SET data = ? WHERE id = ?`, &sqlitex.ExecOptions{Args: []any{data, id}}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+
+	r := cli(t, "-s", st, "cat", "c@1/f")
+	wantFail(t, r, 1, "corrupt chunk sha256:")
+	if !bytes.HasPrefix(content, []byte(r.stdout)) || len(r.stdout) == len(content) {
+		t.Fatalf("cat printed %d bytes that are not a proper prefix of the content", len(r.stdout))
+	}
+	if r := cli(t, "-s", st, "cat", "c@1/g"); r.code != 0 || r.stdout != "fine" {
+		t.Fatalf("healthy file: %+v", r)
+	}
+	r = cli(t, "-s", st, "check", "--read-data")
+	if r.code != 1 || !strings.Contains(r.stdout, "BROKEN chunk sha256:") {
+		t.Fatalf("check --read-data: %+v", r)
+	}
+}
+
+func TestKilledIngestLeavesConsistentStore(t *testing.T) {
+	dir := t.TempDir()
+	st := filepath.Join(dir, "s.sdfs")
+	src := filepath.Join(dir, "src")
+	files := map[string][]byte{}
+	for i := range 48 {
+		files[filepath.Join("d", string(rune('a'+i%26)), strings.Repeat("x", i+1))] = noise(1<<20, uint64(i))
+	}
+	writeFiles(t, src, files)
+	cli(t, "-s", st, "ingest", "k@0", t.TempDir()) // the store exists before the kill
+
+	cmd := command("-s", st, "ingest", "k@1", src)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Kill once the first batch has committed.
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && committedChunks(st) == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	err := cmd.Wait()
+	if err == nil {
+		t.Skip("ingest finished before it could be killed")
+	}
+
+	if r := cli(t, "-s", st, "check", "--read-data"); r.code != 0 {
+		t.Fatalf("check after kill: %+v", r)
+	}
+	if r := cli(t, "-s", st, "roots"); strings.Contains(r.stdout, "k@1") {
+		t.Fatalf("killed ingest left a root:\n%s", r.stdout)
+	}
+	var res struct {
+		StoredBytes int64 `json:"stored_bytes"`
+		Bytes       int64 `json:"bytes"`
+	}
+	r := cli(t, "-s", st, "ingest", "--json", "k@1", src)
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("re-run: %+v", r)
+	}
+	if res.StoredBytes >= res.Bytes-(2<<20) {
+		t.Fatalf("re-run stored %d of %d bytes: the chunks stored before the kill were not reused", res.StoredBytes, res.Bytes)
+	}
+	if r := cli(t, "-s", st, "check", "--read-data"); r.code != 0 {
+		t.Fatalf("check after re-run: %+v", r)
+	}
+}
+
+func committedChunks(path string) int64 {
+	c, err := sqlite.OpenConn(path, sqlite.OpenReadOnly)
+	if err != nil {
+		return 0
+	}
+	defer c.Close()
+	var n int64
+	sqlitex.Execute(c, `SELECT count(*) FROM chunks`, &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error { n = s.ColumnInt64(0); return nil }})
+	return n
+}
