@@ -63,7 +63,7 @@ type op struct {
 
 // Batch limits: a transaction commits after this many bytes or this long.
 const (
-	batchBytes = 32 << 20
+	batchBytes = 8 << 20
 	batchTime  = time.Second
 )
 
