@@ -105,6 +105,33 @@ func (a *Attr) FileMode() fs.FileMode {
 	return m
 }
 
+// UnixMode returns st_mode: the file-type bits and the permission bits.
+func (a *Attr) UnixMode() uint32 {
+	var t uint32
+	switch a.Type {
+	case tree.TypeFile:
+		t = syscall.S_IFREG
+	case tree.TypeDir:
+		t = syscall.S_IFDIR
+	case tree.TypeSymlink:
+		t = syscall.S_IFLNK
+	case tree.TypeFIFO:
+		t = syscall.S_IFIFO
+	case tree.TypeSocket:
+		t = syscall.S_IFSOCK
+	case tree.TypeCharDev:
+		t = syscall.S_IFCHR
+	case tree.TypeBlockDev:
+		t = syscall.S_IFBLK
+	}
+	return t | a.Mode
+}
+
+// Immutable reports whether the node can never change: true for everything
+// stored; false for the namespace's own directories and latest links,
+// which change as roots are added.
+func (n *Node) Immutable() bool { return n.level == levelStored }
+
 // IsDir reports whether the node is a directory.
 func (a *Attr) IsDir() bool { return a.Type == tree.TypeDir }
 

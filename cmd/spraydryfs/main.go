@@ -89,6 +89,7 @@ Roots are named NAME@VERSION.`,
 		newExtractCommand(g),
 		newCheckCommand(g),
 		newStatsCommand(g),
+		newMountCommand(g),
 	)
 	return root
 }

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spraydryfs/spraydryfs/backend"
+	"github.com/spraydryfs/spraydryfs/backend/store"
+	"github.com/spraydryfs/spraydryfs/frontends/fuse"
+)
+
+// openView opens the view a frontend serves: every root as
+// /<name>/<version>/… (arg empty), one name's versions (NAME), or one root
+// or a directory inside it (NAME@VERSION[/path]).
+func openView(ctx context.Context, s *store.Store, arg string) (*backend.View, error) {
+	if arg == "" {
+		return backend.OpenNamespace(s), nil
+	}
+	ref, err := store.ParseRef(arg, false)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if ref.Version == "" {
+		return backend.OpenName(ctx, s, ref.Name)
+	}
+	return backend.OpenRoot(ctx, s, ref)
+}
+
+func newMountCommand(g *globals) *cobra.Command {
+	var (
+		opt      fuse.Options
+		uid, gid int64
+		extra    []string
+	)
+	cmd := &cobra.Command{
+		Use:   "mount MOUNTPOINT [NAME[@VERSION[/path]]]",
+		Short: "Mount roots read-only with FUSE",
+		Long: `Mount serves the store through the kernel with FUSE until interrupted
+(Ctrl-C, SIGTERM) or unmounted (umount, umount -l, fusermount3 -u).
+
+Without a root, the mount shows every root as /<name>/<version>/… with a
+'latest' symlink per name; with NAME, that name's versions; with
+NAME@VERSION (or NAME@VERSION/sub/dir), that tree alone.
+
+The mount is read-only (ro,nosuid,nodev): every write fails with EROFS.
+Ownership and permissions are the stored ones (checked by the kernel);
+--uid/--gid show every file as owned by one user. As root it mounts
+through /dev/fuse directly; otherwise it needs fusermount3 (Debian fuse3).
+A corrupt chunk fails the reads that need it with EIO and is logged; the
+rest of the tree keeps being served.`,
+		Example: `  spraydryfs mount /mnt/trees
+  spraydryfs mount --allow-other /mnt/tc toolchain@latest`,
+		Args: args(cobra.RangeArgs(1, 2)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			ctx := cmd.Context()
+			s, err := g.open(false)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			which := ""
+			if len(a) == 2 {
+				which = a[1]
+			}
+			v, err := openView(ctx, s, which)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("uid") {
+				u := uint32(uid)
+				opt.UID = &u
+			}
+			if cmd.Flags().Changed("gid") {
+				g := uint32(gid)
+				opt.GID = &g
+			}
+			for _, o := range extra {
+				opt.Extra = append(opt.Extra, strings.Split(o, ",")...)
+			}
+			opt.Log = g.log
+			server, err := fuse.Mount(a[0], v, opt)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "spraydryfs: serving %s at %s (Ctrl-C or 'umount %s' to stop)\n", describe(which), a[0], a[0])
+			done := make(chan struct{})
+			go func() {
+				server.Wait()
+				close(done)
+			}()
+			select {
+			case <-done: // unmounted from outside
+			case <-ctx.Done():
+				if err := server.Unmount(); err != nil {
+					return fmt.Errorf("unmount %s: %w (is it busy? try umount -l)", a[0], err)
+				}
+				<-done
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&opt.AllowOther, "allow-other", false, "let other users see the mount (needs user_allow_other in /etc/fuse.conf unless root)")
+	cmd.Flags().Int64Var(&uid, "uid", 0, "show every file as owned by this user id")
+	cmd.Flags().Int64Var(&gid, "gid", 0, "show every file as owned by this group id")
+	cmd.Flags().StringSliceVarP(&extra, "options", "o", nil, "more mount options, comma separated (e.g. -o fsname=x)")
+	cmd.Flags().BoolVar(&opt.ReadDirPlus, "readdirplus", false, "send attributes with directory listings (faster ls -l, slower ls)")
+	cmd.Flags().BoolVar(&opt.Debug, "debug", false, "log every FUSE request")
+	return cmd
+}
+
+func describe(which string) string {
+	if which == "" {
+		return "all roots"
+	}
+	return which
+}

@@ -1,0 +1,310 @@
+// Package fuse serves a backend view through the kernel with FUSE
+// (github.com/hanwen/go-fuse/v2): read-only at every level, with long
+// cache timeouts because stored content never changes.
+package fuse
+
+import (
+	"context"
+	"errors"
+	"io"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	gofuse "github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/spraydryfs/spraydryfs/backend"
+)
+
+// Options configure Mount.
+type Options struct {
+	// AllowOther lets users other than the mounter see the tree.
+	AllowOther bool
+	// UID and GID, if set, replace every owner.
+	UID, GID *uint32
+	// Extra are more -o mount options, passed through.
+	Extra []string
+	// ReadDirPlus asks the kernel for attributes with directory listings.
+	ReadDirPlus bool
+	Log         *slog.Logger
+	Debug       bool
+}
+
+// Cache timeouts: stored content never changes; the namespace's own
+// directories change when roots are added.
+const (
+	immutableTimeout = 24 * time.Hour
+	namespaceTimeout = time.Second
+)
+
+// mount is state shared by every node of one mount.
+type mount struct {
+	v      *backend.View
+	opt    Options
+	log    *slog.Logger
+	statfs gofuse.StatfsOut
+}
+
+// node is one inode: a backend node under go-fuse's Inode.
+type node struct {
+	gofs.Inode
+	m *mount
+	n *backend.Node
+}
+
+// Mount mounts v read-only at dir and returns the running server; call
+// Wait to serve until unmounted and Unmount to stop.
+func Mount(dir string, v *backend.View, opt Options) (*gofuse.Server, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("mount point: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("mount point %s is not a directory", dir)
+	}
+	if busy, err := isMountPoint(dir); err == nil && busy {
+		return nil, fmt.Errorf("mount point %s is busy: something is already mounted there", dir)
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	m := &mount{v: v, opt: opt, log: opt.Log}
+	m.statfs = statfs(v)
+	long, short := immutableTimeout, namespaceTimeout
+	timeout := &long
+	if !v.Root().Immutable() {
+		timeout = &short
+	}
+	root := &node{m: m, n: v.Root()}
+	fo := &gofs.Options{
+		EntryTimeout:    timeout,
+		AttrTimeout:     timeout,
+		NegativeTimeout: timeout,
+		RootStableAttr:  &gofs.StableAttr{Ino: backend.RootIno, Mode: syscall.S_IFDIR},
+		MountOptions: gofuse.MountOptions{
+			AllowOther:         opt.AllowOther,
+			FsName:             fsName(v),
+			Name:               "spraydryfs",
+			Options:            append([]string{"ro", "default_permissions"}, opt.Extra...),
+			DirectMount:        true,
+			DirectMountFlags:   syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV,
+			MaxWrite:           1 << 20,
+			MaxReadAhead:       1 << 20,
+			DisableReadDirPlus: !opt.ReadDirPlus,
+			Debug:              opt.Debug,
+		},
+	}
+	return gofs.Mount(dir, root, fo)
+}
+
+// fsName is the mount's source as df and mount show it: the store file.
+func fsName(v *backend.View) string {
+	if abs, err := filepath.Abs(v.Store().Path()); err == nil {
+		return abs
+	}
+	return "spraydryfs"
+}
+
+// isMountPoint reports whether dir is the root of a mounted file system.
+func isMountPoint(dir string) (bool, error) {
+	var a, b syscall.Stat_t
+	if err := syscall.Stat(dir, &a); err != nil {
+		return false, err
+	}
+	if err := syscall.Stat(dir+"/..", &b); err != nil {
+		return false, err
+	}
+	return a.Dev != b.Dev || a.Ino == b.Ino, nil
+}
+
+// statfs describes the view: the store's size in blocks, the files the
+// view's roots hold, nothing free.
+func statfs(v *backend.View) gofuse.StatfsOut {
+	const bsize = 4096
+	out := gofuse.StatfsOut{Bsize: bsize, Frsize: bsize, NameLen: 255}
+	if fi, err := os.Stat(v.Store().Path()); err == nil {
+		out.Blocks = uint64(fi.Size()+bsize-1) / bsize
+	}
+	if roots, err := v.Store().Roots(context.Background()); err == nil {
+		for _, r := range roots {
+			out.Files += uint64(r.Files)
+		}
+	}
+	return out
+}
+
+// errno maps a backend error to an errno, logging what the kernel's caller
+// will only see as EIO.
+func (m *mount) errno(op string, n *backend.Node, err error) syscall.Errno {
+	e := backend.Errno(err)
+	if e == syscall.EIO {
+		m.log.Error("fuse: "+op+" failed", "name", n.Name, "ino", n.Ino, "err", err)
+	}
+	return e
+}
+
+func (m *mount) timeout(n *backend.Node) time.Duration {
+	if n.Immutable() {
+		return immutableTimeout
+	}
+	return namespaceTimeout
+}
+
+// fill sets the attributes of n in out.
+func (m *mount) fill(n *backend.Node, out *gofuse.Attr) {
+	out.Ino = n.Ino
+	out.Mode = n.UnixMode()
+	out.Nlink = n.Nlink
+	out.Uid, out.Gid = n.UID, n.GID
+	if m.opt.UID != nil {
+		out.Uid = *m.opt.UID
+	}
+	if m.opt.GID != nil {
+		out.Gid = *m.opt.GID
+	}
+	out.Size = uint64(n.Size)
+	out.Blocks = (out.Size + 511) / 512
+	out.Blksize = 64 << 10
+	sec, nsec := uint64(n.MTime/1e9), uint32(n.MTime%1e9)
+	if n.MTime < 0 {
+		sec, nsec = 0, 0
+	}
+	out.Mtime, out.Mtimensec = sec, nsec
+	out.Ctime, out.Ctimensec = sec, nsec
+	out.Atime, out.Atimensec = sec, nsec
+	out.Rdev = uint32(n.Rdev)
+}
+
+var (
+	_ gofs.NodeLookuper    = (*node)(nil)
+	_ gofs.NodeGetattrer   = (*node)(nil)
+	_ gofs.NodeReaddirer   = (*node)(nil)
+	_ gofs.NodeOpener      = (*node)(nil)
+	_ gofs.NodeReader      = (*node)(nil)
+	_ gofs.NodeReadlinker  = (*node)(nil)
+	_ gofs.NodeGetxattrer  = (*node)(nil)
+	_ gofs.NodeListxattrer = (*node)(nil)
+	_ gofs.NodeStatfser    = (*node)(nil)
+)
+
+// Lookup implements gofs.NodeLookuper.
+func (d *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	c, err := d.m.v.Lookup(ctx, d.n, name)
+	if err != nil {
+		return nil, d.m.errno("lookup", d.n, err)
+	}
+	d.m.fill(c, &out.Attr)
+	out.SetEntryTimeout(d.m.timeout(d.n))
+	out.SetAttrTimeout(d.m.timeout(c))
+	child := &node{m: d.m, n: c}
+	return d.NewInode(ctx, child, gofs.StableAttr{Mode: c.UnixMode() & syscall.S_IFMT, Ino: c.Ino}), 0
+}
+
+// Getattr implements gofs.NodeGetattrer.
+func (n *node) Getattr(ctx context.Context, _ gofs.FileHandle, out *gofuse.AttrOut) syscall.Errno {
+	n.m.fill(n.n, &out.Attr)
+	out.SetTimeout(n.m.timeout(n.n))
+	return 0
+}
+
+// Readdir implements gofs.NodeReaddirer.
+func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	kids, err := n.m.v.ReadDir(ctx, n.n)
+	if err != nil {
+		return nil, n.m.errno("readdir", n.n, err)
+	}
+	list := make([]gofuse.DirEntry, len(kids))
+	for i, k := range kids {
+		list[i] = gofuse.DirEntry{Name: k.Name, Ino: k.Ino, Mode: k.UnixMode() & syscall.S_IFMT}
+	}
+	return gofs.NewListDirStream(list), 0
+}
+
+// handle is an open regular file.
+type handle struct {
+	r *backend.Reader
+}
+
+// Open implements gofs.NodeOpener: read-only opens of regular files, kept
+// in the kernel's page cache across opens since content never changes.
+func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND|syscall.O_CREAT) != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	r, err := n.m.v.Open(ctx, n.n)
+	if err != nil {
+		return nil, 0, n.m.errno("open", n.n, err)
+	}
+	return &handle{r: r}, gofuse.FOPEN_KEEP_CACHE, 0
+}
+
+// Read implements gofs.NodeReader.
+func (n *node) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (gofuse.ReadResult, syscall.Errno) {
+	h, ok := fh.(*handle)
+	if !ok {
+		return nil, syscall.EBADF
+	}
+	got, err := h.r.ReadAtContext(ctx, dest, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, n.m.errno("read", n.n, err)
+	}
+	return gofuse.ReadResultData(dest[:got]), 0
+}
+
+// Readlink implements gofs.NodeReadlinker.
+func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	t, err := n.m.v.Readlink(n.n)
+	if err != nil {
+		return nil, n.m.errno("readlink", n.n, err)
+	}
+	return []byte(t), 0
+}
+
+// Getxattr implements gofs.NodeGetxattrer from the node's own attributes:
+// no store access, so the kernel's probes for security labels and ACLs
+// on every entry stay cheap.
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	for _, x := range n.n.Xattrs {
+		if x.Name == attr {
+			if len(dest) == 0 {
+				return uint32(len(x.Value)), 0
+			}
+			if len(dest) < len(x.Value) {
+				return uint32(len(x.Value)), syscall.ERANGE
+			}
+			return uint32(copy(dest, x.Value)), 0
+		}
+	}
+	return 0, syscall.ENODATA
+}
+
+// Listxattr implements gofs.NodeListxattrer.
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	size := 0
+	for _, x := range n.n.Xattrs {
+		size += len(x.Name) + 1
+	}
+	if len(dest) == 0 {
+		return uint32(size), 0
+	}
+	if len(dest) < size {
+		return uint32(size), syscall.ERANGE
+	}
+	off := 0
+	for _, x := range n.n.Xattrs {
+		off += copy(dest[off:], x.Name)
+		dest[off] = 0
+		off++
+	}
+	return uint32(size), 0
+}
+
+// Statfs implements gofs.NodeStatfser.
+func (n *node) Statfs(ctx context.Context, out *gofuse.StatfsOut) syscall.Errno {
+	*out = n.m.statfs
+	return 0
+}
