@@ -77,11 +77,10 @@ func writeFiles(t *testing.T, dir string, files map[string][]byte) {
 }
 
 func noise(n int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, 2))
+	var key [32]byte
+	key[0], key[1] = byte(seed), byte(seed>>8)
 	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
+	rand.NewChaCha8(key).Read(b)
 	return b
 }
 
