@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/fstest"
 
@@ -398,5 +399,31 @@ func TestReadersDuringIngest(t *testing.T) {
 	}
 	if b, _ := openRoot(t, s, "r@2").FS().ReadFile("n2"); len(b) != 2<<20 {
 		t.Fatal("second root incomplete")
+	}
+}
+
+func TestCanceledReadIsCanceled(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string][]byte{"a/f": []byte("x")}, nil)
+	path := filepath.Join(t.TempDir(), "s.sdfs")
+	s, err := store.Open(path, store.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingestDir(t, s, "c@1", src)
+	s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := range 20 {
+		s, err := store.Open(path, store.Options{ReadOnly: true}) // nothing cached
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := openRoot(t, s, "c@1")
+		_, err = v.ReadDir(ctx, v.Root())
+		s.Close()
+		if !errors.Is(err, context.Canceled) || backend.Errno(err) != syscall.EINTR {
+			t.Fatalf("attempt %d: ReadDir with a cancelled context = %v (errno %v), want context.Canceled (EINTR)", i, err, backend.Errno(err))
+		}
 	}
 }

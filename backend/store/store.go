@@ -300,14 +300,22 @@ func (s *Store) Close() error {
 	return err
 }
 
-// withRead runs f on a pooled read connection.
+// withRead runs f on a pooled read connection. A failure while ctx is
+// done is reported as ctx's error, so callers see cancellation, not an
+// SQLite interrupt.
 func (s *Store) withRead(ctx context.Context, f func(*sqlite.Conn) error) error {
-	c, err := s.pool.Take(ctx)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
-	defer s.pool.Put(c)
-	return f(c)
+	c, err := s.pool.Take(ctx)
+	if err == nil {
+		defer s.pool.Put(c)
+		err = f(c)
+	}
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	return err
 }
 
 // errNoRow is returned by queryRow when the query yields no row.

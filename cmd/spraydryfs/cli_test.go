@@ -250,7 +250,9 @@ func TestKilledIngestLeavesConsistentStore(t *testing.T) {
 
 func committedChunks(path string) int64 { return query(path, `SELECT count(*) FROM chunks`) }
 
-func committedBytes(path string) int64 { return query(path, `SELECT coalesce(sum(stored), 0) FROM chunks`) }
+func committedBytes(path string) int64 {
+	return query(path, `SELECT coalesce(sum(stored), 0) FROM chunks`)
+}
 
 func query(path, q string) int64 {
 	c, err := sqlite.OpenConn(path, sqlite.OpenReadOnly)

@@ -23,7 +23,6 @@ type usageError struct{ error }
 // globals holds the options every subcommand shares.
 type globals struct {
 	storePath string
-	json      bool
 	verbose   bool
 	log       *slog.Logger
 }

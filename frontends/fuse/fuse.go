@@ -6,8 +6,8 @@ package fuse
 import (
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
