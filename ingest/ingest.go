@@ -64,7 +64,8 @@ type Options struct {
 	NoReuse bool
 	// Level is the zstd level for new chunks.
 	Level chunk.Level
-	// Workers is the number of read/cut/dry workers; 0 uses GOMAXPROCS.
+	// Workers is the number of read/cut/dry workers; 0 uses two per core,
+	// so that reading a file from a cold disk overlaps with compression.
 	Workers int
 	// Progress, if set, is told the totals once and then called as work
 	// advances.
@@ -323,7 +324,7 @@ func (in *ingester) build(ctx context.Context) (*built, error) {
 	defer in.cancel()
 	workers := in.opt.Workers
 	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
+		workers = 2 * runtime.GOMAXPROCS(0)
 	}
 	jobs := make(chan *fileJob, 4*workers)
 	var wg sync.WaitGroup

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spraydryfs/spraydryfs/backend/chunk"
 	"github.com/spraydryfs/spraydryfs/backend/hash"
+	"github.com/spraydryfs/spraydryfs/backend/store"
 	"github.com/spraydryfs/spraydryfs/backend/tree"
 )
 
@@ -283,12 +284,18 @@ func (in *ingester) worker(ctx context.Context, jobs <-chan *fileJob) {
 	if err != nil {
 		in.fail(err)
 	}
+	cl, err := in.w.NewClaimer()
+	if err != nil {
+		in.fail(err)
+	} else {
+		defer cl.Close()
+	}
 	var first []byte
 	for j := range jobs {
-		if ctx.Err() != nil || ck == nil {
+		if ctx.Err() != nil || ck == nil || cl == nil {
 			continue // drain: the walker stops on the cancelled context
 		}
-		if err := in.readFile(ctx, ck, &first, j); err != nil {
+		if err := in.readFile(ck, cl, &first, j); err != nil {
 			in.fail(err)
 			continue
 		}
@@ -296,7 +303,7 @@ func (in *ingester) worker(ctx context.Context, jobs <-chan *fileJob) {
 	}
 }
 
-func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, first *[]byte, j *fileJob) error {
+func (in *ingester) readFile(ck *chunk.Chunker, cl *store.Claimer, first *[]byte, j *fileJob) error {
 	f, err := os.OpenFile(j.abs, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return fmt.Errorf("ingest %s: %w", j.abs, err)
@@ -330,7 +337,7 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, first *[]by
 		}
 		refs = append(refs, tree.ChunkRef{Hash: h, Size: uint32(len(c))})
 		size += int64(len(c))
-		claimed, err := in.w.Claim(ctx, h)
+		claimed, err := cl.Chunk(h)
 		if err != nil {
 			return err
 		}
@@ -353,7 +360,7 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, first *[]by
 	default:
 		fh = hash.FromDigest(whole.Sum(nil))
 	}
-	claimed, err := in.w.ClaimFile(ctx, fh)
+	claimed, err := cl.File(fh)
 	if err != nil {
 		return err
 	}

@@ -44,11 +44,14 @@ func (s *Store) Check(ctx context.Context, readData bool, progress CheckProgress
 		progress = func(string, int64, int64) {}
 	}
 	rep := &CheckReport{DataChecked: readData}
-	c, err := s.pool.Take(ctx)
+	c, err := s.pool.take(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer s.pool.Put(c)
+	defer s.pool.put(c)
+	// The scans are long: let cancellation interrupt them.
+	c.SetInterrupt(ctx.Done())
+	defer c.SetInterrupt(nil)
 	count := func(table string) int64 {
 		var n int64
 		sqlitex.Execute(c, `SELECT count(*) FROM `+table, &sqlitex.ExecOptions{ResultFunc: func(st *sqlite.Stmt) error { n = st.ColumnInt64(0); return nil }})

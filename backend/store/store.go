@@ -59,7 +59,7 @@ const (
 // Store is an open store. It is safe for concurrent use.
 type Store struct {
 	path   string
-	pool   *sqlitex.Pool
+	pool   *connPool
 	wmu    sync.Mutex
 	wconn  *sqlite.Conn // nil when read-only
 	params chunk.Params
@@ -96,12 +96,8 @@ func Open(path string, opt Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	n := max(4, 2*runtime.GOMAXPROCS(0)+2)
-	pool, err := sqlitex.NewPool(path, sqlitex.PoolOptions{
-		Flags:       sqlite.OpenReadOnly | sqlite.OpenWAL | sqlite.OpenURI,
-		PoolSize:    n,
-		PrepareConn: prepareRead,
-	})
+	n := 2*runtime.GOMAXPROCS(0) + 4 // ingest holds one per worker (two per core)
+	pool, err := newConnPool(path, sqlite.OpenReadOnly|sqlite.OpenWAL|sqlite.OpenURI, n, prepareRead)
 	if err != nil {
 		s.closeWriter()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -244,11 +240,11 @@ func userVersion(c *sqlite.Conn) (int, error) {
 
 // load reads the store's metadata through a read connection.
 func (s *Store) load() error {
-	c, err := s.pool.Take(context.Background())
+	c, err := s.pool.take(context.Background())
 	if err != nil {
 		return fmt.Errorf("open store %s: %w", s.path, err)
 	}
-	defer s.pool.Put(c)
+	defer s.pool.put(c)
 	v, err := userVersion(c)
 	if err != nil {
 		return fmt.Errorf("open store %s: %w", s.path, err)
@@ -294,7 +290,7 @@ func (s *Store) closeWriter() {
 func (s *Store) Close() error {
 	var err error
 	if s.pool != nil {
-		err = s.pool.Close()
+		err = s.pool.close()
 	}
 	s.closeWriter()
 	return err
@@ -307,9 +303,9 @@ func (s *Store) withRead(ctx context.Context, f func(*sqlite.Conn) error) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c, err := s.pool.Take(ctx)
+	c, err := s.pool.take(ctx)
 	if err == nil {
-		defer s.pool.Put(c)
+		defer s.pool.put(c)
 		err = f(c)
 	}
 	if err != nil && ctx.Err() != nil {

@@ -79,29 +79,45 @@ func (s *Store) NewWriter() (*Writer, error) {
 	return w, nil
 }
 
-// Claim reports whether the caller should store chunk h: false if it is
-// already stored or another caller has claimed it.
-func (w *Writer) Claim(ctx context.Context, h hash.Hash) (bool, error) {
-	if _, loaded := w.claim.LoadOrStore(h, struct{}{}); loaded {
-		return false, nil
-	}
-	has, err := w.s.hasRow(ctx, `SELECT 1 FROM chunks WHERE hash = ?`, h)
-	if err != nil || has {
-		w.claim.Delete(h)
-		return false, err
-	}
-	return true, nil
+// Claimer decides, for one worker, which chunks and file records it must
+// store. It holds a read connection of its own for its lookups (no
+// transaction stays open between them), so a lookup costs one query and no
+// pool round trip. Close it when the worker is done.
+type Claimer struct {
+	w *Writer
+	c *sqlite.Conn
 }
 
-// ClaimFile is Claim for a file record.
-func (w *Writer) ClaimFile(ctx context.Context, h hash.Hash) (bool, error) {
-	k := fileKey(h)
-	if _, loaded := w.claim.LoadOrStore(k, struct{}{}); loaded {
+// NewClaimer returns a Claimer for one goroutine.
+func (w *Writer) NewClaimer() (*Claimer, error) {
+	c, err := w.s.pool.take(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return &Claimer{w: w, c: c}, nil
+}
+
+// Close returns the Claimer's connection.
+func (cl *Claimer) Close() { cl.w.s.pool.put(cl.c) }
+
+// Chunk reports whether the caller should store chunk h: false if it is
+// already stored or another caller has claimed it.
+func (cl *Claimer) Chunk(h hash.Hash) (bool, error) {
+	return cl.claim(h, h, `SELECT 1 FROM chunks WHERE hash = ?`)
+}
+
+// File is Chunk for a file record.
+func (cl *Claimer) File(h hash.Hash) (bool, error) {
+	return cl.claim(fileKey(h), h, `SELECT 1 FROM files WHERE hash = ?`)
+}
+
+func (cl *Claimer) claim(key any, h hash.Hash, q string) (bool, error) {
+	if _, loaded := cl.w.claim.LoadOrStore(key, struct{}{}); loaded {
 		return false, nil
 	}
-	has, err := w.s.hasRow(ctx, `SELECT 1 FROM files WHERE hash = ?`, h)
+	has, err := rowExists(cl.c, q, h)
 	if err != nil || has {
-		w.claim.Delete(k)
+		cl.w.claim.Delete(key)
 		return false, err
 	}
 	return true, nil
@@ -117,16 +133,6 @@ func (s *Store) HasFile(ctx context.Context, h hash.Hash, size int64) (bool, err
 		return false, nil
 	}
 	return err == nil && f.Size == size, err
-}
-
-func (s *Store) hasRow(ctx context.Context, q string, h hash.Hash) (bool, error) {
-	err := s.withRead(ctx, func(c *sqlite.Conn) error {
-		return queryRow(c, q, func(st *sqlite.Stmt) { st.BindBytes(1, h[:]) }, func(*sqlite.Stmt) error { return nil })
-	})
-	if errors.Is(err, errNoRow) {
-		return false, nil
-	}
-	return err == nil, err
 }
 
 // Err returns the error that stopped the writer, if any.
