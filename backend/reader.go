@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync/atomic"
 
 	"github.com/spraydryfs/spraydryfs/backend/hash"
 	"github.com/spraydryfs/spraydryfs/backend/store"
@@ -15,7 +16,16 @@ type Reader struct {
 	s   *store.Store
 	f   *store.File
 	off int64
+
+	// next is the offset just past the last read; a read starting there is
+	// sequential and makes the reader decode the following chunk ahead.
+	next       atomic.Int64
+	prefetched atomic.Int64 // chunks below this index have been prefetched
 }
+
+// readAhead is how many chunks a sequential reader decodes ahead, so that
+// reads spanning several chunks find them all decoded.
+const readAhead = 4
 
 // Size returns the content length.
 func (r *Reader) Size() int64 { return r.f.Size }
@@ -38,17 +48,44 @@ func (r *Reader) ReadAtContext(ctx context.Context, p []byte, off int64) (int, e
 	}
 	l := r.f.List
 	n := 0
-	for i := l.Find(off); n < len(p) && i < len(l.Chunks); i++ {
+	sequential := r.next.Swap(off+int64(len(p))) == off
+	i := l.Find(off)
+	for ; n < len(p) && i < len(l.Chunks); i++ {
 		data, err := r.s.Chunk(ctx, l.Chunks[i].Hash)
 		if err != nil {
 			return n, err
 		}
 		n += copy(p[n:], data[off+int64(n)-l.Start(i):])
 	}
+	if sequential {
+		r.prefetch(i)
+	} else {
+		r.prefetched.Store(int64(i)) // a jump: read ahead from here next time
+	}
 	if n < len(p) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// prefetch decodes chunks i … i+readAhead-1 in the background, each once,
+// so that a sequential reader finds them in the cache. Errors are left for
+// the real read.
+func (r *Reader) prefetch(i int) {
+	l := r.f.List
+	end := int64(min(i+readAhead, len(l.Chunks)))
+	for {
+		from := r.prefetched.Load()
+		if from >= end {
+			return
+		}
+		if r.prefetched.CompareAndSwap(from, end) {
+			for j := max(from, int64(i)); j < end; j++ {
+				go r.s.Chunk(context.Background(), l.Chunks[j].Hash)
+			}
+			return
+		}
+	}
 }
 
 // Read implements io.Reader.
@@ -92,6 +129,7 @@ func (r *Reader) WriteToContext(ctx context.Context, w io.Writer) (int64, error)
 	l := r.f.List
 	var total int64
 	for i := l.Find(r.off); i < len(l.Chunks); i++ {
+		r.prefetch(i + 1)
 		data, err := r.s.Chunk(ctx, l.Chunks[i].Hash)
 		if err != nil {
 			return total, err
