@@ -4,16 +4,23 @@ GO      ?= go
 BIN     := bin/spraydryfs
 DEMO    := demo
 
-.PHONY: all build demo test fuzz bench vet clean
+.PHONY: all build deps demo test fuzz bench vet clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/spraydryfs
 
-# demo: ingest two versions of a small generated tree, list and check them.
-demo: build
-	@rm -rf $(DEMO) && mkdir -p $(DEMO)/src
+# deps: what the demo and the tests need beyond Go (Debian, as root).
+deps:
+	@command -v fusermount3 >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fuse3 >/dev/null; } || \
+		echo "note: install fuse3 for the FUSE mount"; }
+
+# demo: ingest two versions of this source tree, list and check them, then
+# mount all roots with FUSE, browse and compare them, and unmount.
+demo: build deps
+	@rm -rf $(DEMO) && mkdir -p $(DEMO)/src $(DEMO)/mnt
 	@cp -r backend $(DEMO)/src/backend && cp README.md $(DEMO)/src/
 	./$(BIN) -s $(DEMO)/store.sdfs ingest demo@v1 $(DEMO)/src
 	@echo "a change for v2" >> $(DEMO)/src/README.md
@@ -23,6 +30,11 @@ demo: build
 	./$(BIN) -s $(DEMO)/store.sdfs stats
 	./$(BIN) -s $(DEMO)/store.sdfs check --read-data
 	./$(BIN) -s $(DEMO)/store.sdfs cat demo@v2/README.md | tail -n 1
+	@./$(BIN) -s $(DEMO)/store.sdfs mount $(DEMO)/mnt & pid=$$!; \
+	for i in $$(seq 100); do grep -q " $$(pwd)/$(DEMO)/mnt " /proc/self/mounts && break; sleep 0.1; done; \
+	echo "+ ls -l $(DEMO)/mnt/demo" && ls -l $(DEMO)/mnt/demo && \
+	echo "+ diff -r $(DEMO)/src $(DEMO)/mnt/demo/latest" && diff -r $(DEMO)/src $(DEMO)/mnt/demo/latest && echo "identical"; \
+	status=$$?; kill $$pid; wait $$pid; exit $$status
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

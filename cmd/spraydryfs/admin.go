@@ -115,7 +115,7 @@ the bytes its ingest added to the store).`,
 			fmt.Fprintf(tw, "stored chunks\t%s\t(compression %.2fx, %d stored raw)\n", size(st.ChunkStored), st.CompressionRatio(), st.RawChunks)
 			fmt.Fprintf(tw, "directories\t%d\t%s\n", st.Dirs, size(st.DirBytes))
 			fmt.Fprintf(tw, "chunk lists\t%s\n", size(st.ListBytes))
-			fmt.Fprintf(tw, "store file\t%s\t(%.2fx smaller than the logical size)\n", size(st.FileSize), st.TotalRatio())
+			fmt.Fprintf(tw, "store file\t%s\t(logical size / store size: %.2f)\n", size(st.FileSize), st.TotalRatio())
 			return tw.Flush()
 		},
 	}

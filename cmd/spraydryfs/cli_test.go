@@ -264,3 +264,72 @@ func query(path, q string) int64 {
 	sqlitex.Execute(c, q, &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error { n = s.ColumnInt64(0); return nil }})
 	return n
 }
+
+func TestReuseAndNoReuse(t *testing.T) {
+	dir := t.TempDir()
+	st := filepath.Join(dir, "s.sdfs")
+	src := filepath.Join(dir, "src")
+	writeFiles(t, src, map[string][]byte{"a": []byte("aaa"), "b/c": []byte("ccc"), "d": noise(100<<10, 1)})
+	readFiles := func(args ...string) float64 {
+		t.Helper()
+		var res map[string]any
+		r := cli(t, append([]string{"-s", st, "ingest", "--json"}, args...)...)
+		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+			t.Fatalf("ingest %v: %+v", args, r)
+		}
+		return res["read_files"].(float64)
+	}
+	if n := readFiles("r@1", src); n != 3 {
+		t.Fatalf("first ingest read %v files", n)
+	}
+	if n := readFiles("r@2", src); n != 0 {
+		t.Fatalf("unchanged files were read again: %v", n)
+	}
+	if n := readFiles("--no-reuse", "r@3", src); n != 3 {
+		t.Fatalf("--no-reuse read %v files", n)
+	}
+	os.WriteFile(filepath.Join(src, "a"), []byte("AAAA"), 0o644)
+	if n := readFiles("r@4", src); n != 1 {
+		t.Fatalf("one changed file: %v files read", n)
+	}
+	if r := cli(t, "-s", st, "cat", "r@4/a"); r.stdout != "AAAA" {
+		t.Fatalf("changed file: %q", r.stdout)
+	}
+}
+
+func TestUnreadableFileAbortsIngest(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the command as another user")
+	}
+	// Everything the unprivileged run needs lives in a world-accessible
+	// directory: the command (this test binary), the store, the source.
+	dir, err := os.MkdirTemp("", "unreadable-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o777)
+	self, _ := os.ReadFile(os.Args[0])
+	exe := filepath.Join(dir, "spraydryfs")
+	os.WriteFile(exe, self, 0o755)
+	src := filepath.Join(dir, "src")
+	writeFiles(t, src, map[string][]byte{"ok": []byte("fine"), "sub/secret": []byte("root only")})
+	os.Chmod(filepath.Join(src, "sub/secret"), 0o600)
+	st := filepath.Join(dir, "s.sdfs")
+
+	cmd := exec.Command(exe, "-s", st, "ingest", "u@1", src)
+	cmd.Env = append(os.Environ(), "SPRAYDRYFS_AS_CLI=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	err = cmd.Run()
+	if err == nil || !strings.Contains(errb.String(), filepath.Join(src, "sub/secret")) || !strings.Contains(errb.String(), "permission denied") {
+		t.Fatalf("ingest with an unreadable file: %v, %q", err, errb.String())
+	}
+	if r := cli(t, "-s", st, "roots"); strings.Contains(r.stdout, "u@1") {
+		t.Fatalf("a failed ingest left a root:\n%s", r.stdout)
+	}
+	if r := cli(t, "-s", st, "check"); r.code != 0 {
+		t.Fatalf("store after the failed ingest: %+v", r)
+	}
+}
