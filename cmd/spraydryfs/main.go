@@ -89,6 +89,7 @@ Roots are named NAME@VERSION.`,
 		newCheckCommand(g),
 		newStatsCommand(g),
 		newMountCommand(g),
+		newServeCommand(g),
 	)
 	return root
 }
