@@ -41,8 +41,7 @@ func (s *Store) readChunk(ctx context.Context, h hash.Hash) ([]byte, error) {
 			func(st *sqlite.Stmt) { st.BindBytes(1, h[:]) },
 			func(st *sqlite.Stmt) error {
 				info.Size, info.Codec, info.Dict = st.ColumnInt(0), chunk.Codec(st.ColumnInt(1)), st.ColumnInt64(2)
-				stored = make([]byte, st.ColumnLen(3))
-				st.ColumnBytes(3, stored)
+				stored = columnCopy(st, 3)
 				return nil
 			})
 	})
@@ -77,8 +76,7 @@ func (s *Store) readFile(ctx context.Context, h hash.Hash) (*File, error) {
 			func(st *sqlite.Stmt) { st.BindBytes(1, h[:]) },
 			func(st *sqlite.Stmt) error {
 				f.Size = st.ColumnInt64(0)
-				enc = make([]byte, st.ColumnLen(1))
-				st.ColumnBytes(1, enc)
+				enc = columnCopy(st, 1)
 				return nil
 			})
 	})
@@ -119,8 +117,7 @@ func (s *Store) readDir(ctx context.Context, h hash.Hash) (*tree.Dir, error) {
 		return queryRow(c, `SELECT data FROM dirs WHERE hash = ?`,
 			func(st *sqlite.Stmt) { st.BindBytes(1, h[:]) },
 			func(st *sqlite.Stmt) error {
-				blob = make([]byte, st.ColumnLen(0))
-				st.ColumnBytes(0, blob)
+				blob = columnCopy(st, 0)
 				return nil
 			})
 	})
@@ -160,8 +157,7 @@ func (s *Store) IngestIndex(ctx context.Context, name string, gen int64, path st
 		return queryRow(c, `SELECT data FROM ingest_index WHERE name = ? AND gen = ? AND path = ?`,
 			func(st *sqlite.Stmt) { st.BindText(1, name); st.BindInt64(2, gen); st.BindBytes(3, key[:]) },
 			func(st *sqlite.Stmt) error {
-				out = make([]byte, st.ColumnLen(0))
-				st.ColumnBytes(0, out)
+				out = columnCopy(st, 0)
 				return nil
 			})
 	})

@@ -104,8 +104,7 @@ const rootCols = `name, version, top, created, source, files, bytes, stored, gen
 func scanRoot(st *sqlite.Stmt) (Root, error) {
 	r := Root{Name: st.ColumnText(0), Version: st.ColumnText(1), Created: time.Unix(0, st.ColumnInt64(3)),
 		Source: st.ColumnText(4), Files: st.ColumnInt64(5), Bytes: st.ColumnInt64(6), Stored: st.ColumnInt64(7), Gen: st.ColumnInt64(8)}
-	b := make([]byte, st.ColumnLen(2))
-	st.ColumnBytes(2, b)
+	b := columnCopy(st, 2)
 	d, err := tree.DecodeDir(b)
 	if err != nil || len(d.Entries) != 1 || d.Entries[0].Type != tree.TypeDir {
 		return r, fmt.Errorf("%w: root %s has a malformed top entry", ErrCorrupt, r.ID())
