@@ -2,7 +2,7 @@
 # every test (CI runs it through .ci/run); `make bench` runs the benchmarks.
 GO      ?= go
 BIN     := bin/spraydryfs
-DEMO    := demo
+DEMO    := _demo
 
 .PHONY: all build deps demo test fuzz bench vet clean
 
@@ -52,6 +52,8 @@ test: vet
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./backend/...
 	bash bench/run.sh
+	bash bench/fuse.sh
+	bash bench/webdav.sh
 
 clean:
 	rm -rf bin $(DEMO)

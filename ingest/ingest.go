@@ -64,6 +64,9 @@ type Options struct {
 	NoReuse bool
 	// Level is the zstd level for new chunks.
 	Level chunk.Level
+	// Dict, if set, is the trained dictionary new chunks are dried with
+	// (each chunk keeps the smaller of with and without it).
+	Dict *store.Dict
 	// Workers is the number of read/cut/dry workers; 0 uses two per core,
 	// so that reading a file from a cold disk overlaps with compression.
 	Workers int
@@ -119,7 +122,11 @@ func Run(ctx context.Context, s *store.Store, opt Options) (*Result, error) {
 	if opt.Level == 0 {
 		opt.Level = chunk.Level(2) // zstd.SpeedDefault
 	}
-	dryer, err := chunk.NewDryer(opt.Level)
+	var dict []byte
+	if opt.Dict != nil {
+		dict = opt.Dict.Data
+	}
+	dryer, err := chunk.NewDryer(opt.Level, dict)
 	if err != nil {
 		return nil, err
 	}

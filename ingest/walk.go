@@ -342,8 +342,12 @@ func (in *ingester) readFile(ck *chunk.Chunker, cl *store.Claimer, first *[]byte
 			return err
 		}
 		if claimed {
-			stored, codec := in.dryer.Dry(nil, c)
-			if err := in.w.PutChunk(h, len(c), codec, stored); err != nil {
+			stored, codec, withDict := in.dryer.Dry(nil, c)
+			dict := int64(0)
+			if withDict {
+				dict = in.opt.Dict.ID
+			}
+			if err := in.w.PutChunk(h, len(c), codec, dict, stored); err != nil {
 				return err
 			}
 		}

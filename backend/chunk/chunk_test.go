@@ -87,11 +87,11 @@ func TestParams(t *testing.T) {
 }
 
 func TestDryHydrate(t *testing.T) {
-	d, err := NewDryer(zstd.SpeedDefault)
+	d, err := NewDryer(zstd.SpeedDefault, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	y, err := NewHydrator()
+	y, err := NewHydrator(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestDryHydrate(t *testing.T) {
 		data  []byte
 		codec Codec
 	}{{text, Zstd}, {noise, Raw}} {
-		stored, codec := d.Dry([]byte("prefix"), tc.data)
+		stored, codec, _ := d.Dry([]byte("prefix"), tc.data)
 		if codec != tc.codec {
 			t.Fatalf("codec %d, want %d", codec, tc.codec)
 		}
@@ -144,7 +144,7 @@ func sourceLike(n int) []byte {
 }
 
 func BenchmarkDry(b *testing.B) {
-	d, _ := NewDryer(zstd.SpeedDefault)
+	d, _ := NewDryer(zstd.SpeedDefault, nil)
 	data := sourceLike(64 << 10)
 	buf := make([]byte, 0, 128<<10)
 	b.SetBytes(int64(len(data)))
@@ -154,10 +154,10 @@ func BenchmarkDry(b *testing.B) {
 }
 
 func BenchmarkHydrate(b *testing.B) {
-	d, _ := NewDryer(zstd.SpeedDefault)
-	y, _ := NewHydrator()
+	d, _ := NewDryer(zstd.SpeedDefault, nil)
+	y, _ := NewHydrator(nil)
 	data := sourceLike(64 << 10)
-	stored, codec := d.Dry(nil, data)
+	stored, codec, _ := d.Dry(nil, data)
 	h := hash.Sum(data)
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {

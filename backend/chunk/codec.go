@@ -34,46 +34,89 @@ func ParseLevel(s string) (Level, error) {
 	return l, nil
 }
 
-// Dryer compresses chunks. It is safe for concurrent use.
+// Dryer compresses chunks, optionally with a trained dictionary. It is
+// safe for concurrent use.
 type Dryer struct {
-	enc *zstd.Encoder
+	enc  *zstd.Encoder
+	dict *zstd.Encoder // nil without a dictionary
 }
 
-// NewDryer returns a Dryer at level.
-func NewDryer(level Level) (*Dryer, error) {
-	enc, err := zstd.NewWriter(nil,
+// DictMinSize: chunks at least this large are also compressed without the
+// dictionary and the smaller result kept; a dictionary helps small chunks
+// most, and trying both on every chunk would double the cost of drying.
+const DictMinSize = 32 << 10
+
+func newEncoder(level Level, more ...zstd.EOption) (*zstd.Encoder, error) {
+	enc, err := zstd.NewWriter(nil, append([]zstd.EOption{
 		zstd.WithEncoderLevel(level),
 		zstd.WithEncoderCRC(false), // every chunk is verified by its hash
-		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
-		zstd.WithZeroFrames(true))
+		zstd.WithEncoderConcurrency(2 * runtime.GOMAXPROCS(0)),
+		zstd.WithZeroFrames(true)}, more...)...)
 	if err != nil {
 		return nil, fmt.Errorf("zstd encoder: %w", err)
 	}
-	return &Dryer{enc: enc}, nil
+	return enc, nil
 }
 
-// Dry appends the stored form of raw to dst and returns it with its codec:
-// zstd when that is smaller, raw otherwise.
-func (d *Dryer) Dry(dst, raw []byte) ([]byte, Codec) {
+// NewDryer returns a Dryer at level; with dict (a zstd dictionary as
+// BuildDict makes it) chunks are compressed with it.
+func NewDryer(level Level, dict []byte) (*Dryer, error) {
+	enc, err := newEncoder(level)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dryer{enc: enc}
+	if dict != nil {
+		if d.dict, err = newEncoder(level, zstd.WithEncoderDict(dict)); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// Dry appends the stored form of raw to dst and returns it with its codec
+// and whether the dictionary was used: the smallest of raw, zstd and (with
+// a dictionary) zstd with the dictionary.
+func (d *Dryer) Dry(dst, raw []byte) ([]byte, Codec, bool) {
 	start := len(dst)
+	if d.dict != nil {
+		out := d.dict.EncodeAll(raw, dst)
+		if len(raw) < DictMinSize && len(out)-start < len(raw) {
+			return out, Zstd, true
+		}
+		plain := d.enc.EncodeAll(raw, nil)
+		switch {
+		case len(out)-start <= len(plain) && len(out)-start < len(raw):
+			return out, Zstd, true
+		case len(plain) < len(raw):
+			return append(out[:start], plain...), Zstd, false
+		}
+		return append(out[:start], raw...), Raw, false
+	}
 	out := d.enc.EncodeAll(raw, dst)
 	if len(out)-start >= len(raw) {
-		return append(out[:start], raw...), Raw
+		return append(out[:start], raw...), Raw, false
 	}
-	return out, Zstd
+	return out, Zstd, false
 }
 
-// Hydrator decompresses and verifies chunks. It is safe for concurrent use.
+// Hydrator decompresses and verifies chunks, those dried with its
+// dictionary if it has one. It is safe for concurrent use.
 type Hydrator struct {
 	dec *zstd.Decoder
 }
 
-// NewHydrator returns a Hydrator.
-func NewHydrator() (*Hydrator, error) {
-	dec, err := zstd.NewReader(nil,
+// NewHydrator returns a Hydrator; dict is the dictionary chunks were dried
+// with, or nil.
+func NewHydrator(dict []byte) (*Hydrator, error) {
+	opts := []zstd.DOption{
 		zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)),
 		zstd.IgnoreChecksum(true),
-		zstd.WithDecoderMaxMemory(1<<30))
+		zstd.WithDecoderMaxMemory(1 << 30)}
+	if dict != nil {
+		opts = append(opts, zstd.WithDecoderDicts(dict))
+	}
+	dec, err := zstd.NewReader(nil, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("zstd decoder: %w", err)
 	}

@@ -161,12 +161,14 @@ func (s *Store) Check(ctx context.Context, readData bool, progress CheckProgress
 		case st.ColumnInt64(5) != stored:
 			add("chunk", h.String(), h, fmt.Errorf("%d stored bytes, record says %d", st.ColumnInt64(5), stored))
 			return nil
-		case dict != 0:
-			add("chunk", h.String(), h, fmt.Errorf("needs dictionary %d, which this build cannot use", dict))
+		}
+		y, err := s.hydrator(ctx, dict)
+		if err != nil {
+			add("chunk", h.String(), h, err)
 			return nil
 		}
 		if readData {
-			if _, err := s.hyd.Hydrate(h, codec, size, columnCopy(st, 6)); err != nil {
+			if _, err := y.Hydrate(h, codec, size, columnCopy(st, 6)); err != nil {
 				add("chunk", h.String(), h, err)
 			}
 		}

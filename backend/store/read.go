@@ -51,10 +51,11 @@ func (s *Store) readChunk(ctx context.Context, h hash.Hash) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read chunk %s: %w", h, err)
 	}
-	if info.Dict != 0 {
-		return nil, fmt.Errorf("%w: chunk %s needs dictionary %d, which this build cannot use", ErrCorrupt, h, info.Dict)
+	y, err := s.hydrator(ctx, info.Dict)
+	if err != nil {
+		return nil, fmt.Errorf("chunk %s: %w", h, err)
 	}
-	return s.hyd.Hydrate(h, info.Codec, info.Size, stored)
+	return y.Hydrate(h, info.Codec, info.Size, stored)
 }
 
 // File returns the stored file with content address h.

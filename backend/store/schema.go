@@ -42,6 +42,7 @@ CREATE TABLE chunks(
 	stored  INTEGER NOT NULL,
 	data_id INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX chunks_by_dict ON chunks(dict) WHERE dict != 0;
 
 -- A file: content address (SHA-256 of its bytes), size, sealed chunk list.
 CREATE TABLE files(

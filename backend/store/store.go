@@ -63,7 +63,10 @@ type Store struct {
 	wmu    sync.Mutex
 	wconn  *sqlite.Conn // nil when read-only
 	params chunk.Params
-	hyd    *chunk.Hydrator
+	hyd    *chunk.Hydrator // chunks without a dictionary
+
+	hydMu sync.Mutex
+	hyds  map[int64]*chunk.Hydrator // by dictionary id, loaded on first use
 
 	chunks *lru.Cache[hash.Hash, []byte]
 	dirs   *lru.Cache[hash.Hash, *tree.Dir]
@@ -107,12 +110,12 @@ func Open(path string, opt Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	hyd, err := chunk.NewHydrator()
+	hyd, err := chunk.NewHydrator(nil)
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	s.hyd = hyd
+	s.hyd, s.hyds = hyd, map[int64]*chunk.Hydrator{}
 	cc, mc := opt.ChunkCache, opt.MetaCache
 	if cc <= 0 {
 		cc = DefaultChunkCache

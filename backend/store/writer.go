@@ -58,6 +58,7 @@ type op struct {
 	data  []byte
 	name  string
 	gen   int64
+	dict  int64
 	ack   chan error
 }
 
@@ -154,10 +155,11 @@ func (w *Writer) send(o op) error {
 	}
 }
 
-// PutChunk stores a claimed chunk: content address, raw size, codec and the
-// stored bytes (owned by the writer from now on).
-func (w *Writer) PutChunk(h hash.Hash, size int, codec chunk.Codec, stored []byte) error {
-	return w.send(op{kind: opChunk, h: h, size: int64(size), codec: codec, data: stored})
+// PutChunk stores a claimed chunk: content address, raw size, codec, the
+// dictionary it was dried with (0 for none) and the stored bytes (owned by
+// the writer from now on).
+func (w *Writer) PutChunk(h hash.Hash, size int, codec chunk.Codec, dict int64, stored []byte) error {
+	return w.send(op{kind: opChunk, h: h, size: int64(size), codec: codec, dict: dict, data: stored})
 }
 
 // PutFile stores a claimed file record with its encoded chunk list.
@@ -382,8 +384,8 @@ func (w *Writer) apply(c *sqlite.Conn, o op) (int64, error) {
 			return 0, fmt.Errorf("store chunk %s: %w", o.h, err)
 		}
 		id := c.LastInsertRowID()
-		if err := exec(c, `INSERT INTO chunks(hash, size, codec, stored, data_id) VALUES (?, ?, ?, ?, ?)`,
-			o.h[:], o.size, int64(o.codec), int64(len(o.data)), id); err != nil {
+		if err := exec(c, `INSERT INTO chunks(hash, size, codec, dict, stored, data_id) VALUES (?, ?, ?, ?, ?, ?)`,
+			o.h[:], o.size, int64(o.codec), o.dict, int64(len(o.data)), id); err != nil {
 			return 0, fmt.Errorf("store chunk %s: %w", o.h, err)
 		}
 		return int64(len(o.data)), nil

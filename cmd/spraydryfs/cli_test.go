@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -331,5 +332,71 @@ func TestUnreadableFileAbortsIngest(t *testing.T) {
 	}
 	if r := cli(t, "-s", st, "check"); r.code != 0 {
 		t.Fatalf("store after the failed ingest: %+v", r)
+	}
+}
+
+func TestTrainDictsAndKilledRecompress(t *testing.T) {
+	dir := t.TempDir()
+	st := filepath.Join(dir, "s.sdfs")
+	src := filepath.Join(dir, "src")
+	files := map[string][]byte{}
+	words := strings.Fields("func return err nil package import struct interface context string int64 byte range append kubernetes")
+	for i := range 3000 {
+		var b bytes.Buffer
+		r := rand.New(rand.NewPCG(uint64(i), 9))
+		for b.Len() < 1500+i%1000 {
+			b.WriteString(words[r.IntN(len(words))] + " ")
+		}
+		files[filepath.Join(fmt.Sprint(i%30), fmt.Sprintf("f%d.go", i))] = b.Bytes()
+	}
+	writeFiles(t, src, files)
+	if r := cli(t, "-s", st, "ingest", "k@1", src); r.code != 0 {
+		t.Fatal(r)
+	}
+	wantFail(t, cli(t, "-s", st, "train", "tiny@1", filepath.Join(src, "0")), 1, "too little sample data")
+	if r := cli(t, "-s", st, "train", "--size", "16KiB", "d@1", "root:k@1"); r.code != 0 || !strings.Contains(r.stdout, "trained d@1") {
+		t.Fatalf("train: %+v", r)
+	}
+	wantFail(t, cli(t, "-s", st, "train", "--size", "16KiB", "d@1", src), 1, "already exists")
+	wantFail(t, cli(t, "-s", st, "recompress", "k@1"), 2, "--dict")
+	wantFail(t, cli(t, "-s", st, "dicts", "rm", "nope@1"), 1, "not found")
+
+	cmd := command("-s", st, "recompress", "--dict", "d@1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && query(st, `SELECT count(*) FROM chunks WHERE dict != 0`) == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	if err := cmd.Wait(); err == nil {
+		t.Fatal("recompress finished before it could be killed: the test needs more chunks")
+	}
+	done := query(st, `SELECT count(*) FROM chunks WHERE dict != 0`)
+	if r := cli(t, "-s", st, "check", "--read-data"); r.code != 0 {
+		t.Fatalf("check after a killed recompress: %+v", r)
+	}
+	if r := cli(t, "-s", st, "recompress", "--dict", "d@1"); r.code != 0 || strings.Contains(r.stdout, " 0 rewritten") {
+		t.Fatalf("re-run after the kill (%d chunks were done): %+v", done, r)
+	}
+	if r := cli(t, "-s", st, "recompress", "--dict", "d@1"); r.code != 0 || !strings.Contains(r.stdout, " 0 rewritten") {
+		t.Fatalf("third run found work left: %+v", r)
+	}
+	if r := cli(t, "-s", st, "check", "--read-data"); r.code != 0 {
+		t.Fatalf("check after recompress: %+v", r)
+	}
+	for p, want := range map[string][]byte{"0/f0.go": files["0/f0.go"], "29/f2999.go": files["29/f2999.go"]} {
+		if r := cli(t, "-s", st, "cat", "k@1/"+p); r.stdout != string(want) {
+			t.Fatalf("%s changed after recompress", p)
+		}
+	}
+	wantFail(t, cli(t, "-s", st, "dicts", "rm", "d@1"), 1, "in use")
+	if r := cli(t, "-s", st, "dicts", "default", "d@1"); r.code != 0 {
+		t.Fatal(r)
+	}
+	var ds []map[string]any
+	if err := json.Unmarshal([]byte(cli(t, "-s", st, "dicts", "--json").stdout), &ds); err != nil || len(ds) != 1 || ds[0]["default"] != true || ds[0]["chunks"].(float64) == 0 {
+		t.Fatalf("dicts --json: %v %v", ds, err)
 	}
 }

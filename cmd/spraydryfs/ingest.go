@@ -20,6 +20,7 @@ func newIngestCommand(g *globals) *cobra.Command {
 	var (
 		noReuse bool
 		level   string
+		dictArg string
 		jsonOut bool
 	)
 	cmd := &cobra.Command{
@@ -70,6 +71,16 @@ it had stored. The store file is created if missing.`,
 			}
 			defer s.Close()
 			opt := ingest.Options{Name: ref.Name, Version: ref.Version, Sources: srcs, NoReuse: noReuse, Level: lvl, Log: g.log}
+			switch dictArg {
+			case "":
+				opt.Dict, err = s.DefaultDict(cmd.Context())
+			case "none":
+			default:
+				opt.Dict, err = lookupDict(cmd, s, dictArg)
+			}
+			if err != nil {
+				return err
+			}
 			var bar *progressBar
 			if term.IsTerminal(int(os.Stderr.Fd())) {
 				bar = newProgressBar("ingest " + a[0])
@@ -95,6 +106,7 @@ it had stored. The store file is created if missing.`,
 	}
 	cmd.Flags().BoolVar(&noReuse, "no-reuse", false, "read every file, even those unchanged since the newest version")
 	cmd.Flags().StringVar(&level, "level", "default", "zstd level for new chunks: fastest, default, better, best")
+	cmd.Flags().StringVar(&dictArg, "dict", "", "dry new chunks with this trained dictionary (default: the store's default dictionary; none: no dictionary)")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the summary as JSON")
 	return cmd
 }

@@ -90,6 +90,9 @@ Roots are named NAME@VERSION.`,
 		newStatsCommand(g),
 		newMountCommand(g),
 		newServeCommand(g),
+		newTrainCommand(g),
+		newDictsCommand(g),
+		newRecompressCommand(g),
 	)
 	return root
 }

@@ -1,0 +1,215 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"github.com/spraydryfs/spraydryfs/backend/chunk"
+	"github.com/spraydryfs/spraydryfs/backend/hash"
+	"github.com/spraydryfs/spraydryfs/backend/tree"
+)
+
+// RecompressStats counts what Recompress did.
+type RecompressStats struct {
+	Chunks    int64 // chunks looked at
+	Rewritten int64 // chunks stored anew, smaller
+	Before    int64 // their stored bytes before
+	After     int64 // and after
+}
+
+// recompressBatch is how many chunks one transaction rewrites.
+const recompressBatch = 256
+
+// Recompress re-dries chunks with dictionary d wherever that stores them
+// smaller: every chunk of roots, or of the whole store if roots is empty.
+// Each batch is one transaction that replaces a chunk's bytes and its
+// codec together, so a killed run leaves every chunk readable and a second
+// run continues; readers keep reading throughout. Every chunk is verified
+// against its hash before it is rewritten.
+func (s *Store) Recompress(ctx context.Context, d *Dict, level chunk.Level, roots []Root, progress func(done, total int64)) (RecompressStats, error) {
+	var st RecompressStats
+	if s.wconn == nil {
+		return st, fmt.Errorf("store opened read-only")
+	}
+	dryer, err := chunk.NewDryer(level, d.Data)
+	if err != nil {
+		return st, err
+	}
+	filtered := len(roots) > 0
+	var only []hash.Hash // the chunks of roots, sorted, when filtered
+	if filtered {
+		set := map[hash.Hash]bool{}
+		for _, r := range roots {
+			if err := s.collectChunks(ctx, r.Top.Hash, set, map[hash.Hash]bool{}); err != nil {
+				return st, fmt.Errorf("root %s: %w", r.ID(), err)
+			}
+		}
+		for h := range set {
+			only = append(only, h)
+		}
+		slices.SortFunc(only, func(a, b hash.Hash) int { return bytes.Compare(a[:], b[:]) })
+	}
+	total := int64(len(only))
+	if !filtered {
+		err := s.withRead(ctx, func(c *sqlite.Conn) error {
+			return queryRow(c, `SELECT count(*) FROM chunks`, func(*sqlite.Stmt) {}, func(q *sqlite.Stmt) error { total = q.ColumnInt64(0); return nil })
+		})
+		if err != nil {
+			return st, err
+		}
+	}
+	var after hash.Hash // keyset cursor: chunks are visited in hash order
+	for {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		var batch []rechunk
+		var err error
+		if filtered {
+			n := min(recompressBatch, len(only))
+			batch, err = s.loadChunks(ctx, only[:n])
+			only = only[n:]
+		} else {
+			batch, after, err = s.nextChunks(ctx, after)
+		}
+		if err != nil {
+			return st, err
+		}
+		if len(batch) == 0 && len(only) == 0 {
+			return st, nil
+		}
+		var updates []rechunk
+		for _, c := range batch {
+			st.Chunks++
+			if c.dict == d.ID {
+				continue
+			}
+			y, err := s.hydrator(ctx, c.dict)
+			if err != nil {
+				return st, fmt.Errorf("chunk %s: %w", c.h, err)
+			}
+			raw, err := y.Hydrate(c.h, c.codec, c.size, c.data)
+			if err != nil {
+				return st, err
+			}
+			out, codec, withDict := dryer.Dry(nil, raw)
+			if !withDict || len(out) >= len(c.data) {
+				continue
+			}
+			st.Rewritten++
+			st.Before += int64(len(c.data))
+			st.After += int64(len(out))
+			updates = append(updates, rechunk{h: c.h, dataID: c.dataID, codec: codec, dict: d.ID, data: out})
+		}
+		if err := s.rewrite(updates); err != nil {
+			return st, err
+		}
+		if progress != nil {
+			progress(st.Chunks, total)
+		}
+	}
+}
+
+// rechunk is a chunk row being rewritten.
+type rechunk struct {
+	h      hash.Hash
+	size   int
+	codec  chunk.Codec
+	dict   int64
+	dataID int64
+	data   []byte
+}
+
+const rechunkCols = `c.hash, c.size, c.codec, c.dict, c.data_id, d.data FROM chunks c JOIN chunk_data d ON d.id = c.data_id`
+
+func scanRechunk(q *sqlite.Stmt) rechunk {
+	h, _ := hash.FromBytes(columnCopy(q, 0))
+	return rechunk{h: h, size: q.ColumnInt(1), codec: chunk.Codec(q.ColumnInt(2)), dict: q.ColumnInt64(3), dataID: q.ColumnInt64(4), data: columnCopy(q, 5)}
+}
+
+// nextChunks reads the next batch of chunks after cursor in hash order.
+func (s *Store) nextChunks(ctx context.Context, after hash.Hash) ([]rechunk, hash.Hash, error) {
+	var out []rechunk
+	err := s.withRead(ctx, func(c *sqlite.Conn) error {
+		return sqlitex.Execute(c, `SELECT `+rechunkCols+` WHERE c.hash > ? ORDER BY c.hash LIMIT ?`, &sqlitex.ExecOptions{
+			Args:       []any{after[:], recompressBatch},
+			ResultFunc: func(q *sqlite.Stmt) error { out = append(out, scanRechunk(q)); return nil }})
+	})
+	if len(out) > 0 {
+		after = out[len(out)-1].h
+	}
+	return out, after, err
+}
+
+// loadChunks reads the given chunks.
+func (s *Store) loadChunks(ctx context.Context, hs []hash.Hash) ([]rechunk, error) {
+	var out []rechunk
+	err := s.withRead(ctx, func(c *sqlite.Conn) error {
+		for _, h := range hs {
+			err := queryRow(c, `SELECT `+rechunkCols+` WHERE c.hash = ?`, func(q *sqlite.Stmt) { q.BindBytes(1, h[:]) },
+				func(q *sqlite.Stmt) error { out = append(out, scanRechunk(q)); return nil })
+			if err != nil {
+				return fmt.Errorf("chunk %s: %w", h, err)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// rewrite replaces chunks' bytes and codecs in one transaction.
+func (s *Store) rewrite(updates []rechunk) (err error) {
+	if len(updates) == 0 {
+		return nil
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	end, err := sqlitex.ImmediateTransaction(s.wconn)
+	if err != nil {
+		return err
+	}
+	defer end(&err)
+	for _, u := range updates {
+		if err = exec(s.wconn, `UPDATE chunk_data SET data = ? WHERE id = ?`, u.data, u.dataID); err != nil {
+			return fmt.Errorf("rewrite chunk %s: %w", u.h, err)
+		}
+		if err = exec(s.wconn, `UPDATE chunks SET codec = ?, dict = ?, stored = ? WHERE hash = ?`, int64(u.codec), u.dict, int64(len(u.data)), u.h[:]); err != nil {
+			return fmt.Errorf("rewrite chunk %s: %w", u.h, err)
+		}
+	}
+	return nil
+}
+
+// collectChunks adds the chunks below directory dir to set.
+func (s *Store) collectChunks(ctx context.Context, dir hash.Hash, set, dirs map[hash.Hash]bool) error {
+	if dirs[dir] {
+		return nil // a shared subtree
+	}
+	dirs[dir] = true
+	d, err := s.Dir(ctx, dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range d.Entries {
+		switch e.Type {
+		case tree.TypeDir:
+			if err := s.collectChunks(ctx, e.Hash, set, dirs); err != nil {
+				return err
+			}
+		case tree.TypeFile:
+			f, err := s.File(ctx, e.Hash)
+			if err != nil {
+				return err
+			}
+			for _, c := range f.List.Chunks {
+				set[c.Hash] = true
+			}
+		}
+	}
+	return nil
+}
