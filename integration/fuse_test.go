@@ -134,6 +134,8 @@ func TestFUSEMountErrorsAndLazyUnmount(t *testing.T) {
 
 	// A lazy unmount from outside ends the server cleanly.
 	cmd := exec.Command(bin, "-s", st, "mount", dir, "m@1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +150,7 @@ func TestFUSEMountErrorsAndLazyUnmount(t *testing.T) {
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Errorf("server after umount -l: %v", err)
+			t.Errorf("server after umount -l: %v\n%s", err, stderr.String())
 		}
 	case <-time.After(10 * time.Second):
 		cmd.Process.Kill()

@@ -31,7 +31,7 @@ func newConnPool(path string, flags sqlite.OpenFlags, n int, prepare func(*sqlit
 			}
 		}
 		if err != nil {
-			p.close()
+			p.close() // every connection opened so far is free
 			return nil, err
 		}
 		p.all = append(p.all, c)
@@ -56,14 +56,17 @@ func (p *connPool) take(ctx context.Context) (*sqlite.Conn, error) {
 // put returns a connection taken with take.
 func (p *connPool) put(c *sqlite.Conn) { p.free <- c }
 
-// close closes every connection; all must have been put back.
+// close waits until every connection is back (reads in flight, such as a
+// reader's prefetch, finish first), closes them, and makes later takes
+// fail with errPoolClosed.
 func (p *connPool) close() error {
 	var first error
-	for _, c := range p.all {
-		if err := c.Close(); err != nil && first == nil {
+	for range p.all {
+		if err := (<-p.free).Close(); err != nil && first == nil {
 			first = err
 		}
 	}
 	p.all = nil
+	close(p.free)
 	return first
 }

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -87,7 +86,7 @@ func Mount(dir string, v *backend.View, opt Options) (*gofuse.Server, error) {
 		RootStableAttr:  &gofs.StableAttr{Ino: backend.RootIno, Mode: syscall.S_IFDIR},
 		MountOptions: gofuse.MountOptions{
 			AllowOther:         opt.AllowOther,
-			FsName:             fsName(v),
+			FsName:             "spraydryfs", // a path here (the store) confuses umount(8)
 			Name:               "spraydryfs",
 			Options:            append([]string{"ro", "default_permissions"}, opt.Extra...),
 			DirectMount:        true,
@@ -99,14 +98,6 @@ func Mount(dir string, v *backend.View, opt Options) (*gofuse.Server, error) {
 		},
 	}
 	return gofs.Mount(dir, root, fo)
-}
-
-// fsName is the mount's source as df and mount show it: the store file.
-func fsName(v *backend.View) string {
-	if abs, err := filepath.Abs(v.Store().Path()); err == nil {
-		return abs
-	}
-	return "spraydryfs"
 }
 
 // isMountPoint reports whether dir is the root of a mounted file system.
