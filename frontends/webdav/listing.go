@@ -1,0 +1,90 @@
+package webdav
+
+import (
+	"bufio"
+	"fmt"
+	"html"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spraydryfs/spraydryfs/backend"
+)
+
+// listingHead is the page's start; %s are the escaped title twice.
+const listingHead = `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Index of %s</title>
+<style>
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:60em;padding:0 1em;color:#222;background:#fff}
+h1{font-size:1.3em;font-weight:600;word-break:break-all}
+table{border-collapse:collapse;width:100%%}
+th,td{padding:.25em .75em;text-align:left;border-bottom:1px solid #e4e4e4}
+th{font-weight:600;color:#555}
+td.size,th.size{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
+td.date{white-space:nowrap;color:#555;font-variant-numeric:tabular-nums}
+a{color:#0645ad;text-decoration:none;word-break:break-all}a:hover{text-decoration:underline}
+tr:hover td{background:#f6f8fa}
+footer{margin-top:1.5em;color:#888;font-size:.85em}
+</style></head>
+<body>
+<h1>Index of %s</h1>
+<table>
+<thead><tr><th>Name</th><th class="size">Size</th><th>Modified (UTC)</th></tr></thead>
+<tbody>
+`
+
+// listing writes a collection's HTML index: a parent link, then every
+// entry with its size and date, names escaped.
+func (h *Handler) listing(w http.ResponseWriter, r *http.Request, p string, dir *backend.Node) {
+	ns, err := h.fs.children(r.Context(), splitClean(p), dir)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	hdr.Set("Cache-Control", "no-cache")
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	title := html.EscapeString(p)
+	fmt.Fprintf(bw, listingHead, title, title)
+	if p != "/" {
+		bw.WriteString(`<tr><td><a href="../">../</a></td><td class="size">—</td><td class="date"></td></tr>` + "\n")
+	}
+	for _, n := range ns {
+		name, href, size := n.Name, url.PathEscape(n.Name), humanSize(n.Size)
+		if n.IsDir() {
+			name, href, size = name+"/", href+"/", "—"
+		}
+		// PathEscape leaves ':' alone; "./" keeps a name like "a:b" from
+		// reading as a URL scheme.
+		fmt.Fprintf(bw, "<tr><td><a href=\"./%s\">%s</a></td><td class=\"size\">%s</td><td class=\"date\">%s</td></tr>\n",
+			html.EscapeString(href), html.EscapeString(strings.ToValidUTF8(name, "\uFFFD")), size,
+			time.Unix(0, n.MTime).UTC().Format("2006-01-02 15:04:05"))
+	}
+	fmt.Fprintf(bw, "</tbody></table>\n<footer>%d entries · SprayDryFS, read-only</footer>\n</body></html>\n", len(ns))
+	if err := bw.Flush(); err != nil {
+		h.log.Debug("webdav: listing", "path", p, "err", err)
+	}
+}
+
+// humanSize formats a byte count for people (KiB, MiB, … with one decimal).
+func humanSize(n int64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	f, units := float64(n), []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	i := -1
+	for f >= 1024 && i < len(units)-1 {
+		f /= 1024
+		i++
+	}
+	return fmt.Sprintf("%.1f %s", f, units[i])
+}
