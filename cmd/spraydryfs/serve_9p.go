@@ -2,11 +2,95 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/spraydryfs/spraydryfs/frontends/ninep"
 )
 
 func newServe9PCommand(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "9p", Short: "Serve roots over 9P2000.L (not built yet)", Hidden: true,
-		RunE: func(*cobra.Command, []string) error { return errors.New("serve 9p: not built yet") }}
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "9p [NAME[@VERSION[/path]]]",
+		Short: "Serve roots read-only over 9P2000.L (for virtual machines)",
+		Long: `Serve 9p shares the store read-only over 9P2000.L, the protocol Linux
+guests mount with v9fs, until interrupted (Ctrl-C, SIGTERM). It prints the
+address it serves on stdout.
+
+The guest's attach name (aname) picks the tree: empty for the default,
+which is the root given here or else every root as /<name>/<version>/…
+with a 'latest' per name; NAME for that name's versions; NAME@VERSION or
+NAME@VERSION/sub/dir for one root or a directory inside it. An unknown
+aname is refused with ENOENT, a malformed one (including . or ..) with
+EINVAL. Any number of guests and mounts can share one server.
+
+Mount in the guest with (HOST: the host as the guest reaches it, e.g.
+10.0.2.2 with QEMU user networking; PORT: the --listen port):
+
+  mount -t 9p -o trans=tcp,port=PORT,version=9p2000.L,aname=NAME@VERSION,ro,cache=loose,msize=1048576 HOST /mnt
+
+cache=loose is safe (stored content never changes) and makes repeated
+reads local; msize=1048576 is the largest Linux allows over TCP and lets
+each read carry 1 MiB. Every write fails with EROFS. Owners, modes, times
+(ns), symlinks, hard links (shared inode numbers), devices and extended
+attributes are served as stored; inode numbers (QID paths) are stable. A
+corrupt chunk fails the reads that need it with EIO and is logged; the
+rest keeps being served.
+
+The address is loopback unless --listen says otherwise (9P has no
+authentication or encryption: expose it only to guests you trust);
+--listen unix:/path/to/sock serves on a Unix socket (e.g. for
+'-chardev socket' setups or socat).`,
+		Example: `  spraydryfs serve 9p
+  spraydryfs serve 9p --listen 127.0.0.1:5640 toolchain@latest
+  spraydryfs serve 9p --listen unix:/run/sdfs.sock
+  # in a QEMU guest (-netdev user): every root, or one root
+  mount -t 9p -o trans=tcp,port=5640,version=9p2000.L,ro,cache=loose,msize=1048576 10.0.2.2 /mnt
+  mount -t 9p -o trans=tcp,port=5640,version=9p2000.L,aname=toolchain@1.2,ro,cache=loose,msize=1048576 10.0.2.2 /mnt`,
+		Args: args(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			ctx := cmd.Context()
+			network, addr := "tcp", listen
+			if rest, ok := strings.CutPrefix(listen, "unix:"); ok {
+				network, addr = "unix", rest
+				if addr == "" {
+					return usageError{errors.New("serve 9p: --listen unix: needs a socket path")}
+				}
+			}
+			s, err := g.open(false)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			which := ""
+			if len(a) == 1 {
+				which = a[0]
+			}
+			v, err := openView(ctx, s, which)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen(network, addr)
+			if err != nil {
+				return fmt.Errorf("serve 9p: %w", err)
+			}
+			defer ln.Close()
+			where := ln.Addr().String()
+			if network == "unix" {
+				where = "unix:" + where
+			}
+			fmt.Fprintln(os.Stdout, where)
+			fmt.Fprintf(os.Stderr, "spraydryfs: serving %s read-only over 9P at %s (Ctrl-C to stop)\n", describe(which), where)
+			if err := ninep.New(s, v, ninep.Options{Log: g.log}).Serve(ctx, ln); err != nil {
+				return fmt.Errorf("serve 9p: %w", err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:5640", "address to listen on: host:port (port 0 picks a free one) or unix:/path/to/socket")
+	return cmd
 }

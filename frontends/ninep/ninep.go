@@ -1,0 +1,207 @@
+// Package ninep serves backend views over 9P2000.L
+// (github.com/hugelgupf/p9), the protocol virtual machines mount with the
+// Linux v9fs client:
+//
+//	mount -t 9p -o trans=tcp,port=5640,version=9p2000.L,aname=NAME@VERSION,ro,cache=loose,msize=1048576 HOST /mnt
+//
+// Everything is read-only: every call that would change the tree answers
+// EROFS. QID paths are the view's stable inode numbers. The attach name
+// (aname) picks the tree: empty for the server's default view, NAME for
+// that name's versions, NAME@VERSION or NAME@VERSION/sub/dir for one root
+// or a directory inside it.
+//
+// The package is a thin adapter; it works around three faults of p9
+// v0.4.1 in its own code: directory entries carry DT_* types, not QID type
+// bits (see direntType); mutating calls answer EROFS, not ENOSYS; and the
+// server's reply to an xattr lookup is corrected on the wire (see wire.go),
+// because p9 turns every GetXattr error into EINVAL.
+package ninep
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/hugelgupf/p9/linux"
+	"github.com/hugelgupf/p9/p9"
+
+	"github.com/spraydryfs/spraydryfs/backend"
+	"github.com/spraydryfs/spraydryfs/backend/store"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Log receives errors (corrupt chunks, failed connections); nil means
+	// slog.Default().
+	Log *slog.Logger
+}
+
+// Server serves a store over 9P2000.L. It is safe for concurrent use:
+// any number of connections, each with any number of attaches.
+type Server struct {
+	s      *store.Store
+	def    *backend.View
+	log    *slog.Logger
+	statfs p9.FSStat
+
+	ctx    context.Context // backend calls; cancelled when Serve stops
+	cancel context.CancelFunc
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// New returns a server of store s whose empty attach name means view def
+// (typically backend.OpenNamespace(s), or the root given on the command
+// line).
+func New(s *store.Store, def *backend.View, opt Options) *Server {
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{s: s, def: def, log: opt.Log, statfs: statfs(s), ctx: ctx, cancel: cancel,
+		conns: make(map[net.Conn]struct{})}
+}
+
+// Serve accepts connections on ln and serves each until ctx is done; it
+// then closes ln and every connection, waits for their handlers and
+// returns nil. Other accept errors are returned.
+func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() {
+		ln.Close()
+		srv.Close()
+	})
+	defer stop()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			srv.wg.Wait()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("9p: accept: %w", err)
+		}
+		srv.wg.Add(1)
+		go func() {
+			defer srv.wg.Done()
+			srv.ServeConn(c)
+		}()
+	}
+}
+
+// ServeConn serves one connection until the client hangs up or the server
+// is closed, and closes it.
+func (srv *Server) ServeConn(c net.Conn) {
+	srv.mu.Lock()
+	if srv.conns == nil { // closed
+		srv.mu.Unlock()
+		c.Close()
+		return
+	}
+	srv.conns[c] = struct{}{}
+	srv.mu.Unlock()
+	defer func() {
+		srv.mu.Lock()
+		delete(srv.conns, c)
+		srv.mu.Unlock()
+	}()
+	w := newWire(c)
+	// One p9 server per connection: the attacher then never needs the
+	// connection, and the wire shim's aname rewriting is per connection.
+	ps := p9.NewServer(attacher{srv})
+	if err := ps.Handle(w, w); err != nil {
+		srv.log.Error("9p: connection failed", "remote", c.RemoteAddr().String(), "err", err)
+	}
+}
+
+// Close ends every connection and fails requests in flight; Serve does it
+// when its context is done.
+func (srv *Server) Close() error {
+	srv.cancel()
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for c := range srv.conns {
+		c.Close()
+	}
+	srv.conns = nil
+	return nil
+}
+
+// statfs describes the store: its size in 4 KiB blocks, the files its
+// roots hold, nothing free.
+func statfs(s *store.Store) p9.FSStat {
+	const bsize = 4096
+	out := p9.FSStat{Type: 0x01021997, BlockSize: bsize, NameLength: 255} // V9FS_MAGIC
+	if fi, err := os.Stat(s.Path()); err == nil {
+		out.Blocks = uint64(fi.Size()+bsize-1) / bsize
+	}
+	if roots, err := s.Roots(context.Background()); err == nil {
+		for _, r := range roots {
+			out.Files += uint64(r.Files)
+		}
+	}
+	return out
+}
+
+// attacher gives p9 the attach point of every attach; the wire shim has
+// turned the client's aname into one walk step from it (see wire.go).
+type attacher struct{ srv *Server }
+
+// Attach implements p9.Attacher.
+func (a attacher) Attach() (p9.File, error) {
+	return &file{srv: a.srv, v: a.srv.def, n: a.srv.def.Root(), attach: true}, nil
+}
+
+// anameMark starts the walk step the wire shim makes of an aname: no Linux
+// path component can contain NUL, so it cannot clash with a real name.
+const anameMark = "\x00"
+
+// openAname opens the view an attach name selects: "" the default view;
+// NAME, NAME@VERSION or NAME@VERSION/sub/dir as openView in the command.
+// Malformed names (including . and .. components) fail with EINVAL,
+// unknown ones with ENOENT.
+func (srv *Server) openAname(aname string) (*backend.View, error) {
+	aname = strings.Trim(aname, "/")
+	if aname == "" {
+		return srv.def, nil
+	}
+	for _, part := range strings.Split(aname, "/") {
+		if part == "" || part == "." || part == ".." {
+			return nil, linux.EINVAL
+		}
+	}
+	ref, err := store.ParseRef(aname, false)
+	if err != nil {
+		return nil, linux.EINVAL
+	}
+	var v *backend.View
+	if ref.Version == "" {
+		v, err = backend.OpenName(srv.ctx, srv.s, ref.Name)
+	} else {
+		v, err = backend.OpenRoot(srv.ctx, srv.s, ref)
+	}
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, backend.ErrNotExist) {
+			return nil, linux.ENOENT
+		}
+		return nil, srv.errno("attach", aname, err)
+	}
+	return v, nil
+}
+
+// errno maps a backend error to the errno the client gets, logging what
+// it will only see as EIO (corruption names the chunk in err).
+func (srv *Server) errno(op, name string, err error) linux.Errno {
+	e := backend.Errno(err)
+	if e == syscall.EIO {
+		srv.log.Error("9p: "+op+" failed", "name", name, "err", err)
+	}
+	return linux.Errno(e)
+}
