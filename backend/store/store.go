@@ -158,7 +158,11 @@ func checkFile(path string, create bool) error {
 }
 
 func prepareRead(c *sqlite.Conn) error {
-	return pragmas(c, "busy_timeout=10000", "mmap_size=268435456", "cache_size=-8192")
+	// No mmap: mapped store pages would count in every reader's RSS (a
+	// long-lived mount read 800 MB that way); an 8 MiB page cache per
+	// connection keeps memory bounded, and page copies are cheap next to
+	// decompression and hashing.
+	return pragmas(c, "busy_timeout=10000", "mmap_size=0", "cache_size=-8192")
 }
 
 // pragmas runs each PRAGMA on its own: some may not run inside a transaction.
