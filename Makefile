@@ -54,6 +54,8 @@ bench: build
 	bash bench/run.sh
 	bash bench/fuse.sh
 	bash bench/webdav.sh
+	bash bench/ninep.sh
+	bash bench/dict.sh
 
 clean:
 	rm -rf bin $(DEMO)

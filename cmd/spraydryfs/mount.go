@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -28,6 +29,20 @@ func openView(ctx context.Context, s *store.Store, arg string) (*backend.View, e
 		return backend.OpenName(ctx, s, ref.Name)
 	}
 	return backend.OpenRoot(ctx, s, ref)
+}
+
+// serverMemoryLimit is the soft memory limit of long-running servers
+// (mount, serve) unless GOMEMLIMIT says otherwise: their live heap is the
+// caches (64 MiB of chunks, 64 MiB of listings and chunk lists) and the
+// inodes the kernel holds; without a limit the collector lets the heap
+// grow to twice that.
+const serverMemoryLimit = 200 << 20
+
+// limitMemory applies serverMemoryLimit.
+func limitMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(serverMemoryLimit)
+	}
 }
 
 func newMountCommand(g *globals) *cobra.Command {
@@ -57,6 +72,7 @@ rest of the tree keeps being served.`,
 		Args: args(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			ctx := cmd.Context()
+			limitMemory()
 			s, err := g.open(false)
 			if err != nil {
 				return err

@@ -61,6 +61,7 @@ authentication or encryption: expose it only to guests you trust);
 					return usageError{errors.New("serve 9p: --listen unix: needs a socket path")}
 				}
 			}
+			limitMemory()
 			s, err := g.open(false)
 			if err != nil {
 				return err

@@ -64,6 +64,7 @@ is logged.`,
 				}
 				opt.Auth = h
 			}
+			limitMemory()
 			s, err := g.open(false)
 			if err != nil {
 				return err

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -46,6 +48,10 @@ type mount struct {
 	opt    Options
 	log    *slog.Logger
 	statfs gofuse.StatfsOut
+	// noXattrs: nothing in the view has extended attributes, so xattr
+	// calls answer ENOSYS and Linux stops making them (ls -l asks two per
+	// entry: ACLs and security labels).
+	noXattrs bool
 }
 
 // node is one inode: a backend node under go-fuse's Inode.
@@ -53,6 +59,8 @@ type node struct {
 	gofs.Inode
 	m *mount
 	n *backend.Node
+
+	reader atomic.Pointer[backend.Reader] // regular files, opened on first read
 }
 
 // Mount mounts v read-only at dir and returns the running server; call
@@ -73,6 +81,11 @@ func Mount(dir string, v *backend.View, opt Options) (*gofuse.Server, error) {
 	}
 	m := &mount{v: v, opt: opt, log: opt.Log}
 	m.statfs = statfs(v)
+	has, err := v.HasXattrs(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	m.noXattrs = !has
 	long, short := immutableTimeout, namespaceTimeout
 	timeout := &long
 	if !v.Root().Immutable() {
@@ -95,6 +108,9 @@ func Mount(dir string, v *backend.View, opt Options) (*gofuse.Server, error) {
 			MaxReadAhead:       1 << 20,
 			DisableReadDirPlus: !opt.ReadDirPlus,
 			Debug:              opt.Debug,
+			// go-fuse logs through package log, which slog's default
+			// handler filters below warnings: give --debug its own logger.
+			Logger: log.New(os.Stderr, "fuse: ", log.Lmicroseconds),
 		},
 	}
 	return gofs.Mount(dir, root, fo)
@@ -171,15 +187,19 @@ func (m *mount) fill(n *backend.Node, out *gofuse.Attr) {
 }
 
 var (
-	_ gofs.NodeLookuper    = (*node)(nil)
-	_ gofs.NodeGetattrer   = (*node)(nil)
-	_ gofs.NodeReaddirer   = (*node)(nil)
-	_ gofs.NodeOpener      = (*node)(nil)
-	_ gofs.NodeReader      = (*node)(nil)
-	_ gofs.NodeReadlinker  = (*node)(nil)
-	_ gofs.NodeGetxattrer  = (*node)(nil)
-	_ gofs.NodeListxattrer = (*node)(nil)
-	_ gofs.NodeStatfser    = (*node)(nil)
+	_ gofs.NodeLookuper       = (*node)(nil)
+	_ gofs.NodeGetattrer      = (*node)(nil)
+	_ gofs.NodeOpendirHandler = (*node)(nil)
+	_ gofs.FileReaddirenter   = (*dirHandle)(nil)
+	_ gofs.FileSeekdirer      = (*dirHandle)(nil)
+	_ gofs.FileReleasedirer   = (*dirHandle)(nil)
+	_ gofs.NodeOpener         = (*node)(nil)
+	_ gofs.NodeReader         = (*node)(nil)
+	_ gofs.NodeReadlinker     = (*node)(nil)
+	_ gofs.NodeGetxattrer     = (*node)(nil)
+	_ gofs.NodeListxattrer    = (*node)(nil)
+	_ gofs.NodeStatfser       = (*node)(nil)
+	_ gofs.NodeFlusher        = (*node)(nil)
 )
 
 // Lookup implements gofs.NodeLookuper.
@@ -202,44 +222,87 @@ func (n *node) Getattr(ctx context.Context, _ gofs.FileHandle, out *gofuse.AttrO
 	return 0
 }
 
-// Readdir implements gofs.NodeReaddirer.
-func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+// OpendirHandle implements gofs.NodeOpendirHandler: the listing is read
+// once per open, and for stored directories Linux may keep it cached
+// (FOPEN_CACHE_DIR), since it never changes.
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	kids, err := n.m.v.ReadDir(ctx, n.n)
 	if err != nil {
-		return nil, n.m.errno("readdir", n.n, err)
+		return nil, 0, n.m.errno("readdir", n.n, err)
 	}
-	list := make([]gofuse.DirEntry, len(kids))
+	d := &dirHandle{entries: make([]gofuse.DirEntry, len(kids))}
 	for i, k := range kids {
-		list[i] = gofuse.DirEntry{Name: k.Name, Ino: k.Ino, Mode: k.UnixMode() & syscall.S_IFMT}
+		// Off is the cookie of the entry after this one.
+		d.entries[i] = gofuse.DirEntry{Name: k.Name, Ino: k.Ino, Mode: k.UnixMode() & syscall.S_IFMT, Off: uint64(i + 1)}
 	}
-	return gofs.NewListDirStream(list), 0
+	var fl uint32
+	if n.n.Immutable() {
+		fl = gofuse.FOPEN_CACHE_DIR | gofuse.FOPEN_KEEP_CACHE
+	}
+	return d, fl, 0
 }
 
-// handle is an open regular file.
-type handle struct {
-	r *backend.Reader
+// dirHandle is an open directory: its entries and the read position.
+// go-fuse serializes calls on one handle.
+type dirHandle struct {
+	entries []gofuse.DirEntry
+	pos     int
 }
 
-// Open implements gofs.NodeOpener: read-only opens of regular files, kept
-// in the kernel's page cache across opens since content never changes.
+// Readdirent implements gofs.FileReaddirenter.
+func (d *dirHandle) Readdirent(context.Context) (*gofuse.DirEntry, syscall.Errno) {
+	if d.pos >= len(d.entries) {
+		return nil, 0
+	}
+	d.pos++
+	return &d.entries[d.pos-1], 0
+}
+
+// Seekdir implements gofs.FileSeekdirer: a cookie is an entry index.
+func (d *dirHandle) Seekdir(_ context.Context, off uint64) syscall.Errno {
+	if off > uint64(len(d.entries)) {
+		return syscall.EINVAL
+	}
+	d.pos = int(off)
+	return 0
+}
+
+// Releasedir implements gofs.FileReleasedirer.
+func (d *dirHandle) Releasedir(context.Context, uint32) {}
+
+// Open implements gofs.NodeOpener. Opening a regular file for reading
+// answers ENOSYS: Linux then stops sending OPEN, FLUSH and RELEASE for the
+// whole mount (no-open support), keeps file pages cached across opens
+// (FOPEN_KEEP_CACHE is its default then), and reads arrive without a
+// handle. Content never changes, so there is nothing to open: measured on
+// the gomod corpus, the three round trips per file were most of a warm
+// read of every file.
 func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND|syscall.O_CREAT) != 0 {
 		return nil, 0, syscall.EROFS
 	}
-	r, err := n.m.v.Open(ctx, n.n)
-	if err != nil {
-		return nil, 0, n.m.errno("open", n.n, err)
-	}
-	return &handle{r: r}, gofuse.FOPEN_KEEP_CACHE, 0
+	return nil, 0, syscall.ENOSYS
 }
 
-// Read implements gofs.NodeReader.
-func (n *node) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (gofuse.ReadResult, syscall.Errno) {
-	h, ok := fh.(*handle)
-	if !ok {
-		return nil, syscall.EBADF
+// Flush implements gofs.NodeFlusher: ENOSYS tells Linux never to send
+// FLUSH again (there is nothing to flush).
+func (n *node) Flush(context.Context, gofs.FileHandle) syscall.Errno { return syscall.ENOSYS }
+
+// Read implements gofs.NodeReader through one reader per inode, shared by
+// every process reading it, so sequential reads are seen as such and read
+// ahead.
+func (n *node) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off int64) (gofuse.ReadResult, syscall.Errno) {
+	r := n.reader.Load()
+	if r == nil {
+		var err error
+		if r, err = n.m.v.Open(ctx, n.n); err != nil {
+			return nil, n.m.errno("open", n.n, err)
+		}
+		if !n.reader.CompareAndSwap(nil, r) {
+			r = n.reader.Load()
+		}
 	}
-	got, err := h.r.ReadAtContext(ctx, dest, off)
+	got, err := r.ReadAtContext(ctx, dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, n.m.errno("read", n.n, err)
 	}
@@ -257,8 +320,13 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 
 // Getxattr implements gofs.NodeGetxattrer from the node's own attributes:
 // no store access, so the kernel's probes for security labels and ACLs
-// on every entry stay cheap.
+// on every entry stay cheap. A view without any xattrs answers ENOSYS, so
+// Linux stops asking; roots with xattrs added to a namespace mount later
+// show them after a remount.
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if n.m.noXattrs {
+		return 0, syscall.ENOSYS
+	}
 	for _, x := range n.n.Xattrs {
 		if x.Name == attr {
 			if len(dest) == 0 {
@@ -275,6 +343,9 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 
 // Listxattr implements gofs.NodeListxattrer.
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	if n.m.noXattrs {
+		return 0, syscall.ENOSYS
+	}
 	size := 0
 	for _, x := range n.n.Xattrs {
 		size += len(x.Name) + 1
