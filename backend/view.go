@@ -183,6 +183,39 @@ func OpenName(ctx context.Context, s *store.Store, name string) (*View, error) {
 	return &View{s: s, root: &Node{level: levelName, name: name, Attr: Attr{Ino: RootIno, Type: tree.TypeDir, Mode: 0555, Nlink: 2}}}, nil
 }
 
+// HasXattrs reports whether anything in the view has extended attributes,
+// from the totals every listing keeps; for the namespace, at this moment.
+func (v *View) HasXattrs(ctx context.Context) (bool, error) {
+	var tops []tree.Entry
+	switch v.root.level {
+	case levelStored:
+		tops = []tree.Entry{{Xattrs: v.root.Xattrs, Hash: v.root.Hash}}
+	default:
+		roots, err := v.s.Roots(ctx)
+		if err != nil {
+			return false, err
+		}
+		for _, r := range roots {
+			if v.root.level == levelTop || r.Name == v.root.name {
+				tops = append(tops, r.Top)
+			}
+		}
+	}
+	for _, t := range tops {
+		if len(t.Xattrs) > 0 {
+			return true, nil
+		}
+		d, err := v.s.Dir(ctx, t.Hash)
+		if err != nil {
+			return false, err
+		}
+		if d.Xattrs > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // Store returns the store under the view.
 func (v *View) Store() *store.Store { return v.s }
 

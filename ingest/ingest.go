@@ -401,6 +401,7 @@ func (in *ingester) merge(tops []*built, owner []string) (*built, error) {
 		}
 		m.Files += t.dir.Files
 		m.Bytes += t.dir.Bytes
+		m.Xattrs += t.dir.Xattrs
 	}
 	m.Sort()
 	top := tops[0].entry

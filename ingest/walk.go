@@ -103,6 +103,9 @@ func (in *ingester) walk(ctx context.Context, abs string, pd *pendingDir, jobs c
 			in.fail(err)
 			return
 		}
+		if len(e.Xattrs) > 0 {
+			pd.dir.Xattrs++
+		}
 		entries = append(entries, e)
 		stats = append(stats, st)
 	}
@@ -178,6 +181,7 @@ func (in *ingester) release(pd *pendingDir) {
 	p.mu.Lock()
 	p.dir.Files += pd.dir.Files
 	p.dir.Bytes += pd.dir.Bytes
+	p.dir.Xattrs += pd.dir.Xattrs
 	p.mu.Unlock()
 	in.release(p)
 }

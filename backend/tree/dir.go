@@ -102,9 +102,11 @@ type Entry struct {
 // Dir is a decoded directory listing, entries sorted by name bytes.
 type Dir struct {
 	Entries []Entry
-	// Files and Bytes total the regular files below this directory.
-	Files uint64
-	Bytes uint64
+	// Files and Bytes total the regular files below this directory;
+	// Xattrs counts the entries below it that have extended attributes.
+	Files  uint64
+	Bytes  uint64
+	Xattrs uint64
 }
 
 // Lookup returns the entry called name.
@@ -146,7 +148,8 @@ func (d *Dir) Sort() {
 
 // Encode returns the canonical encoding of a sorted listing:
 //
-//	byte version (1), uvarint count, uvarint files, uvarint bytes, then per entry:
+//	byte version (1), uvarint count, uvarint files, uvarint bytes,
+//	uvarint entries with xattrs (all three total the whole subtree), then per entry:
 //	bytes name, byte type, uvarint mode, uvarint uid, uvarint gid,
 //	zigzag-varint mtime ns, uvarint xattr count, (bytes name, bytes value)...,
 //	then by type — file: uvarint size, uvarint nlink, uvarint link id, hash;
@@ -162,6 +165,7 @@ func (d *Dir) Encode() ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(len(d.Entries)))
 	b = binary.AppendUvarint(b, d.Files)
 	b = binary.AppendUvarint(b, d.Bytes)
+	b = binary.AppendUvarint(b, d.Xattrs)
 	for i := range d.Entries {
 		e := &d.Entries[i]
 		if err := e.check(); err != nil {
@@ -237,7 +241,7 @@ func DecodeDir(b []byte) (*Dir, error) {
 		return nil, fmt.Errorf("%w: directory encoding version %d", ErrMalformed, v)
 	}
 	n := d.uvarint("entry count")
-	dir := &Dir{Files: d.uvarint("file total"), Bytes: d.uvarint("byte total")}
+	dir := &Dir{Files: d.uvarint("file total"), Bytes: d.uvarint("byte total"), Xattrs: d.uvarint("xattr total")}
 	// Each entry takes at least 8 bytes, which bounds the allocation.
 	if d.err == nil && n > uint64(len(d.b)/8) {
 		d.fail("entry count")

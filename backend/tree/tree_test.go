@@ -60,9 +60,10 @@ func TestDirEncodingStable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// version 1, 1 entry, 1 file, 3 bytes; "f", file, 0644, uid 1, gid 2,
-	// mtime 3 (zigzag 6), no xattrs, size 3, nlink 1, link 0, sha256("abc").
-	want := "01010103" + "0166" + "01" + "a403" + "01" + "02" + "06" + "00" + "03" + "01" + "00" +
+	// version 1, 1 entry, 1 file, 3 bytes, 0 with xattrs; "f", file, 0644,
+	// uid 1, gid 2, mtime 3 (zigzag 6), no xattrs, size 3, nlink 1, link 0,
+	// sha256("abc").
+	want := "0101010300" + "0166" + "01" + "a403" + "01" + "02" + "06" + "00" + "03" + "01" + "00" +
 		"01ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 	if got := fmt.Sprintf("%x", b); got != want {
 		t.Fatalf("directory encoding changed:\n got  %s\n want %s", got, want)
@@ -122,7 +123,7 @@ func TestChunkList(t *testing.T) {
 func FuzzDecodeDir(f *testing.F) {
 	b, _ := sampleDir().Encode()
 	f.Add(b)
-	f.Add([]byte{1, 0, 0, 0})
+	f.Add([]byte{1, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := DecodeDir(b)
 		if err != nil {
