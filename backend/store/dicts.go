@@ -27,7 +27,7 @@ type Dict struct {
 	Data    []byte // only from DictData
 }
 
-// ID returns "name@version".
+// Ref returns "name@version".
 func (d Dict) Ref() string { return d.Name + "@" + d.Version }
 
 // ErrInUse: a dictionary that chunks still need cannot be removed.

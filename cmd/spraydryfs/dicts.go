@@ -15,7 +15,6 @@ import (
 	"github.com/spraydryfs/spraydryfs/backend/chunk"
 	"github.com/spraydryfs/spraydryfs/backend/hash"
 	"github.com/spraydryfs/spraydryfs/backend/store"
-	"github.com/spraydryfs/spraydryfs/ingest"
 	"github.com/spraydryfs/spraydryfs/train"
 )
 
@@ -101,13 +100,9 @@ Use it with 'ingest --dict NAME@VERSION', make it the default with
 			if err != nil {
 				return usageError{err}
 			}
-			var srcs []ingest.Source
-			for _, x := range a[1:] {
-				src, err := ingest.ParseSource(x)
-				if err != nil {
-					return usageError{err}
-				}
-				srcs = append(srcs, src)
+			srcs, err := parseSources(a[1:])
+			if err != nil {
+				return err
 			}
 			s, err := g.open(true)
 			if err != nil {

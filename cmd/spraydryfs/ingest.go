@@ -57,13 +57,9 @@ it had stored. The store file is created if missing.`,
 			if err != nil {
 				return usageError{err}
 			}
-			var srcs []ingest.Source
-			for _, s := range a[1:] {
-				src, err := ingest.ParseSource(s)
-				if err != nil {
-					return usageError{err}
-				}
-				srcs = append(srcs, src)
+			srcs, err := parseSources(a[1:])
+			if err != nil {
+				return err
 			}
 			s, err := g.open(true)
 			if err != nil {
@@ -109,6 +105,19 @@ it had stored. The store file is created if missing.`,
 	cmd.Flags().StringVar(&dictArg, "dict", "", "dry new chunks with this trained dictionary (default: the store's default dictionary; none: no dictionary)")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the summary as JSON")
 	return cmd
+}
+
+// parseSources reads SOURCE arguments: directories and root:NAME@VERSION[/path].
+func parseSources(args []string) ([]ingest.Source, error) {
+	var srcs []ingest.Source
+	for _, a := range args {
+		src, err := ingest.ParseSource(a)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		srcs = append(srcs, src)
+	}
+	return srcs, nil
 }
 
 // progressBar shows files, bytes, rate and ETA on a terminal.

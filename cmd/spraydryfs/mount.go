@@ -38,11 +38,23 @@ func openView(ctx context.Context, s *store.Store, arg string) (*backend.View, e
 // grow to twice that.
 const serverMemoryLimit = 200 << 20
 
-// limitMemory applies serverMemoryLimit.
-func limitMemory() {
+// openServed prepares a long-running server: the memory limit (unless
+// GOMEMLIMIT is set), the store opened read-only, and the view named by
+// which (see openView). The caller closes the store.
+func (g *globals) openServed(ctx context.Context, which string) (*store.Store, *backend.View, error) {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(serverMemoryLimit)
 	}
+	s, err := g.open(false)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := openView(ctx, s, which)
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	return s, v, nil
 }
 
 func newMountCommand(g *globals) *cobra.Command {
@@ -72,20 +84,15 @@ rest of the tree keeps being served.`,
 		Args: args(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			ctx := cmd.Context()
-			limitMemory()
-			s, err := g.open(false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
 			which := ""
 			if len(a) == 2 {
 				which = a[1]
 			}
-			v, err := openView(ctx, s, which)
+			s, v, err := g.openServed(ctx, which)
 			if err != nil {
 				return err
 			}
+			defer s.Close()
 			if cmd.Flags().Changed("uid") {
 				u := uint32(uid)
 				opt.UID = &u

@@ -61,20 +61,15 @@ authentication or encryption: expose it only to guests you trust);
 					return usageError{errors.New("serve 9p: --listen unix: needs a socket path")}
 				}
 			}
-			limitMemory()
-			s, err := g.open(false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
 			which := ""
 			if len(a) == 1 {
 				which = a[0]
 			}
-			v, err := openView(ctx, s, which)
+			s, v, err := g.openServed(ctx, which)
 			if err != nil {
 				return err
 			}
+			defer s.Close()
 			ln, err := net.Listen(network, addr)
 			if err != nil {
 				return fmt.Errorf("serve 9p: %w", err)

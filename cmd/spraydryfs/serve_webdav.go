@@ -64,20 +64,15 @@ is logged.`,
 				}
 				opt.Auth = h
 			}
-			limitMemory()
-			s, err := g.open(false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
 			which := ""
 			if len(a) == 1 {
 				which = a[0]
 			}
-			v, err := openView(ctx, s, which)
+			s, v, err := g.openServed(ctx, which)
 			if err != nil {
 				return err
 			}
+			defer s.Close()
 			level := slog.LevelInfo
 			switch {
 			case g.verbose:
