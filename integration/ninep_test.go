@@ -30,20 +30,8 @@ import (
 // set) it fails instead, so the test never silently skips there.
 func requireVM(t *testing.T) {
 	t.Helper()
-	var missing []string
-	for _, tool := range []string{"qemu-system-x86_64", "busybox", "cpio", "dpkg-deb", "apt-get"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	reason := "missing " + strings.Join(missing, ", ") + " (apt-get install qemu-system-x86 busybox-static cpio)"
-	if os.Getenv("CI") != "" {
-		t.Fatalf("9P VM test cannot run: %s", reason)
-	}
-	t.Skipf("9P VM test skipped: %s", reason)
+	unavailable(t, "9P VM test", missingTools("apt-get install qemu-system-x86 busybox-static cpio",
+		"qemu-system-x86_64", "busybox", "cpio", "dpkg-deb", "apt-get"))
 }
 
 // serve9P runs `spraydryfs serve 9p` on a free loopback port and returns

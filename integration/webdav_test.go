@@ -35,23 +35,7 @@ import (
 // set) it fails instead, so these tests never silently skip there.
 func requireTools(t *testing.T, tools ...string) {
 	t.Helper()
-	var missing []string
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	reason := ""
-	if len(missing) > 0 {
-		reason = "missing " + strings.Join(missing, ", ") + " (apt-get install rclone davfs2 cadaver curl chromium)"
-	}
-	if reason == "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("WebDAV tests cannot run: %s", reason)
-	}
-	t.Skipf("WebDAV tests skipped: %s", reason)
+	unavailable(t, "WebDAV tests", missingTools("apt-get install rclone davfs2 cadaver curl chromium", tools...))
 }
 
 // startDAV runs `spraydryfs serve webdav` on a free loopback port and
@@ -186,13 +170,7 @@ func requireDavfs(t *testing.T) {
 	} else if _, err := os.Stat("/dev/fuse"); err != nil {
 		reason = "no /dev/fuse"
 	}
-	if reason == "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("davfs2 tests cannot run: %s", reason)
-	}
-	t.Skipf("davfs2 tests skipped: %s", reason)
+	unavailable(t, "davfs2 tests", reason)
 }
 
 // TestWebDAVConformance runs the frontend suite through a davfs2 mount.

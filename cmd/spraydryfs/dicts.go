@@ -84,9 +84,9 @@ Use it with 'ingest --dict NAME@VERSION', make it the default with
   spraydryfs train src@2 ./samples --size 64KiB`,
 		Args: args(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			ref, err := store.ParseRef(a[0], true)
-			if err != nil || ref.Path != "" {
-				return usageError{fmt.Errorf("invalid dictionary name %q: want NAME@VERSION", a[0])}
+			ref, err := parseID("dictionary", a[0])
+			if err != nil {
+				return err
 			}
 			dictSize, err := parseSize(sizeArg)
 			if err != nil {
@@ -149,9 +149,9 @@ Use it with 'ingest --dict NAME@VERSION', make it the default with
 
 // lookupDict resolves NAME@VERSION to a stored dictionary.
 func lookupDict(cmd *cobra.Command, s *store.Store, arg string) (*store.Dict, error) {
-	ref, err := store.ParseRef(arg, true)
-	if err != nil || ref.Path != "" {
-		return nil, usageError{fmt.Errorf("invalid dictionary name %q: want NAME@VERSION", arg)}
+	ref, err := parseID("dictionary", arg)
+	if err != nil {
+		return nil, err
 	}
 	return s.DictByName(cmd.Context(), ref.Name, ref.Version)
 }
@@ -284,9 +284,9 @@ run leaves every chunk readable, and running it again finishes the job.`,
 			}
 			var roots []store.Root
 			for _, x := range a {
-				ref, err := store.ParseRef(x, true)
-				if err != nil || ref.Path != "" {
-					return usageError{fmt.Errorf("invalid root %q: want NAME@VERSION", x)}
+				ref, err := parseID("root", x)
+				if err != nil {
+					return err
 				}
 				r, err := s.Root(cmd.Context(), ref.Name, ref.Version)
 				if err != nil {

@@ -46,12 +46,9 @@ it had stored. The store file is created if missing.`,
   spraydryfs -s store.sdfs ingest merged@1 ./docs root:toolchain@1.0/bin`,
 		Args: args(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			ref, err := store.ParseRef(a[0], true)
-			if err != nil || ref.Path != "" {
-				if err == nil {
-					err = fmt.Errorf("invalid root %q: want NAME@VERSION", a[0])
-				}
-				return usageError{err}
+			ref, err := parseID("root", a[0])
+			if err != nil {
+				return err
 			}
 			lvl, err := chunk.ParseLevel(level)
 			if err != nil {
@@ -105,6 +102,19 @@ it had stored. The store file is created if missing.`,
 	cmd.Flags().StringVar(&dictArg, "dict", "", "dry new chunks with this trained dictionary (default: the store's default dictionary; none: no dictionary)")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the summary as JSON")
 	return cmd
+}
+
+// parseID reads exactly NAME@VERSION (no path) naming a root or a
+// dictionary; errors are usage errors.
+func parseID(kind, arg string) (store.Ref, error) {
+	ref, err := store.ParseRef(arg, true)
+	if err == nil && ref.Path != "" {
+		err = fmt.Errorf("invalid %s %q: want NAME@VERSION", kind, arg)
+	}
+	if err != nil {
+		return ref, usageError{err}
+	}
+	return ref, nil
 }
 
 // parseSources reads SOURCE arguments: directories and root:NAME@VERSION[/path].
