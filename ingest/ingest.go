@@ -67,6 +67,14 @@ type Options struct {
 	// Dict, if set, is the trained dictionary new chunks are dried with
 	// (each chunk keeps the smaller of with and without it).
 	Dict *store.Dict
+	// Parent is the root (or a directory in one) whose files new chunks are
+	// delta-dried against, path by path; nil picks the newest version of
+	// Name, if there is one.
+	Parent *store.Ref
+	// NoDelta stores every new chunk on its own (plain or with Dict).
+	NoDelta bool
+	// MaxDepth bounds reference chains; 0 uses DefaultMaxDepth.
+	MaxDepth int
 	// Workers is the number of read/cut/dry workers; 0 uses two per core,
 	// so that reading a file from a cold disk overlaps with compression.
 	Workers int
@@ -91,6 +99,7 @@ type Result struct {
 	ReadFiles   int64 // files read (the rest were reused unread)
 	ReadBytes   int64
 	NewChunks   int64
+	DeltaChunks int64 // new chunks stored against a reference
 	StoredBytes int64 // bytes added to the store after dedup and compression
 	Elapsed     time.Duration
 }
@@ -130,7 +139,14 @@ func Run(ctx context.Context, s *store.Store, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &ingester{s: s, opt: opt, dryer: dryer, name: opt.Name, gen: start.UnixNano()}
+	if opt.MaxDepth == 0 {
+		opt.MaxDepth = DefaultMaxDepth
+	}
+	if opt.MaxDepth < 1 || opt.MaxDepth > store.MaxChainDepth {
+		return nil, fmt.Errorf("delta depth %d: want 1 to %d", opt.MaxDepth, store.MaxChainDepth)
+	}
+	in := &ingester{s: s, opt: opt, dryer: dryer, delta: chunk.NewDeltaDryer(opt.Level), maxDepth: opt.MaxDepth,
+		name: opt.Name, gen: start.UnixNano()}
 	if err := in.prepare(ctx); err != nil {
 		return nil, err
 	}
@@ -152,7 +168,7 @@ func Run(ctx context.Context, s *store.Store, opt Options) (*Result, error) {
 	}
 	st := w.Stats()
 	return &Result{Root: root, Files: root.Files, Bytes: root.Bytes, ReadFiles: in.readFiles.Load(), ReadBytes: in.readBytes.Load(),
-		NewChunks: st.Chunks, StoredBytes: st.StoredBytes, Elapsed: time.Since(start)}, nil
+		NewChunks: st.Chunks, DeltaChunks: st.Deltas, StoredBytes: st.StoredBytes, Elapsed: time.Since(start)}, nil
 }
 
 func sourceList(srcs []Source) string {
@@ -175,6 +191,11 @@ type ingester struct {
 	dryer *chunk.Dryer
 	name  string
 	gen   int64
+
+	delta     *chunk.DeltaDryer
+	maxDepth  int
+	parentTop  *tree.Dir // the parent version's top listing; nil: no deltas
+	parentTopH hash.Hash
 
 	prevGen int64 // reuse index generation of the newest version; 0 = none
 	links   map[devIno]*linkGroup
@@ -206,11 +227,29 @@ func (in *ingester) prepare(ctx context.Context) error {
 			in.skip[devIno{uint64(st.Dev), st.Ino}] = true
 		}
 	}
-	if !in.opt.NoReuse {
-		if prev, err := in.s.Newest(ctx, in.name); err == nil {
-			in.prevGen = prev.Gen
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return err
+	prev, err := in.s.Newest(ctx, in.name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return err
+	case !in.opt.NoReuse:
+		in.prevGen = prev.Gen
+	}
+	if !in.opt.NoDelta {
+		var top tree.Entry
+		switch {
+		case in.opt.Parent != nil:
+			if top, err = in.refEntry(ctx, *in.opt.Parent); err != nil {
+				return fmt.Errorf("parent %s: %w", in.opt.Parent, err)
+			}
+		case prev.Name != "":
+			top = prev.Top
+		}
+		if top.Type == tree.TypeDir {
+			in.parentTopH = top.Hash
+			if in.parentTop, err = in.s.Dir(ctx, top.Hash); err != nil {
+				return fmt.Errorf("parent: %w", err)
+			}
 		}
 	}
 	var files, bytes int64
@@ -405,14 +444,15 @@ func (in *ingester) merge(tops []*built, owner []string) (*built, error) {
 	}
 	m.Sort()
 	top := tops[0].entry
-	if err := in.finishDir(m, &top); err != nil {
+	if err := in.finishDir(m, &top, in.parentTopH); err != nil {
 		return nil, err
 	}
 	return &built{entry: top, dir: m}, nil
 }
 
-// finishDir encodes and stores a listing and completes its directory entry.
-func (in *ingester) finishDir(d *tree.Dir, e *tree.Entry) error {
+// finishDir encodes and stores a listing and completes its directory
+// entry; base is the same directory's listing in the parent version, or zero.
+func (in *ingester) finishDir(d *tree.Dir, e *tree.Entry, base hash.Hash) error {
 	enc, err := d.Encode()
 	if err != nil {
 		return err
@@ -424,7 +464,13 @@ func (in *ingester) finishDir(d *tree.Dir, e *tree.Entry) error {
 			e.Nlink++
 		}
 	}
-	return in.w.PutDir(h, enc)
+	var db *store.DirBase
+	if !base.IsZero() && base != h {
+		if db, err = in.s.DirBaseFor(context.Background(), base, in.maxDepth); err != nil {
+			return fmt.Errorf("parent version of a directory: %w", err)
+		}
+	}
+	return in.w.PutDir(h, enc, db)
 }
 
 // sortedNames returns a directory's names sorted by bytes.

@@ -31,6 +31,8 @@ type pendingDir struct {
 	parent  *pendingDir
 	slot    *tree.Entry // this directory's entry in the parent's listing
 	index   map[string]seen
+	base    *tree.Dir     // the parent version's listing at this path, or nil
+	baseH   hash.Hash     // and its address
 	done    chan struct{} // closed when the top directory is finished
 }
 
@@ -39,6 +41,7 @@ type fileJob struct {
 	slot *tree.Entry
 	pd   *pendingDir
 	st   unix.Stat_t
+	base hash.Hash // the parent version's file at this path, or zero
 }
 
 // dirSource walks one source directory; its contents become a listing.
@@ -51,7 +54,7 @@ func (in *ingester) dirSource(ctx context.Context, dir string, jobs chan<- *file
 	if err := in.fillEntry(dir, &st, top); err != nil {
 		return nil, err
 	}
-	pd := &pendingDir{slot: top, done: make(chan struct{})}
+	pd := &pendingDir{slot: top, base: in.parentTop, baseH: in.parentTopH, done: make(chan struct{})}
 	in.walk(ctx, dir, pd, jobs)
 	select {
 	case <-pd.done:
@@ -139,7 +142,7 @@ func (in *ingester) walk(ctx context.Context, abs string, pd *pendingDir, jobs c
 			pd.waiting++
 			pd.mu.Unlock()
 			select {
-			case jobs <- &fileJob{abs: p, slot: e, pd: pd, st: *st}:
+			case jobs <- &fileJob{abs: p, slot: e, pd: pd, st: *st, base: parentFile(pd.base, e.Name)}:
 			case <-ctx.Done():
 				return
 			}
@@ -147,7 +150,12 @@ func (in *ingester) walk(ctx context.Context, abs string, pd *pendingDir, jobs c
 			pd.mu.Lock()
 			pd.waiting++
 			pd.mu.Unlock()
-			child := &pendingDir{parent: pd, slot: e, rel: filepath.Join(pd.rel, e.Name)}
+			base, baseH, err := in.parentDir(ctx, pd.base, e.Name)
+			if err != nil {
+				in.fail(fmt.Errorf("parent version of %s: %w", p, err))
+				return
+			}
+			child := &pendingDir{parent: pd, slot: e, rel: filepath.Join(pd.rel, e.Name), base: base, baseH: baseH}
 			in.walk(ctx, p, child, jobs)
 		}
 	}
@@ -163,7 +171,7 @@ func (in *ingester) release(pd *pendingDir) {
 	if !last {
 		return
 	}
-	if err := in.finishDir(&pd.dir, pd.slot); err != nil {
+	if err := in.finishDir(&pd.dir, pd.slot, pd.baseH); err != nil {
 		in.fail(err)
 		return
 	}
@@ -299,7 +307,7 @@ func (in *ingester) worker(ctx context.Context, jobs <-chan *fileJob) {
 		if ctx.Err() != nil || ck == nil || cl == nil {
 			continue // drain: the walker stops on the cancelled context
 		}
-		if err := in.readFile(ck, cl, &first, j); err != nil {
+		if err := in.readFile(ctx, ck, cl, &first, j); err != nil {
 			in.fail(err)
 			continue
 		}
@@ -307,7 +315,7 @@ func (in *ingester) worker(ctx context.Context, jobs <-chan *fileJob) {
 	}
 }
 
-func (in *ingester) readFile(ck *chunk.Chunker, cl *store.Claimer, first *[]byte, j *fileJob) error {
+func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.Claimer, first *[]byte, j *fileJob) error {
 	f, err := os.OpenFile(j.abs, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return fmt.Errorf("ingest %s: %w", j.abs, err)
@@ -317,10 +325,18 @@ func (in *ingester) readFile(ck *chunk.Chunker, cl *store.Claimer, first *[]byte
 	// A one-chunk file's address is its chunk's: the whole-file hash is
 	// only computed once a second chunk shows up, from a copy of the first.
 	var (
-		refs  []tree.ChunkRef
-		size  int64
-		whole = hash.New()
+		refs   []tree.ChunkRef
+		size   int64
+		whole  = hash.New()
+		picker *refPicker // aligns chunks with the parent version's file
 	)
+	if !j.base.IsZero() {
+		pf, err := in.s.File(ctx, j.base)
+		if err != nil {
+			return fmt.Errorf("ingest %s: parent version: %w", j.abs, err)
+		}
+		picker = newRefPicker(pf.List)
+	}
 	for {
 		c, err := ck.Next()
 		if err == io.EOF {
@@ -340,18 +356,22 @@ func (in *ingester) readFile(ck *chunk.Chunker, cl *store.Claimer, first *[]byte
 			whole.Write(c)
 		}
 		refs = append(refs, tree.ChunkRef{Hash: h, Size: uint32(len(c))})
+		var parent hash.Hash
+		if picker != nil {
+			picker.saw(h, size)
+			parent = picker.pick(size)
+		}
 		size += int64(len(c))
 		claimed, err := cl.Chunk(h)
 		if err != nil {
 			return err
 		}
 		if claimed {
-			stored, codec, withDict := in.dryer.Dry(nil, c)
-			dict := int64(0)
-			if withDict {
-				dict = in.opt.Dict.ID
+			d, err := in.dry(ctx, c, parent)
+			if err != nil {
+				return fmt.Errorf("ingest %s: %w", j.abs, err)
 			}
-			if err := in.w.PutChunk(h, len(c), codec, dict, stored); err != nil {
+			if err := in.w.PutChunk(h, len(c), d); err != nil {
 				return err
 			}
 		}

@@ -137,14 +137,24 @@ func (y *Hydrator) Hydrate(h hash.Hash, codec Codec, size int, stored []byte) ([
 		if err != nil {
 			return nil, fmt.Errorf("%w chunk %s: %v", ErrCorrupt, h, err)
 		}
+	case Delta:
+		return nil, fmt.Errorf("chunk %s: a delta chunk needs its reference (HydrateDelta)", h)
 	default:
 		return nil, fmt.Errorf("%w chunk %s: unknown codec %d", ErrCorrupt, h, codec)
 	}
-	if len(raw) != size {
-		return nil, fmt.Errorf("%w chunk %s: %d bytes, want %d", ErrCorrupt, h, len(raw), size)
-	}
-	if hash.Sum(raw) != h {
-		return nil, fmt.Errorf("%w chunk %s: content does not match its hash", ErrCorrupt, h)
+	if err := verify(h, size, raw); err != nil {
+		return nil, err
 	}
 	return raw, nil
+}
+
+// verify checks that raw is the size bytes with content address h.
+func verify(h hash.Hash, size int, raw []byte) error {
+	if len(raw) != size {
+		return fmt.Errorf("%w chunk %s: %d bytes, want %d", ErrCorrupt, h, len(raw), size)
+	}
+	if hash.Sum(raw) != h {
+		return fmt.Errorf("%w chunk %s: content does not match its hash", ErrCorrupt, h)
+	}
+	return nil
 }

@@ -80,6 +80,13 @@ func (c *Cache[K, V]) Load(k K, load func() (V, int64, error)) (V, error) {
 	return v, err
 }
 
+// Put inserts or replaces the value for k.
+func (c *Cache[K, V]) Put(k K, v V, size int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.add(k, v, size)
+}
+
 // add inserts under c.mu and evicts from the back until within budget.
 func (c *Cache[K, V]) add(k K, v V, size int64) {
 	if size > c.max {

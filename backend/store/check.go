@@ -86,7 +86,7 @@ func (s *Store) Check(ctx context.Context, readData bool, progress CheckProgress
 		rep.Dirs++
 		progress("directories", rep.Dirs, total)
 		h, blob := columnHash(st, 0), columnCopy(st, 1)
-		d, err := decodeDirBlob(h, blob)
+		d, err := s.decodeDirRecord(ctx, h, blob, MaxChainDepth)
 		if err != nil {
 			add("directory", h.String(), h, err)
 			return nil
@@ -142,33 +142,50 @@ func (s *Store) Check(ctx context.Context, readData bool, progress CheckProgress
 
 	// Chunks: metadata always; content with readData.
 	total = count("chunks")
-	q := `SELECT c.hash, c.size, c.codec, c.dict, c.stored, length(d.data) FROM chunks c LEFT JOIN chunk_data d ON d.id = c.data_id`
+	cols := `c.hash, c.size, c.codec, c.dict, c.ref, c.depth, c.stored, length(d.data), r.depth`
 	if readData {
-		q = `SELECT c.hash, c.size, c.codec, c.dict, c.stored, length(d.data), d.data FROM chunks c LEFT JOIN chunk_data d ON d.id = c.data_id`
+		cols += `, d.data`
 	}
+	q := `SELECT ` + cols + ` FROM chunks c LEFT JOIN chunk_data d ON d.id = c.data_id LEFT JOIN chunks r ON r.hash = c.ref`
 	err = sqlitex.Execute(c, q, &sqlitex.ExecOptions{ResultFunc: func(st *sqlite.Stmt) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		rep.Chunks++
 		progress("chunks", rep.Chunks, total)
-		h := columnHash(st, 0)
-		size, codec, dict, stored := st.ColumnInt(1), chunk.Codec(st.ColumnInt(2)), st.ColumnInt64(3), st.ColumnInt64(4)
-		switch {
-		case st.ColumnType(5) == sqlite.TypeNull:
-			add("chunk", h.String(), h, fmt.Errorf("stored bytes are missing"))
-			return nil
-		case st.ColumnInt64(5) != stored:
-			add("chunk", h.String(), h, fmt.Errorf("%d stored bytes, record says %d", st.ColumnInt64(5), stored))
+		info := ChunkInfo{Hash: columnHash(st, 0)}
+		h := info.Hash
+		if err := scanInfo(st, &info, 1); err != nil {
+			add("chunk", h.String(), h, err)
 			return nil
 		}
-		y, err := s.hydrator(ctx, dict)
+		if err := checkChain(info, st.ColumnType(8) == sqlite.TypeNull, st.ColumnInt(8)); err != nil {
+			add("chunk", h.String(), h, err)
+			return nil
+		}
+		switch {
+		case st.ColumnType(7) == sqlite.TypeNull:
+			add("chunk", h.String(), h, fmt.Errorf("stored bytes are missing"))
+			return nil
+		case st.ColumnInt(7) != info.Stored:
+			add("chunk", h.String(), h, fmt.Errorf("%d stored bytes, record says %d", st.ColumnInt64(7), info.Stored))
+			return nil
+		}
+		if info.Codec == chunk.Delta {
+			if readData {
+				if _, err := s.readChunk(ctx, h, MaxChainDepth); err != nil {
+					add("chunk", h.String(), h, err)
+				}
+			}
+			return nil
+		}
+		y, err := s.hydrator(ctx, info.Dict)
 		if err != nil {
 			add("chunk", h.String(), h, err)
 			return nil
 		}
 		if readData {
-			if _, err := y.Hydrate(h, codec, size, columnCopy(st, 6)); err != nil {
+			if _, err := y.Hydrate(h, info.Codec, info.Size, columnCopy(st, 9)); err != nil {
 				add("chunk", h.String(), h, err)
 			}
 		}
@@ -176,6 +193,17 @@ func (s *Store) Check(ctx context.Context, readData bool, progress CheckProgress
 	}})
 	if err != nil {
 		return nil, fmt.Errorf("check chunks: %w", err)
+	}
+	// Dependant counts, which guard references against deletion.
+	err = sqlitex.Execute(c, `SELECT c.hash, c.deps, coalesce(r.n, 0) FROM chunks c
+		LEFT JOIN (SELECT ref, count(*) AS n FROM chunks WHERE ref IS NOT NULL GROUP BY ref) r ON r.ref = c.hash
+		WHERE c.deps != coalesce(r.n, 0)`, &sqlitex.ExecOptions{ResultFunc: func(st *sqlite.Stmt) error {
+		h := columnHash(st, 0)
+		add("chunk", h.String(), h, fmt.Errorf("records %d dependants, has %d", st.ColumnInt64(1), st.ColumnInt64(2)))
+		return nil
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("check chunk references: %w", err)
 	}
 
 	// Multi-chunk files: the chunks together must hash to the file.
@@ -189,6 +217,24 @@ func (s *Store) Check(ctx context.Context, readData bool, progress CheckProgress
 		}
 	}
 	return rep, nil
+}
+
+// checkChain checks a chunk's reference fields; refMissing and refDepth
+// describe the row its ref names.
+func checkChain(info ChunkInfo, refMissing bool, refDepth int) error {
+	switch {
+	case info.Codec != chunk.Delta && (!info.Ref.IsZero() || info.Depth != 0):
+		return fmt.Errorf("%w: codec %d with a reference chain", ErrCorrupt, info.Codec)
+	case info.Codec != chunk.Delta:
+		return nil
+	case info.Ref.IsZero():
+		return fmt.Errorf("%w: delta chunk without a reference", ErrCorrupt)
+	case refMissing:
+		return fmt.Errorf("%w: reference %s is missing", ErrCorrupt, info.Ref)
+	case refDepth >= info.Depth || info.Depth > MaxChainDepth:
+		return fmt.Errorf("%w: depth %d, its reference's %d", ErrCorrupt, info.Depth, refDepth)
+	}
+	return nil
 }
 
 // verifyFile re-hashes a file's content from its chunks.
@@ -220,20 +266,4 @@ func columnCopy(st *sqlite.Stmt, col int) []byte {
 func columnHash(st *sqlite.Stmt, col int) hash.Hash {
 	h, _ := hash.FromBytes(columnCopy(st, col))
 	return h
-}
-
-// decodeDirBlob unpacks, verifies and decodes a stored listing.
-func decodeDirBlob(h hash.Hash, blob []byte) (*tree.Dir, error) {
-	enc, err := unpackDir(blob)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
-	}
-	if hash.Sum(enc) != h {
-		return nil, fmt.Errorf("%w: listing does not match its hash", ErrCorrupt)
-	}
-	d, err := tree.DecodeDir(enc)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
-	}
-	return d, nil
 }

@@ -2,7 +2,7 @@ package store
 
 // schemaVersion is the PRAGMA user_version this build writes. migrations[i]
 // moves a store from version i to i+1.
-const schemaVersion = 1
+const schemaVersion = 2
 
 var migrations = []string{
 	// 0 → 1: the initial schema. Chunk metadata and chunk bytes live in
@@ -82,5 +82,38 @@ CREATE TABLE ingest_index(
 	data BLOB NOT NULL,
 	PRIMARY KEY(name, gen, path)
 ) WITHOUT ROWID;
+`,
+	// 1 → 2: delta drying. A Delta chunk is compressed against its ref
+	// chunk. depth is its chain length (0 for chunks without a ref) and
+	// always exceeds its ref's, so chains end; deps counts the chunks whose
+	// ref it is, kept by triggers. The triggers also refuse a ref that is
+	// missing or not shallower, a deeper depth for a chunk with dependants,
+	// and deleting a chunk with dependants.
+	`
+ALTER TABLE chunks ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE chunks ADD COLUMN deps INTEGER NOT NULL DEFAULT 0;
+CREATE TRIGGER chunks_ref_check BEFORE INSERT ON chunks WHEN NEW.ref IS NOT NULL BEGIN
+	SELECT RAISE(ABORT, 'reference chunk missing or not shallower')
+	WHERE NOT EXISTS (SELECT 1 FROM chunks WHERE hash = NEW.ref AND depth < NEW.depth);
+END;
+CREATE TRIGGER chunks_ref_recheck BEFORE UPDATE OF ref, depth ON chunks BEGIN
+	SELECT RAISE(ABORT, 'reference chunk missing or not shallower')
+	WHERE NEW.ref IS NOT NULL AND NOT EXISTS (SELECT 1 FROM chunks WHERE hash = NEW.ref AND depth < NEW.depth);
+	SELECT RAISE(ABORT, 'a reference chunk cannot get deeper')
+	WHERE NEW.depth > OLD.depth AND OLD.deps > 0;
+END;
+CREATE TRIGGER chunks_ref_add AFTER INSERT ON chunks WHEN NEW.ref IS NOT NULL BEGIN
+	UPDATE chunks SET deps = deps + 1 WHERE hash = NEW.ref;
+END;
+CREATE TRIGGER chunks_ref_change AFTER UPDATE OF ref ON chunks WHEN OLD.ref IS NOT NEW.ref BEGIN
+	UPDATE chunks SET deps = deps - 1 WHERE hash = OLD.ref;
+	UPDATE chunks SET deps = deps + 1 WHERE hash = NEW.ref;
+END;
+CREATE TRIGGER chunks_ref_drop AFTER DELETE ON chunks WHEN OLD.ref IS NOT NULL BEGIN
+	UPDATE chunks SET deps = deps - 1 WHERE hash = OLD.ref;
+END;
+CREATE TRIGGER chunks_ref_keep BEFORE DELETE ON chunks WHEN OLD.deps > 0 BEGIN
+	SELECT RAISE(ABORT, 'chunk is the reference of other chunks');
+END;
 `,
 }

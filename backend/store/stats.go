@@ -18,10 +18,28 @@ type Stats struct {
 	ChunkBytes  int64 `json:"chunk_bytes"`  // raw bytes of distinct chunks
 	ChunkStored int64 `json:"chunk_stored"` // their stored (compressed) bytes
 	RawChunks   int64 `json:"raw_chunks"`   // chunks stored uncompressed
+	Deltas      int64 `json:"delta_chunks"` // chunks stored against a reference
+	DeltaBytes  int64 `json:"delta_bytes"`  // their raw bytes
+	DeltaStored int64 `json:"delta_stored"` // their stored bytes
+	DepthSum    int64 `json:"depth_sum"`    // their chain depths, summed
+	MaxDepth    int64 `json:"max_depth"`
 	Dirs        int64 `json:"dirs"`
 	DirBytes    int64 `json:"dir_bytes"`
 	ListBytes   int64 `json:"chunk_list_bytes"`
 	FileSize    int64 `json:"file_size"` // the store's file(s) on disk
+}
+
+// MeanDepth is the mean reference chain depth of delta chunks.
+func (s Stats) MeanDepth() float64 { return ratio(s.DepthSum, s.Deltas) }
+
+// DeltaSaved estimates the bytes deltas saved: their raw bytes at the
+// compression ratio of the other chunks, less what they take.
+func (s Stats) DeltaSaved() int64 {
+	other := ratio(s.ChunkBytes-s.DeltaBytes, s.ChunkStored-s.DeltaStored)
+	if other == 0 {
+		return 0
+	}
+	return int64(float64(s.DeltaBytes)/other) - s.DeltaStored
 }
 
 // DedupRatio is logical bytes over distinct chunk bytes.
@@ -50,7 +68,10 @@ func (s *Store) Stats(ctx context.Context) (*Stats, error) {
 		}{
 			{`SELECT count(*), coalesce(sum(bytes), 0) FROM roots`, []*int64{&st.Roots, &st.Logical}},
 			{`SELECT count(*), coalesce(sum(size), 0), coalesce(sum(length(chunks)), 0) FROM files`, []*int64{&st.UniqueFiles, &st.FileBytes, &st.ListBytes}},
-			{`SELECT count(*), coalesce(sum(size), 0), coalesce(sum(stored), 0), coalesce(sum(codec = 0), 0) FROM chunks`, []*int64{&st.Chunks, &st.ChunkBytes, &st.ChunkStored, &st.RawChunks}},
+			{`SELECT count(*), coalesce(sum(size), 0), coalesce(sum(stored), 0), coalesce(sum(codec = 0), 0),
+				coalesce(sum(depth > 0), 0), coalesce(sum(iif(depth > 0, size, 0)), 0), coalesce(sum(iif(depth > 0, stored, 0)), 0),
+				coalesce(sum(depth), 0), coalesce(max(depth), 0) FROM chunks`,
+				[]*int64{&st.Chunks, &st.ChunkBytes, &st.ChunkStored, &st.RawChunks, &st.Deltas, &st.DeltaBytes, &st.DeltaStored, &st.DepthSum, &st.MaxDepth}},
 			{`SELECT count(*), coalesce(sum(length(data)), 0) FROM dirs`, []*int64{&st.Dirs, &st.DirBytes}},
 		}
 		for _, x := range q {

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
@@ -36,6 +35,7 @@ type Writer struct {
 // WriteStats counts what a writer added.
 type WriteStats struct {
 	Chunks      int64 // new chunks
+	Deltas      int64 // of which stored against a reference
 	ChunkBytes  int64 // their raw bytes
 	StoredBytes int64 // bytes added to the store: chunk data, chunk lists, listings
 }
@@ -59,6 +59,8 @@ type op struct {
 	name  string
 	gen   int64
 	dict  int64
+	ref   hash.Hash
+	depth int64
 	ack   chan error
 }
 
@@ -155,11 +157,18 @@ func (w *Writer) send(o op) error {
 	}
 }
 
-// PutChunk stores a claimed chunk: content address, raw size, codec, the
-// dictionary it was dried with (0 for none) and the stored bytes (owned by
-// the writer from now on).
-func (w *Writer) PutChunk(h hash.Hash, size int, codec chunk.Codec, dict int64, stored []byte) error {
-	return w.send(op{kind: opChunk, h: h, size: int64(size), codec: codec, dict: dict, data: stored})
+// Dried is a chunk's stored form.
+type Dried struct {
+	Codec chunk.Codec
+	Dict  int64     // trained dictionary id, 0 for none
+	Ref   hash.Hash // the reference of a Delta chunk, a stored chunk
+	Depth int       // the reference's depth plus one, for a Delta chunk
+	Data  []byte    // owned by the writer once passed to PutChunk
+}
+
+// PutChunk stores a claimed chunk: content address, raw size and stored form.
+func (w *Writer) PutChunk(h hash.Hash, size int, d Dried) error {
+	return w.send(op{kind: opChunk, h: h, size: int64(size), codec: d.Codec, dict: d.Dict, ref: d.Ref, depth: int64(d.Depth), data: d.Data})
 }
 
 // PutFile stores a claimed file record with its encoded chunk list.
@@ -167,28 +176,16 @@ func (w *Writer) PutFile(h hash.Hash, size int64, list []byte) error {
 	return w.send(op{kind: opFile, h: h, size: size, data: list})
 }
 
-// PutDir stores an encoded listing under its hash, compressed if that helps.
-func (w *Writer) PutDir(h hash.Hash, enc []byte) error {
-	return w.send(op{kind: opDir, h: h, data: packDir(enc)})
+// PutDir stores an encoded listing under its hash, compressed if that
+// helps, or as a delta against base (which may be nil) if that is smaller.
+func (w *Writer) PutDir(h hash.Hash, enc []byte, base *DirBase) error {
+	return w.send(op{kind: opDir, h: h, data: packDir(enc, base)})
 }
 
 // PutIndex stores reuse-index data for one source directory of an ingest
 // of name with generation gen.
 func (w *Writer) PutIndex(name string, gen int64, path string, data []byte) error {
 	return w.send(op{kind: opIndex, name: name, gen: gen, data: data, h: hash.Sum([]byte(path)), size: int64(len(path))})
-}
-
-var dirEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderCRC(false), zstd.WithEncoderConcurrency(2))
-
-// packDir prefixes a listing with its codec, compressing listings that shrink.
-func packDir(enc []byte) []byte {
-	if len(enc) > 128 {
-		z := dirEncoder.EncodeAll(enc, []byte{byte(chunk.Zstd)})
-		if len(z) < len(enc) {
-			return z
-		}
-	}
-	return append([]byte{byte(chunk.Raw)}, enc...)
 }
 
 // Flush commits everything sent so far.
@@ -289,6 +286,7 @@ func (w *Writer) loop() {
 		claimed = claimed[:0]
 		w.statsMu.Lock()
 		w.stats.Chunks += pending.Chunks
+		w.stats.Deltas += pending.Deltas
 		w.stats.ChunkBytes += pending.ChunkBytes
 		w.stats.StoredBytes += pending.StoredBytes
 		w.statsMu.Unlock()
@@ -358,6 +356,9 @@ func (w *Writer) loop() {
 			claimed = append(claimed, o.h)
 			if n > 0 {
 				pending.Chunks++
+				if o.codec == chunk.Delta {
+					pending.Deltas++
+				}
 				pending.ChunkBytes += o.size
 			}
 		case opFile:
@@ -384,8 +385,12 @@ func (w *Writer) apply(c *sqlite.Conn, o op) (int64, error) {
 			return 0, fmt.Errorf("store chunk %s: %w", o.h, err)
 		}
 		id := c.LastInsertRowID()
-		if err := exec(c, `INSERT INTO chunks(hash, size, codec, dict, stored, data_id) VALUES (?, ?, ?, ?, ?, ?)`,
-			o.h[:], o.size, int64(o.codec), o.dict, int64(len(o.data)), id); err != nil {
+		var ref any // NULL without a reference
+		if !o.ref.IsZero() {
+			ref = o.ref[:]
+		}
+		if err := exec(c, `INSERT INTO chunks(hash, size, codec, dict, ref, depth, stored, data_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			o.h[:], o.size, int64(o.codec), o.dict, ref, o.depth, int64(len(o.data)), id); err != nil {
 			return 0, fmt.Errorf("store chunk %s: %w", o.h, err)
 		}
 		return int64(len(o.data)), nil
@@ -421,6 +426,8 @@ func exec(c *sqlite.Conn, q string, args ...any) error {
 			st.BindInt64(i+1, v)
 		case string:
 			st.BindText(i+1, v)
+		case nil:
+			st.BindNull(i + 1)
 		default:
 			panic(fmt.Sprintf("exec: unsupported argument %T", a))
 		}

@@ -82,7 +82,9 @@ func newStatsCommand(g *globals) *cobra.Command {
 		Short: "Show sizes, dedup and compression ratios",
 		Long: `Stats shows the logical bytes of all roots, the distinct chunk bytes after
 dedup, their stored bytes after compression, the resulting ratios, and
-object counts. --json adds one record per root (files, logical bytes, and
+object counts. Delta chunks (stored against a reference chunk) are counted
+with their chain depths; the bytes they saved are estimated at the
+compression ratio of the other chunks. --json adds one record per root (files, logical bytes, and
 the bytes its ingest added to the store).`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -105,7 +107,8 @@ the bytes its ingest added to the store).`,
 					per[i] = map[string]any{"root": r.ID(), "files": r.Files, "logical_bytes": r.Bytes, "stored_bytes": r.Stored}
 				}
 				return json.NewEncoder(os.Stdout).Encode(map[string]any{"store": st, "dedup_ratio": st.DedupRatio(),
-					"compression_ratio": st.CompressionRatio(), "total_ratio": st.TotalRatio(), "roots": per})
+					"compression_ratio": st.CompressionRatio(), "total_ratio": st.TotalRatio(),
+					"mean_depth": st.MeanDepth(), "delta_saved_estimate": st.DeltaSaved(), "roots": per})
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintf(tw, "roots\t%d\n", st.Roots)
@@ -113,6 +116,10 @@ the bytes its ingest added to the store).`,
 			fmt.Fprintf(tw, "distinct files\t%d\t%s\n", st.UniqueFiles, size(st.FileBytes))
 			fmt.Fprintf(tw, "distinct chunks\t%d\t%s\t(dedup %.2fx)\n", st.Chunks, size(st.ChunkBytes), st.DedupRatio())
 			fmt.Fprintf(tw, "stored chunks\t%s\t(compression %.2fx, %d stored raw)\n", size(st.ChunkStored), st.CompressionRatio(), st.RawChunks)
+			if st.Deltas > 0 {
+				fmt.Fprintf(tw, "delta chunks\t%d\t%s stored as %s\t(chain depth mean %.2f, max %d; about %s saved)\n",
+					st.Deltas, size(st.DeltaBytes), size(st.DeltaStored), st.MeanDepth(), st.MaxDepth, size(st.DeltaSaved()))
+			}
 			fmt.Fprintf(tw, "directories\t%d\t%s\n", st.Dirs, size(st.DirBytes))
 			fmt.Fprintf(tw, "chunk lists\t%s\n", size(st.ListBytes))
 			fmt.Fprintf(tw, "store file\t%s\t(logical size / store size: %.2f)\n", size(st.FileSize), st.TotalRatio())

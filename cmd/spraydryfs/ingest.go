@@ -22,6 +22,9 @@ func newIngestCommand(g *globals) *cobra.Command {
 		level   string
 		dictArg string
 		jsonOut bool
+		parent  string
+		noDelta bool
+		depth   int
 	)
 	cmd := &cobra.Command{
 		Use:   "ingest NAME@VERSION SOURCE...",
@@ -39,11 +42,21 @@ the store does not hold yet are compressed and written.
 
 When NAME already has versions, files whose path, size, mtime and inode
 match the newest version are reused without being read (--no-reuse reads
-everything). The root appears only when the whole ingest has committed; an
+everything).
+
+New chunks are delta-dried: a changed file's chunks are compressed against
+the same path's chunks in the parent version (the newest version of NAME,
+or --parent), keeping the smallest of that, the trained dictionary and
+plain zstd. Reading a chunk rehydrates its reference first, so reference
+chains are kept at most --delta-depth long; --no-delta stores every chunk
+on its own.
+
+The root appears only when the whole ingest has committed; an
 interrupted ingest leaves no root, and running it again reuses every chunk
 it had stored. The store file is created if missing.`,
 		Example: `  spraydryfs -s store.sdfs ingest toolchain@1.0 ./toolchain-1.0
-  spraydryfs -s store.sdfs ingest merged@1 ./docs root:toolchain@1.0/bin`,
+  spraydryfs -s store.sdfs ingest merged@1 ./docs root:toolchain@1.0/bin
+  spraydryfs -s store.sdfs ingest toolchain@1.1-rc ./rc --parent toolchain@1.0`,
 		Args: args(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			ref, err := parseID("root", a[0])
@@ -63,7 +76,18 @@ it had stored. The store file is created if missing.`,
 				return err
 			}
 			defer s.Close()
-			opt := ingest.Options{Name: ref.Name, Version: ref.Version, Sources: srcs, NoReuse: noReuse, Level: lvl, Log: g.log}
+			opt := ingest.Options{Name: ref.Name, Version: ref.Version, Sources: srcs, NoReuse: noReuse, Level: lvl, Log: g.log,
+				NoDelta: noDelta, MaxDepth: depth}
+			if depth < 1 || depth > store.MaxChainDepth {
+				return usageError{fmt.Errorf("--delta-depth %d: want 1 to %d", depth, store.MaxChainDepth)}
+			}
+			if parent != "" {
+				p, err := store.ParseRef(parent, true)
+				if err != nil {
+					return usageError{fmt.Errorf("--parent: %w", err)}
+				}
+				opt.Parent = &p
+			}
 			switch dictArg {
 			case "":
 				opt.Dict, err = s.DefaultDict(cmd.Context())
@@ -89,7 +113,7 @@ it had stored. The store file is created if missing.`,
 			if jsonOut {
 				return json.NewEncoder(os.Stdout).Encode(map[string]any{
 					"root": res.Root.ID(), "files": res.Files, "bytes": res.Bytes, "read_files": res.ReadFiles,
-					"read_bytes": res.ReadBytes, "new_chunks": res.NewChunks, "stored_bytes": res.StoredBytes,
+					"read_bytes": res.ReadBytes, "new_chunks": res.NewChunks, "delta_chunks": res.DeltaChunks, "stored_bytes": res.StoredBytes,
 					"seconds": res.Elapsed.Seconds()})
 			}
 			fmt.Printf("ingested %s: %d files, %s logical, %d files read (%s), %s new in the store after dedup and compression, %.1fs\n",
@@ -101,6 +125,9 @@ it had stored. The store file is created if missing.`,
 	cmd.Flags().StringVar(&level, "level", "default", "zstd level for new chunks: fastest, default, better, best")
 	cmd.Flags().StringVar(&dictArg, "dict", "", "dry new chunks with this trained dictionary (default: the store's default dictionary; none: no dictionary)")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the summary as JSON")
+	cmd.Flags().StringVar(&parent, "parent", "", "delta-dry against this root `NAME@VERSION[/path]` (default: the newest version of NAME)")
+	cmd.Flags().BoolVar(&noDelta, "no-delta", false, "store new chunks without references to older chunks")
+	cmd.Flags().IntVar(&depth, "delta-depth", ingest.DefaultMaxDepth, "longest reference chain a new chunk may start")
 	return cmd
 }
 

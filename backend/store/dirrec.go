@@ -1,0 +1,200 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/klauspost/compress/zstd"
+	"zombiezen.com/go/sqlite"
+
+	"github.com/spraydryfs/spraydryfs/backend/chunk"
+	"github.com/spraydryfs/spraydryfs/backend/hash"
+	"github.com/spraydryfs/spraydryfs/backend/tree"
+)
+
+// A directory record (dirs.data) is a codec byte and then the listing's
+// canonical encoding: raw, zstd, or for chunk.Delta a uvarint chain depth,
+// the 33-byte address of a base listing and zstd with the base's encoding
+// as raw dictionary. Listings of successive versions of a directory differ
+// in a few entries, so a delta is a fraction of the compressed listing.
+
+// DirBase is the listing a new listing is delta-dried against.
+type DirBase struct {
+	Hash  hash.Hash
+	Enc   []byte // its canonical encoding
+	Depth int    // its reference chain depth
+}
+
+var (
+	dirEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderCRC(false), zstd.WithEncoderConcurrency(2))
+	dirDelta      = chunk.NewDeltaDryer(zstd.SpeedDefault)
+	// dirDecoder inflates compressed listings; DecodeAll is safe for concurrent use.
+	dirDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(256<<20))
+)
+
+// packDir returns the smallest record of a listing: raw, zstd, or a delta
+// against base when base is not nil.
+func packDir(enc []byte, base *DirBase) []byte {
+	out := append([]byte{byte(chunk.Raw)}, enc...)
+	if len(enc) <= 128 {
+		return out
+	}
+	if z := dirEncoder.EncodeAll(enc, []byte{byte(chunk.Zstd)}); len(z) < len(out) {
+		out = z
+	}
+	if base != nil {
+		head := binary.AppendUvarint([]byte{byte(chunk.Delta)}, uint64(base.Depth+1))
+		head = append(head, base.Hash[:]...)
+		if d, err := dirDelta.Dry(head, enc, base.Enc); err == nil && len(d) < len(out) {
+			out = d
+		}
+	}
+	return out
+}
+
+// dirRecord is a parsed directory record.
+type dirRecord struct {
+	codec   chunk.Codec
+	depth   int
+	base    hash.Hash
+	payload []byte
+}
+
+func parseDirRecord(blob []byte) (dirRecord, error) {
+	if len(blob) == 0 {
+		return dirRecord{}, errors.New("empty directory record")
+	}
+	r := dirRecord{codec: chunk.Codec(blob[0]), payload: blob[1:]}
+	switch r.codec {
+	case chunk.Raw, chunk.Zstd:
+		return r, nil
+	case chunk.Delta:
+		d, n := binary.Uvarint(r.payload)
+		if n <= 0 || d < 1 || d > MaxChainDepth || len(r.payload) < n+hash.Size {
+			return r, errors.New("bad delta directory header")
+		}
+		base, err := hash.FromBytes(r.payload[n : n+hash.Size])
+		if err != nil {
+			return r, fmt.Errorf("delta directory base: %w", err)
+		}
+		r.depth, r.base, r.payload = int(d), base, r.payload[n+hash.Size:]
+		return r, nil
+	}
+	return r, fmt.Errorf("unknown directory codec %d", blob[0])
+}
+
+// readDir reads and decodes listing h, whose base chain may be at most
+// budget long.
+func (s *Store) readDir(ctx context.Context, h hash.Hash, budget int) (*tree.Dir, error) {
+	blob, err := s.dirBlob(ctx, h, `data`)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.decodeDirRecord(ctx, h, blob, budget)
+	if err != nil {
+		return nil, fmt.Errorf("directory %s: %w", h, err)
+	}
+	return d, nil
+}
+
+// dirBlob returns column expression col of listing h's row.
+func (s *Store) dirBlob(ctx context.Context, h hash.Hash, col string) ([]byte, error) {
+	var blob []byte
+	err := s.withRead(ctx, func(c *sqlite.Conn) error {
+		return queryRow(c, `SELECT `+col+` FROM dirs WHERE hash = ?`,
+			func(st *sqlite.Stmt) { st.BindBytes(1, h[:]) },
+			func(st *sqlite.Stmt) error {
+				blob = columnCopy(st, 0)
+				return nil
+			})
+	})
+	if errors.Is(err, errNoRow) {
+		return nil, fmt.Errorf("%w: directory %s is missing", ErrCorrupt, h)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read directory %s: %w", h, err)
+	}
+	return blob, nil
+}
+
+// decodeDirRecord unpacks, verifies and decodes a stored listing.
+func (s *Store) decodeDirRecord(ctx context.Context, h hash.Hash, blob []byte, budget int) (*tree.Dir, error) {
+	r, err := parseDirRecord(blob)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	var enc []byte
+	switch r.codec {
+	case chunk.Raw:
+		enc = r.payload
+	case chunk.Zstd:
+		if enc, err = dirDecoder.DecodeAll(r.payload, nil); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+	case chunk.Delta:
+		if r.depth > budget {
+			return nil, fmt.Errorf("%w: base chain of depth %d (at most %d here)", ErrCorrupt, r.depth, budget)
+		}
+		base, err := s.baseDir(ctx, r.base, r.depth-1)
+		if err != nil {
+			return nil, fmt.Errorf("base: %w", err)
+		}
+		baseEnc, err := base.Encode()
+		if err != nil {
+			return nil, fmt.Errorf("base %s: %w", r.base, err)
+		}
+		if enc, err = chunk.DecodeDelta(r.payload, baseEnc); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+	}
+	if hash.Sum(enc) != h {
+		return nil, fmt.Errorf("%w: listing does not match its hash", ErrCorrupt)
+	}
+	d, err := tree.DecodeDir(enc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return d, nil
+}
+
+// baseDir returns a base listing from the cache or reads it, without
+// joining loads in flight (see refChunk).
+func (s *Store) baseDir(ctx context.Context, h hash.Hash, budget int) (*tree.Dir, error) {
+	if d, ok := s.dirs.Get(h); ok {
+		return d, nil
+	}
+	d, err := s.readDir(ctx, h, budget)
+	if err == nil {
+		s.dirs.Put(h, d, d.MemSize())
+	}
+	return d, err
+}
+
+// DirBaseFor returns the base a new listing is delta-dried against when
+// listing h is the same directory in the parent version: h itself if its
+// chain is shorter than maxDepth, else the listing at the root of its
+// chain.
+func (s *Store) DirBaseFor(ctx context.Context, h hash.Hash, maxDepth int) (*DirBase, error) {
+	head, err := s.dirBlob(ctx, h, `substr(data, 1, 48)`)
+	if err != nil {
+		return nil, err
+	}
+	r, err := parseDirRecord(head)
+	if err != nil {
+		return nil, fmt.Errorf("%w: directory %s: %v", ErrCorrupt, h, err)
+	}
+	if r.depth+1 > maxDepth {
+		return s.DirBaseFor(ctx, r.base, 1)
+	}
+	d, err := s.Dir(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := d.Encode()
+	if err != nil {
+		return nil, err
+	}
+	return &DirBase{Hash: h, Enc: enc, Depth: r.depth}, nil
+}

@@ -1,0 +1,148 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/spraydryfs/spraydryfs/backend/chunk"
+	"github.com/spraydryfs/spraydryfs/backend/hash"
+	"github.com/spraydryfs/spraydryfs/backend/store"
+	"github.com/spraydryfs/spraydryfs/backend/tree"
+)
+
+// DefaultMaxDepth bounds reference chains unless Options.MaxDepth says
+// otherwise. Reading a chunk rehydrates its chain first, so deeper chains
+// store less and read slower; see the README for the measurements.
+const DefaultMaxDepth = 4
+
+// parentDir returns the parent version's listing of the directory named
+// name in base, and its address; nil if there is none.
+func (in *ingester) parentDir(ctx context.Context, base *tree.Dir, name string) (*tree.Dir, hash.Hash, error) {
+	if base == nil {
+		return nil, hash.Zero, nil
+	}
+	e, ok := base.Lookup(name)
+	if !ok || e.Type != tree.TypeDir {
+		return nil, hash.Zero, nil
+	}
+	d, err := in.s.Dir(ctx, e.Hash)
+	return d, e.Hash, err
+}
+
+// parentFile returns the content address of the regular file named name
+// in base, or zero.
+func parentFile(base *tree.Dir, name string) hash.Hash {
+	if base == nil {
+		return hash.Zero
+	}
+	if e, ok := base.Lookup(name); ok && e.Type == tree.TypeFile && e.Size > 0 {
+		return e.Hash
+	}
+	return hash.Zero
+}
+
+// refPicker aligns a new file's chunks with the chunks of the same path's
+// file in the parent version. Chunks both share locate the edits: a new
+// chunk's reference is the parent chunk at its offset, shifted by what
+// was inserted or removed before the last shared chunk.
+type refPicker struct {
+	chunks []tree.ChunkRef
+	starts []int64             // offset of each parent chunk
+	at     map[hash.Hash]int64 // offset of each parent chunk by hash
+	shift  int64
+}
+
+func newRefPicker(l *tree.ChunkList) *refPicker {
+	p := &refPicker{chunks: l.Chunks, starts: make([]int64, len(l.Chunks)), at: make(map[hash.Hash]int64, len(l.Chunks))}
+	var off int64
+	for i, c := range l.Chunks {
+		p.starts[i] = off
+		if _, dup := p.at[c.Hash]; !dup {
+			p.at[c.Hash] = off
+		}
+		off += int64(c.Size)
+	}
+	return p
+}
+
+// saw records the new file's chunk h at offset off.
+func (p *refPicker) saw(h hash.Hash, off int64) {
+	if o, ok := p.at[h]; ok {
+		p.shift = o - off
+	}
+}
+
+// pick returns the parent chunk aligned with a new chunk at offset off.
+func (p *refPicker) pick(off int64) hash.Hash {
+	i := sort.Search(len(p.starts), func(i int) bool { return p.starts[i] > off+p.shift }) - 1
+	return p.chunks[max(i, 0)].Hash
+}
+
+// deltaRef returns the reference a new chunk aligned with parent chunk h
+// is dried against, with the depth the new chunk gets: h itself if its
+// chain leaves room, else the chunk at the root of h's chain, which keeps
+// the new chain at depth 1. ok is false when h cannot serve as one.
+func (in *ingester) deltaRef(ctx context.Context, h hash.Hash) (ref hash.Hash, depth int, ok bool, err error) {
+	info, err := in.s.ChunkInfo(ctx, h)
+	if err == nil && info.Depth+1 > in.maxDepth {
+		for err == nil && info.Depth > 0 {
+			info, err = in.s.ChunkInfo(ctx, info.Ref)
+		}
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		in.opt.Log.Warn("parent chunk missing: stored without a reference", "chunk", h)
+		return ref, 0, false, nil
+	}
+	if err != nil {
+		return ref, 0, false, err
+	}
+	return info.Hash, info.Depth + 1, true, nil
+}
+
+// deltaWins: a delta at most this fraction of the raw chunk is kept without
+// also trying plain compression (measured on the gomod corpus, a delta of
+// a changed file is a tenth of its plain compressed size).
+const deltaWins = 8
+
+// dry returns chunk c's stored form: against the parent chunk aligned
+// with it when there is one and that is smallest, else plain or with the
+// trained dictionary.
+func (in *ingester) dry(ctx context.Context, c []byte, parent hash.Hash) (store.Dried, error) {
+	if !parent.IsZero() {
+		ref, depth, ok, err := in.deltaRef(ctx, parent)
+		if err != nil {
+			return store.Dried{}, err
+		}
+		if ok {
+			refData, err := in.s.Chunk(ctx, ref)
+			if err != nil {
+				return store.Dried{}, fmt.Errorf("reference chunk %s: %w", ref, err)
+			}
+			out, err := in.delta.Dry(nil, c, refData)
+			if err != nil {
+				return store.Dried{}, err
+			}
+			d := store.Dried{Codec: chunk.Delta, Ref: ref, Depth: depth, Data: out}
+			if len(out)*deltaWins <= len(c) {
+				return d, nil
+			}
+			if other := in.plainDry(c); len(other.Data) < len(out) {
+				return other, nil
+			}
+			return d, nil
+		}
+	}
+	return in.plainDry(c), nil
+}
+
+// plainDry compresses c alone or with the trained dictionary.
+func (in *ingester) plainDry(c []byte) store.Dried {
+	stored, codec, withDict := in.dryer.Dry(nil, c)
+	d := store.Dried{Codec: codec, Data: stored}
+	if withDict {
+		d.Dict = in.opt.Dict.ID
+	}
+	return d
+}
