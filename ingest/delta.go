@@ -82,12 +82,15 @@ func (p *refPicker) pick(off int64) hash.Hash {
 
 // deltaRef returns the reference a new chunk aligned with parent chunk h
 // is dried against, with the depth the new chunk gets: h itself if its
-// chain leaves room, else the chunk at the root of h's chain, which keeps
-// the new chain at depth 1. ok is false when h cannot serve as one.
+// chain leaves room, else the oldest version of h's content in its chain,
+// which restarts the new chain at depth 1 or 2. ok is false when h cannot
+// serve as one.
 func (in *ingester) deltaRef(ctx context.Context, h hash.Hash) (ref hash.Hash, depth int, ok bool, err error) {
 	info, err := in.s.ChunkInfo(ctx, h)
 	if err == nil && info.Depth+1 > in.maxDepth {
-		for err == nil && info.Depth > 0 {
+		// Down the chain to the oldest version of this content: its
+		// root, or the chunk that was dried against other content.
+		for err == nil && (info.Codec == chunk.Delta || info.Depth+1 > in.maxDepth) {
 			info, err = in.s.ChunkInfo(ctx, info.Ref)
 		}
 	}
@@ -102,14 +105,28 @@ func (in *ingester) deltaRef(ctx context.Context, h hash.Hash) (ref hash.Hash, d
 }
 
 // deltaWins: a delta at most this fraction of the raw chunk is kept without
-// also trying plain compression (measured on the gomod corpus, a delta of
-// a changed file is a tenth of its plain compressed size).
+// also trying plain compression (on the gomod corpus, a delta against the
+// previous version of a file is a tenth of its plain compressed size).
 const deltaWins = 8
 
-// dry returns chunk c's stored form: against the parent chunk aligned
-// with it when there is one and that is smallest, else plain or with the
-// trained dictionary.
-func (in *ingester) dry(ctx context.Context, c []byte, parent hash.Hash) (store.Dried, error) {
+// candidate is a chunk this ingest stored that a later new chunk without
+// a parent-version counterpart may be dried against: the previous chunk of
+// the same file, or a chunk of a file just stored in the same directory.
+// Only chunks of depth 0 serve, so a chunk dried against other content is
+// always at depth 1.
+// Files side by side share headers, imports and idioms (measured on the
+// first gomod version: 15% smaller than plain zstd). Its row is queued in
+// the writer before any chunk that names it, so it is inserted first.
+type candidate struct {
+	h     hash.Hash
+	depth int
+	data  []byte
+}
+
+// dry returns chunk c's stored form: against the parent chunk aligned with
+// it, or else against cand, when that is smallest; otherwise plain or with
+// the trained dictionary.
+func (in *ingester) dry(ctx context.Context, c []byte, parent hash.Hash, cand *candidate) (store.Dried, error) {
 	if !parent.IsZero() {
 		ref, depth, ok, err := in.deltaRef(ctx, parent)
 		if err != nil {
@@ -120,21 +137,31 @@ func (in *ingester) dry(ctx context.Context, c []byte, parent hash.Hash) (store.
 			if err != nil {
 				return store.Dried{}, fmt.Errorf("reference chunk %s: %w", ref, err)
 			}
-			out, err := in.delta.Dry(nil, c, refData)
-			if err != nil {
-				return store.Dried{}, err
-			}
-			d := store.Dried{Codec: chunk.Delta, Ref: ref, Depth: depth, Data: out}
-			if len(out)*deltaWins <= len(c) {
-				return d, nil
-			}
-			if other := in.plainDry(c); len(other.Data) < len(out) {
-				return other, nil
-			}
-			return d, nil
+			return in.smallest(c, refData, store.Dried{Codec: chunk.Delta, Ref: ref, Depth: depth})
 		}
 	}
+	if cand != nil && cand.depth == 0 {
+		return in.smallest(c, cand.data, store.Dried{Codec: chunk.Cross, Ref: cand.h, Depth: cand.depth + 1})
+	}
 	return in.plainDry(c), nil
+}
+
+// smallest dries c against ref into d, and returns that unless plain (or
+// dictionary) compression is smaller. A delta of at most 1/deltaWins of
+// the chunk is kept without trying.
+func (in *ingester) smallest(c, ref []byte, d store.Dried) (store.Dried, error) {
+	out, err := in.delta.Dry(nil, c, ref)
+	if err != nil {
+		return store.Dried{}, err
+	}
+	d.Data = out
+	if len(out)*deltaWins <= len(c) {
+		return d, nil
+	}
+	if other := in.plainDry(c); len(other.Data) <= len(out) {
+		return other, nil
+	}
+	return d, nil
 }
 
 // plainDry compresses c alone or with the trained dictionary.

@@ -33,6 +33,7 @@ type pendingDir struct {
 	index   map[string]seen
 	base    *tree.Dir     // the parent version's listing at this path, or nil
 	baseH   hash.Hash     // and its address
+	sibling *candidate    // a chunk of the file of this directory stored last
 	done    chan struct{} // closed when the top directory is finished
 }
 
@@ -329,6 +330,8 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.C
 		size   int64
 		whole  = hash.New()
 		picker *refPicker // aligns chunks with the parent version's file
+		// the previous and the first chunk of this file that it stored
+		prevCand, firstCand *candidate
 	)
 	if !j.base.IsZero() {
 		pf, err := in.s.File(ctx, j.base)
@@ -367,12 +370,24 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.C
 			return err
 		}
 		if claimed {
-			d, err := in.dry(ctx, c, parent)
+			cand := prevCand
+			if cand == nil && !in.opt.NoDelta {
+				j.pd.mu.Lock()
+				cand = j.pd.sibling
+				j.pd.mu.Unlock()
+			}
+			d, err := in.dry(ctx, c, parent, cand)
 			if err != nil {
 				return fmt.Errorf("ingest %s: %w", j.abs, err)
 			}
 			if err := in.w.PutChunk(h, len(c), d); err != nil {
 				return err
+			}
+			if !in.opt.NoDelta {
+				prevCand = &candidate{h: h, depth: d.Depth, data: append([]byte(nil), c...)}
+				if firstCand == nil {
+					firstCand = prevCand
+				}
 			}
 		}
 		if in.opt.Progress != nil {
@@ -408,6 +423,9 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.C
 	}
 	pd := j.pd
 	pd.mu.Lock()
+	if firstCand != nil {
+		pd.sibling = firstCand
+	}
 	pd.dir.Bytes += uint64(size)
 	pd.index[j.slot.Name] = seen{ino: j.st.Ino, size: size, mtime: j.slot.MTime, hash: fh}
 	pd.mu.Unlock()

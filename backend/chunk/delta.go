@@ -9,9 +9,20 @@ import (
 	"github.com/spraydryfs/spraydryfs/backend/hash"
 )
 
-// Delta is the codec of a chunk compressed with another chunk's content (its
-// reference) as a raw zstd dictionary, as `zstd --patch-from` does.
-const Delta Codec = 2
+// Codecs of chunks compressed with another chunk's content (their
+// reference) as a raw zstd dictionary, as `zstd --patch-from` does. They
+// decode alike; the codec records how the reference was chosen.
+const (
+	// Delta: the reference is an earlier version of the same content
+	// (the same path's chunk in the parent version).
+	Delta Codec = 2
+	// Cross: the reference is other content (a chunk of a neighbouring
+	// file, or the previous chunk of the same file).
+	Cross Codec = 3
+)
+
+// HasRef reports whether chunks of codec c need their reference to decode.
+func (c Codec) HasRef() bool { return c == Delta || c == Cross }
 
 // DeltaDryer compresses chunks against reference chunks. It is safe for
 // concurrent use; each call borrows an encoder from a pool.

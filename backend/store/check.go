@@ -7,7 +7,6 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"github.com/spraydryfs/spraydryfs/backend/chunk"
 	"github.com/spraydryfs/spraydryfs/backend/hash"
 	"github.com/spraydryfs/spraydryfs/backend/tree"
 )
@@ -171,7 +170,7 @@ func (s *Store) Check(ctx context.Context, readData bool, progress CheckProgress
 			add("chunk", h.String(), h, fmt.Errorf("%d stored bytes, record says %d", st.ColumnInt64(7), info.Stored))
 			return nil
 		}
-		if info.Codec == chunk.Delta {
+		if info.Codec.HasRef() {
 			if readData {
 				if _, err := s.readChunk(ctx, h, MaxChainDepth); err != nil {
 					add("chunk", h.String(), h, err)
@@ -223,9 +222,9 @@ func (s *Store) Check(ctx context.Context, readData bool, progress CheckProgress
 // describe the row its ref names.
 func checkChain(info ChunkInfo, refMissing bool, refDepth int) error {
 	switch {
-	case info.Codec != chunk.Delta && (!info.Ref.IsZero() || info.Depth != 0):
+	case !info.Codec.HasRef() && (!info.Ref.IsZero() || info.Depth != 0):
 		return fmt.Errorf("%w: codec %d with a reference chain", ErrCorrupt, info.Codec)
-	case info.Codec != chunk.Delta:
+	case !info.Codec.HasRef():
 		return nil
 	case info.Ref.IsZero():
 		return fmt.Errorf("%w: delta chunk without a reference", ErrCorrupt)

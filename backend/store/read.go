@@ -87,7 +87,7 @@ func (s *Store) readChunk(ctx context.Context, h hash.Hash, budget int) ([]byte,
 	if err != nil {
 		return nil, fmt.Errorf("read chunk %s: %w", h, err)
 	}
-	if info.Codec == chunk.Delta {
+	if info.Codec.HasRef() {
 		if info.Ref.IsZero() || info.Depth < 1 || info.Depth > budget {
 			return nil, fmt.Errorf("%w: chunk %s: reference chain of depth %d (at most %d here)", ErrCorrupt, h, info.Depth, budget)
 		}

@@ -68,6 +68,9 @@ type Store struct {
 	hydMu sync.Mutex
 	hyds  map[int64]*chunk.Hydrator // by dictionary id, loaded on first use
 
+	closeOnce sync.Once
+	closeErr  error
+
 	chunks *lru.Cache[hash.Hash, []byte]
 	dirs   *lru.Cache[hash.Hash, *tree.Dir]
 	files  *lru.Cache[hash.Hash, *File]
@@ -293,14 +296,16 @@ func (s *Store) closeWriter() {
 	}
 }
 
-// Close releases the store. Outstanding reads must have finished.
+// Close releases the store. Outstanding reads must have finished. Calls
+// after the first do nothing.
 func (s *Store) Close() error {
-	var err error
-	if s.pool != nil {
-		err = s.pool.close()
-	}
-	s.closeWriter()
-	return err
+	s.closeOnce.Do(func() {
+		if s.pool != nil {
+			s.closeErr = s.pool.close()
+		}
+		s.closeWriter()
+	})
+	return s.closeErr
 }
 
 // withRead runs f on a pooled read connection. A failure while ctx is

@@ -356,7 +356,7 @@ func (w *Writer) loop() {
 			claimed = append(claimed, o.h)
 			if n > 0 {
 				pending.Chunks++
-				if o.codec == chunk.Delta {
+				if o.codec.HasRef() {
 					pending.Deltas++
 				}
 				pending.ChunkBytes += o.size
