@@ -86,22 +86,25 @@ func (p *refPicker) pick(off int64) hash.Hash {
 // which restarts the new chain at depth 1 or 2. ok is false when h cannot
 // serve as one.
 func (in *ingester) deltaRef(ctx context.Context, h hash.Hash) (ref hash.Hash, depth int, ok bool, err error) {
-	info, err := in.s.ChunkInfo(ctx, h)
-	if err == nil && info.Depth+1 > in.maxDepth {
-		// Down the chain to the oldest version of this content: its
-		// root, or the chunk that was dried against other content.
-		for err == nil && (info.Codec == chunk.Delta || info.Depth+1 > in.maxDepth) {
-			info, err = in.s.ChunkInfo(ctx, info.Ref)
-		}
-	}
+	ref, depth, err = chainRef(ctx, in.s, h, in.maxDepth)
 	if errors.Is(err, store.ErrNotFound) {
 		in.opt.Log.Warn("parent chunk missing: stored without a reference", "chunk", h)
 		return ref, 0, false, nil
 	}
-	if err != nil {
-		return ref, 0, false, err
+	return ref, depth, err == nil, err
+}
+
+// chainRef applies the chain bound to parent chunk h (see deltaRef).
+func chainRef(ctx context.Context, s *store.Store, h hash.Hash, maxDepth int) (hash.Hash, int, error) {
+	info, err := s.ChunkInfo(ctx, h)
+	if err == nil && info.Depth+1 > maxDepth {
+		// Down the chain to the oldest version of this content: its
+		// root, or the chunk that was dried against other content.
+		for err == nil && (info.Codec == chunk.Delta || info.Depth+1 > maxDepth) {
+			info, err = s.ChunkInfo(ctx, info.Ref)
+		}
 	}
-	return info.Hash, info.Depth + 1, true, nil
+	return info.Hash, info.Depth + 1, err
 }
 
 // deltaWins: a delta at most this fraction of the raw chunk is kept without

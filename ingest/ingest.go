@@ -192,8 +192,8 @@ type ingester struct {
 	name  string
 	gen   int64
 
-	delta     *chunk.DeltaDryer
-	maxDepth  int
+	delta      *chunk.DeltaDryer
+	maxDepth   int
 	parentTop  *tree.Dir // the parent version's top listing; nil: no deltas
 	parentTopH hash.Hash
 

@@ -20,6 +20,7 @@ type ChunkInfo struct {
 	Dict   int64     // trained dictionary id, 0 for none
 	Ref    hash.Hash // the reference of a Delta chunk, else zero
 	Depth  int       // reference chain length: 0 without a reference
+	Deps   int       // chunks whose reference it is
 	Stored int
 }
 
@@ -42,9 +43,9 @@ func chunkCost(b []byte) int64 { return int64(len(b)) + 64 }
 func (s *Store) ChunkInfo(ctx context.Context, h hash.Hash) (ChunkInfo, error) {
 	info := ChunkInfo{Hash: h}
 	err := s.withRead(ctx, func(c *sqlite.Conn) error {
-		return queryRow(c, `SELECT size, codec, dict, ref, depth, stored FROM chunks WHERE hash = ?`,
+		return queryRow(c, `SELECT size, codec, dict, ref, depth, stored, deps FROM chunks WHERE hash = ?`,
 			func(st *sqlite.Stmt) { st.BindBytes(1, h[:]) },
-			func(st *sqlite.Stmt) error { return scanInfo(st, &info, 0) })
+			func(st *sqlite.Stmt) error { info.Deps = st.ColumnInt(6); return scanInfo(st, &info, 0) })
 	})
 	if errors.Is(err, errNoRow) {
 		return info, fmt.Errorf("chunk %s: %w", h, ErrNotFound)

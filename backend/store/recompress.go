@@ -86,8 +86,8 @@ func (s *Store) Recompress(ctx context.Context, d *Dict, level chunk.Level, root
 		var updates []rechunk
 		for _, c := range batch {
 			st.Chunks++
-			if c.dict == d.ID {
-				continue
+			if c.dict == d.ID || c.codec.HasRef() {
+				continue // delta chunks stay deltas: a dictionary does not beat a reference
 			}
 			y, err := s.hydrator(ctx, c.dict)
 			if err != nil {
@@ -183,6 +183,52 @@ func (s *Store) rewrite(updates []rechunk) (err error) {
 		}
 	}
 	return nil
+}
+
+// Redried is a chunk's new stored form against a reference.
+type Redried struct {
+	Hash hash.Hash
+	Dried
+}
+
+// Redry rewrites chunks as deltas against references, in one transaction.
+// A chunk is left alone (and not counted) unless, when the transaction
+// runs, it has no reference and no dependants and its new reference is
+// shallower than the depth given: so no chain can loop or outgrow a bound
+// whatever ran meanwhile. done[i] says whether updates[i] was applied.
+func (s *Store) Redry(updates []Redried) (done []bool, err error) {
+	if s.wconn == nil {
+		return nil, fmt.Errorf("store opened read-only")
+	}
+	if len(updates) == 0 {
+		return nil, nil
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	c := s.wconn
+	end, err := sqlitex.ImmediateTransaction(c)
+	if err != nil {
+		return nil, err
+	}
+	defer end(&err)
+	done = make([]bool, len(updates))
+	for i, u := range updates {
+		err = exec(c, `UPDATE chunks SET codec = ?, dict = 0, ref = ?, depth = ?, stored = ?
+			WHERE hash = ? AND ref IS NULL AND deps = 0
+			AND EXISTS (SELECT 1 FROM chunks r WHERE r.hash = ? AND r.depth < ?)`,
+			int64(u.Codec), u.Ref[:], int64(u.Depth), int64(len(u.Data)), u.Hash[:], u.Ref[:], int64(u.Depth))
+		if err != nil {
+			return nil, fmt.Errorf("re-dry chunk %s: %w", u.Hash, err)
+		}
+		if c.Changes() == 0 {
+			continue
+		}
+		if err = exec(c, `UPDATE chunk_data SET data = ? WHERE id = (SELECT data_id FROM chunks WHERE hash = ?)`, u.Data, u.Hash[:]); err != nil {
+			return nil, fmt.Errorf("re-dry chunk %s: %w", u.Hash, err)
+		}
+		done[i] = true
+	}
+	return done, nil
 }
 
 // collectChunks adds the chunks below directory dir to set.

@@ -15,6 +15,7 @@ import (
 	"github.com/spraydryfs/spraydryfs/backend/chunk"
 	"github.com/spraydryfs/spraydryfs/backend/hash"
 	"github.com/spraydryfs/spraydryfs/backend/store"
+	"github.com/spraydryfs/spraydryfs/ingest"
 	"github.com/spraydryfs/spraydryfs/train"
 )
 
@@ -255,47 +256,79 @@ none' stops that); 'dicts rm NAME@VERSION' removes one no chunk uses.`,
 }
 
 func newRecompressCommand(g *globals) *cobra.Command {
-	var dictArg, level string
+	var (
+		dictArg, level string
+		delta          bool
+		depth          int
+	)
 	cmd := &cobra.Command{
-		Use:   "recompress --dict NAME@VERSION [ROOT...]",
-		Short: "Re-dry stored chunks with a dictionary where that is smaller",
-		Long: `Recompress rewrites the chunks of the given roots (or of the whole store)
-with dictionary NAME@VERSION wherever that stores them smaller. It works in
-batches of one transaction each: readers and mounts keep serving, a killed
-run leaves every chunk readable, and running it again finishes the job.`,
-		Example: "  spraydryfs recompress --dict src@1 toolchain@1.0 toolchain@1.1",
+		Use:   "recompress (--dict NAME@VERSION | --delta) [ROOT...]",
+		Short: "Re-dry stored chunks with a dictionary or against older versions",
+		Long: `Recompress rewrites stored chunks wherever that stores them smaller.
+
+--dict NAME@VERSION re-dries the chunks of the given roots (or of the whole
+store) with that trained dictionary.
+
+--delta re-dries the given roots (or every root) as ingest does for new
+versions: each root, in creation order, against the previous version of
+its name; a chunk of a changed file becomes a delta against the aligned
+chunk of the same path, chains at most --delta-depth long. Chunks that
+already have a reference, or that others depend on, are left alone.
+
+It works in batches of one transaction each: readers and mounts keep
+serving, a killed run leaves every chunk readable, and running it again
+finishes the job.`,
+		Example: "  spraydryfs recompress --dict src@1 toolchain@1.0 toolchain@1.1\n  spraydryfs recompress --delta",
 		Args:    args(cobra.ArbitraryArgs),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			if dictArg == "" {
-				return usageError{errors.New("recompress: --dict NAME@VERSION is required")}
+			if (dictArg == "") == !delta {
+				return usageError{errors.New("recompress: give exactly one of --dict NAME@VERSION and --delta")}
+			}
+			if depth < 1 || depth > store.MaxChainDepth {
+				return usageError{fmt.Errorf("--delta-depth %d: want 1 to %d", depth, store.MaxChainDepth)}
 			}
 			lvl, err := chunk.ParseLevel(level)
 			if err != nil {
 				return usageError{err}
+			}
+			for _, x := range a {
+				if _, err := parseID("root", x); err != nil {
+					return err
+				}
 			}
 			s, err := g.open(true)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			d, err := lookupDict(cmd, s, dictArg)
-			if err != nil {
-				return err
-			}
 			var roots []store.Root
 			for _, x := range a {
-				ref, err := parseID("root", x)
-				if err != nil {
-					return err
-				}
+				ref, _ := parseID("root", x)
 				r, err := s.Root(cmd.Context(), ref.Name, ref.Version)
 				if err != nil {
 					return err
 				}
 				roots = append(roots, r)
 			}
-			progress, done := countBar("recompress", false)
 			start := time.Now()
+			if delta {
+				if len(roots) == 0 {
+					if roots, err = s.Roots(cmd.Context()); err != nil {
+						return err
+					}
+				}
+				progress, done := countBar("recompress", false)
+				st, err := ingest.Redry(cmd.Context(), s, roots, lvl, depth, progress)
+				done()
+				fmt.Printf("re-dried %d roots against their previous versions: %d chunks looked at, %d rewritten as deltas, %s -> %s, %.1fs\n",
+					st.Roots, st.Chunks, st.Rewritten, size(st.Before), size(st.After), time.Since(start).Seconds())
+				return err
+			}
+			d, err := lookupDict(cmd, s, dictArg)
+			if err != nil {
+				return err
+			}
+			progress, done := countBar("recompress", false)
 			st, err := s.Recompress(cmd.Context(), d, lvl, roots, progress)
 			done()
 			fmt.Printf("recompressed with %s: %d chunks looked at, %d rewritten, %s -> %s, %.1fs\n",
@@ -303,7 +336,9 @@ run leaves every chunk readable, and running it again finishes the job.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&dictArg, "dict", "", "the dictionary to re-dry with (required)")
+	cmd.Flags().StringVar(&dictArg, "dict", "", "re-dry with this trained dictionary")
+	cmd.Flags().BoolVar(&delta, "delta", false, "re-dry changed files against their previous versions")
+	cmd.Flags().IntVar(&depth, "delta-depth", ingest.DefaultMaxDepth, "longest reference chain a rewritten chunk may start (with --delta)")
 	cmd.Flags().StringVar(&level, "level", "default", "zstd level: fastest, default, better, best")
 	return cmd
 }
