@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"sort"
 
 	"github.com/spraydryfs/spraydryfs/backend/chunk"
 	"github.com/spraydryfs/spraydryfs/backend/hash"
+	"github.com/spraydryfs/spraydryfs/backend/lru"
 	"github.com/spraydryfs/spraydryfs/backend/store"
 	"github.com/spraydryfs/spraydryfs/backend/tree"
 )
@@ -112,24 +114,64 @@ func chainRef(ctx context.Context, s *store.Store, h hash.Hash, maxDepth int) (h
 // previous version of a file is a tenth of its plain compressed size).
 const deltaWins = 8
 
-// candidate is a chunk this ingest stored that a later new chunk without
-// a parent-version counterpart may be dried against: the previous chunk of
-// the same file, or a chunk of a file just stored in the same directory.
-// Only chunks of depth 0 serve, so a chunk dried against other content is
-// always at depth 1.
-// Files side by side share headers, imports and idioms (measured on the
-// first gomod version: 15% smaller than plain zstd). Its row is queued in
-// the writer before any chunk that names it, so it is inserted first.
+// candidate is a plain chunk this ingest stored that a later new chunk
+// without a parent-version counterpart may be dried against: the previous
+// chunk of the same file, or the first chunk of a file stored before it
+// with the same name, in the same directory, or with the same extension.
+// Files alike share headers, imports and idioms: on the first gomod
+// version, trying these three cuts the small files' compressed size by
+// 26%, against 17% for the directory neighbour alone. Only chunks of
+// depth 0 serve, so a chunk dried against other content is always at
+// depth 1. A candidate's row is queued in the writer before any chunk
+// that names it, so it is inserted first.
 type candidate struct {
-	h     hash.Hash
-	depth int
-	data  []byte
+	h    hash.Hash
+	data []byte
+}
+
+// neighbourBudget bounds the bytes of candidates kept by name and by
+// extension, each.
+const neighbourBudget = 16 << 20
+
+// neighbours remembers candidates by file name and by extension.
+type neighbours struct {
+	byName, byExt *lru.Cache[string, *candidate]
+}
+
+func newNeighbours() *neighbours {
+	return &neighbours{byName: lru.New[string, *candidate](neighbourBudget), byExt: lru.New[string, *candidate](neighbourBudget)}
+}
+
+// lookup returns the candidate for the first chunk of a new file called
+// name whose directory's last stored file began with sibling: a file of
+// the same name, else the sibling, else a file with the same extension.
+func (n *neighbours) lookup(name string, sibling *candidate) *candidate {
+	if c, ok := n.byName.Get(name); ok {
+		return c
+	}
+	if sibling != nil {
+		return sibling
+	}
+	if ext := path.Ext(name); ext != "" {
+		c, _ := n.byExt.Get(ext)
+		return c
+	}
+	return nil
+}
+
+// remember records c as the first chunk of a file called name.
+func (n *neighbours) remember(name string, c *candidate) {
+	cost := int64(len(c.data)) + int64(len(name)) + 64
+	n.byName.Put(name, c, cost)
+	if ext := path.Ext(name); ext != "" {
+		n.byExt.Put(ext, c, cost)
+	}
 }
 
 // dry returns chunk c's stored form: against the parent chunk aligned with
-// it, or else against cand, when that is smallest; otherwise plain or with
-// the trained dictionary.
-func (in *ingester) dry(ctx context.Context, c []byte, parent hash.Hash, cand *candidate) (store.Dried, error) {
+// it, or else against the best of cands, when that is smallest; otherwise
+// plain or with the trained dictionary.
+func (in *ingester) dry(ctx context.Context, c []byte, parent hash.Hash, cands []*candidate) (store.Dried, error) {
 	if !parent.IsZero() {
 		ref, depth, ok, err := in.deltaRef(ctx, parent)
 		if err != nil {
@@ -140,31 +182,39 @@ func (in *ingester) dry(ctx context.Context, c []byte, parent hash.Hash, cand *c
 			if err != nil {
 				return store.Dried{}, fmt.Errorf("reference chunk %s: %w", ref, err)
 			}
-			return in.smallest(c, refData, store.Dried{Codec: chunk.Delta, Ref: ref, Depth: depth})
+			out, err := in.delta.Dry(nil, c, refData)
+			if err != nil {
+				return store.Dried{}, err
+			}
+			return in.orPlain(c, store.Dried{Codec: chunk.Delta, Ref: ref, Depth: depth, Data: out}), nil
 		}
 	}
-	if cand != nil && cand.depth == 0 {
-		return in.smallest(c, cand.data, store.Dried{Codec: chunk.Cross, Ref: cand.h, Depth: cand.depth + 1})
+	var best store.Dried
+	for _, cand := range cands {
+		out, err := in.delta.Dry(nil, c, cand.data)
+		if err != nil {
+			return store.Dried{}, err
+		}
+		if best.Data == nil || len(out) < len(best.Data) {
+			best = store.Dried{Codec: chunk.Cross, Ref: cand.h, Depth: 1, Data: out}
+		}
 	}
-	return in.plainDry(c), nil
+	if best.Data == nil {
+		return in.plainDry(c), nil
+	}
+	return in.orPlain(c, best), nil
 }
 
-// smallest dries c against ref into d, and returns that unless plain (or
-// dictionary) compression is smaller. A delta of at most 1/deltaWins of
-// the chunk is kept without trying.
-func (in *ingester) smallest(c, ref []byte, d store.Dried) (store.Dried, error) {
-	out, err := in.delta.Dry(nil, c, ref)
-	if err != nil {
-		return store.Dried{}, err
+// orPlain returns d unless plain (or dictionary) compression of c is
+// smaller. A delta of at most 1/deltaWins of the chunk is kept untried.
+func (in *ingester) orPlain(c []byte, d store.Dried) store.Dried {
+	if len(d.Data)*deltaWins <= len(c) {
+		return d
 	}
-	d.Data = out
-	if len(out)*deltaWins <= len(c) {
-		return d, nil
+	if other := in.plainDry(c); len(other.Data) <= len(d.Data) {
+		return other
 	}
-	if other := in.plainDry(c); len(other.Data) <= len(out) {
-		return other, nil
-	}
-	return d, nil
+	return d
 }
 
 // plainDry compresses c alone or with the trained dictionary.

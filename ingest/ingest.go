@@ -145,7 +145,7 @@ func Run(ctx context.Context, s *store.Store, opt Options) (*Result, error) {
 	if opt.MaxDepth < 1 || opt.MaxDepth > store.MaxChainDepth {
 		return nil, fmt.Errorf("delta depth %d: want 1 to %d", opt.MaxDepth, store.MaxChainDepth)
 	}
-	in := &ingester{s: s, opt: opt, dryer: dryer, delta: chunk.NewDeltaDryer(opt.Level), maxDepth: opt.MaxDepth,
+	in := &ingester{s: s, opt: opt, dryer: dryer, delta: chunk.NewDeltaDryer(opt.Level), near: newNeighbours(), maxDepth: opt.MaxDepth,
 		name: opt.Name, gen: start.UnixNano()}
 	if err := in.prepare(ctx); err != nil {
 		return nil, err
@@ -193,6 +193,7 @@ type ingester struct {
 	gen   int64
 
 	delta      *chunk.DeltaDryer
+	near       *neighbours
 	maxDepth   int
 	parentTop  *tree.Dir // the parent version's top listing; nil: no deltas
 	parentTopH hash.Hash

@@ -33,7 +33,7 @@ type pendingDir struct {
 	index   map[string]seen
 	base    *tree.Dir     // the parent version's listing at this path, or nil
 	baseH   hash.Hash     // and its address
-	sibling *candidate    // a chunk of the file of this directory stored last
+	sibling *candidate    // the first chunk of the file stored last here, if plain
 	done    chan struct{} // closed when the top directory is finished
 }
 
@@ -330,7 +330,7 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.C
 		size   int64
 		whole  = hash.New()
 		picker *refPicker // aligns chunks with the parent version's file
-		// the previous and the first chunk of this file that it stored
+		// the previous and the first chunk of this file, if stored plain
 		prevCand, firstCand *candidate
 	)
 	if !j.base.IsZero() {
@@ -370,22 +370,29 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.C
 			return err
 		}
 		if claimed {
-			cand := prevCand
-			if cand == nil && !in.opt.NoDelta {
+			var cands []*candidate
+			switch {
+			case in.opt.NoDelta:
+			case prevCand != nil:
+				cands = []*candidate{prevCand}
+			case len(refs) == 1:
 				j.pd.mu.Lock()
-				cand = j.pd.sibling
+				sibling := j.pd.sibling
 				j.pd.mu.Unlock()
+				if c := in.near.lookup(j.slot.Name, sibling); c != nil {
+					cands = []*candidate{c}
+				}
 			}
-			d, err := in.dry(ctx, c, parent, cand)
+			d, err := in.dry(ctx, c, parent, cands)
 			if err != nil {
 				return fmt.Errorf("ingest %s: %w", j.abs, err)
 			}
 			if err := in.w.PutChunk(h, len(c), d); err != nil {
 				return err
 			}
-			if !in.opt.NoDelta {
-				prevCand = &candidate{h: h, depth: d.Depth, data: append([]byte(nil), c...)}
-				if firstCand == nil {
+			if !in.opt.NoDelta && d.Depth == 0 {
+				prevCand = &candidate{h: h, data: append([]byte(nil), c...)}
+				if len(refs) == 1 {
 					firstCand = prevCand
 				}
 			}
@@ -425,6 +432,7 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.C
 	pd.mu.Lock()
 	if firstCand != nil {
 		pd.sibling = firstCand
+		in.near.remember(j.slot.Name, firstCand)
 	}
 	pd.dir.Bytes += uint64(size)
 	pd.index[j.slot.Name] = seen{ino: j.st.Ino, size: size, mtime: j.slot.MTime, hash: fh}
