@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 
 	"github.com/spraydryfs/spraydryfs/backend/hash"
+	"github.com/spraydryfs/spraydryfs/backend/tree"
 )
 
 // seen is what an ingest saw of one regular file; a later ingest of the
@@ -16,63 +17,49 @@ type seen struct {
 	hash  hash.Hash
 }
 
-// encodeIndex packs one directory's files: per file its name, inode, size,
-// mtime and content hash, sealed by 8 bytes of SHA-256.
-func encodeIndex(m map[string]seen) []byte {
-	var b []byte
-	for name, s := range m {
-		b = binary.AppendUvarint(b, uint64(len(name)))
-		b = append(b, name...)
-		b = binary.AppendUvarint(b, s.ino)
-		b = binary.AppendUvarint(b, uint64(s.size))
-		b = binary.AppendVarint(b, s.mtime)
-		b = append(b, s.hash[:]...)
+// encodeIndex returns the reuse index of one directory: the address of the
+// listing it was stored as, then the inode of each regular file in listing
+// order (0 if unknown), sealed by 8 bytes of SHA-256. Names, sizes, mtimes
+// and content addresses are in the listing itself.
+func encodeIndex(listing hash.Hash, d *tree.Dir, inos map[string]uint64) []byte {
+	b := append([]byte{}, listing[:]...)
+	for _, e := range d.Entries {
+		if e.Type == tree.TypeFile {
+			b = binary.AppendUvarint(b, inos[e.Name])
+		}
 	}
 	sum := hash.Sum(b)
 	return append(b, sum[1:9]...)
 }
 
-// decodeIndex unpacks encodeIndex's output; damaged data yields nil, which
-// only means the files are read again.
-func decodeIndex(b []byte) map[string]seen {
-	if len(b) < 8 {
+// decodeIndex returns what the ingest that stored listing d (address h)
+// saw of its files, by name. An index made for another listing, or
+// damaged, yields nil, which only means the files are read again.
+func decodeIndex(b []byte, h hash.Hash, d *tree.Dir) map[string]seen {
+	if d == nil || len(b) < hash.Size+8 {
 		return nil
 	}
 	body := b[:len(b)-8]
-	if sum := hash.Sum(body); !bytes.Equal(sum[1:9], b[len(b)-8:]) {
+	if sum := hash.Sum(body); !bytes.Equal(sum[1:9], b[len(b)-8:]) || !bytes.Equal(body[:hash.Size], h[:]) {
 		return nil
 	}
+	body = body[hash.Size:]
 	m := map[string]seen{}
-	for len(body) > 0 {
-		n, k := binary.Uvarint(body)
-		if k <= 0 || uint64(len(body)-k) < n {
+	for _, e := range d.Entries {
+		if e.Type != tree.TypeFile {
+			continue
+		}
+		ino, k := binary.Uvarint(body)
+		if k <= 0 {
 			return nil
 		}
-		name := string(body[k : k+int(n)])
-		body = body[k+int(n):]
-		var s seen
-		var k1, k2, k3 int
-		var size uint64
-		s.ino, k1 = binary.Uvarint(body)
-		if k1 <= 0 {
-			return nil
+		body = body[k:]
+		if ino != 0 {
+			m[e.Name] = seen{ino: ino, size: e.Size, mtime: e.MTime, hash: e.Hash}
 		}
-		size, k2 = binary.Uvarint(body[k1:])
-		if k2 <= 0 {
-			return nil
-		}
-		s.mtime, k3 = binary.Varint(body[k1+k2:])
-		if k3 <= 0 {
-			return nil
-		}
-		body = body[k1+k2+k3:]
-		h, err := hash.FromBytes(body[:min(hash.Size, len(body))])
-		if err != nil {
-			return nil
-		}
-		body = body[hash.Size:]
-		s.size, s.hash = int64(size), h
-		m[name] = s
+	}
+	if len(body) != 0 {
+		return nil
 	}
 	return m
 }

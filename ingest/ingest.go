@@ -192,11 +192,11 @@ type ingester struct {
 	name  string
 	gen   int64
 
-	delta      *chunk.DeltaDryer
-	near       *neighbours
-	maxDepth   int
-	parentTop  *tree.Dir // the parent version's top listing; nil: no deltas
-	parentTopH hash.Hash
+	delta     *chunk.DeltaDryer
+	near      *neighbours
+	maxDepth  int
+	parentTop prevDir // the parent version's top listing; none: no deltas
+	reuseTop  prevDir // the newest version's, for the reuse index
 
 	prevGen int64 // reuse index generation of the newest version; 0 = none
 	links   map[devIno]*linkGroup
@@ -233,8 +233,11 @@ func (in *ingester) prepare(ctx context.Context) error {
 	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
 		return err
-	case !in.opt.NoReuse:
+	case !in.opt.NoReuse && prev.Top.Type == tree.TypeDir:
 		in.prevGen = prev.Gen
+		if in.reuseTop, err = in.topDir(ctx, prev.Top); err != nil {
+			return fmt.Errorf("newest version %s: %w", prev.ID(), err)
+		}
 	}
 	if !in.opt.NoDelta {
 		var top tree.Entry
@@ -247,8 +250,7 @@ func (in *ingester) prepare(ctx context.Context) error {
 			top = prev.Top
 		}
 		if top.Type == tree.TypeDir {
-			in.parentTopH = top.Hash
-			if in.parentTop, err = in.s.Dir(ctx, top.Hash); err != nil {
+			if in.parentTop, err = in.topDir(ctx, top); err != nil {
 				return fmt.Errorf("parent: %w", err)
 			}
 		}
@@ -321,6 +323,12 @@ func (in *ingester) prepare(ctx context.Context) error {
 		in.opt.Progress.Total(files, bytes)
 	}
 	return nil
+}
+
+// topDir returns the listing a directory entry names.
+func (in *ingester) topDir(ctx context.Context, e tree.Entry) (prevDir, error) {
+	d, err := in.s.Dir(ctx, e.Hash)
+	return prevDir{dir: d, h: e.Hash}, err
 }
 
 // refEntry returns the directory entry a root source names.
@@ -445,7 +453,7 @@ func (in *ingester) merge(tops []*built, owner []string) (*built, error) {
 	}
 	m.Sort()
 	top := tops[0].entry
-	if err := in.finishDir(m, &top, in.parentTopH); err != nil {
+	if err := in.finishDir(m, &top, in.parentTop.h); err != nil {
 		return nil, err
 	}
 	return &built{entry: top, dir: m}, nil

@@ -29,12 +29,12 @@ type pendingDir struct {
 	rel     string
 	dir     tree.Dir
 	parent  *pendingDir
-	slot    *tree.Entry // this directory's entry in the parent's listing
-	index   map[string]seen
-	base    *tree.Dir     // the parent version's listing at this path, or nil
-	baseH   hash.Hash     // and its address
-	sibling *candidate    // the first chunk of the file stored last here, if plain
-	done    chan struct{} // closed when the top directory is finished
+	slot    *tree.Entry       // this directory's entry in the parent's listing
+	inos    map[string]uint64 // inode of each regular file, for the reuse index
+	base    prevDir           // the parent version's listing at this path
+	reuse   prevDir           // the newest version's, whose index says what is unchanged
+	sibling *candidate        // the first chunk of the file stored last here, if plain
+	done    chan struct{}     // closed when the top directory is finished
 }
 
 type fileJob struct {
@@ -55,7 +55,7 @@ func (in *ingester) dirSource(ctx context.Context, dir string, jobs chan<- *file
 	if err := in.fillEntry(dir, &st, top); err != nil {
 		return nil, err
 	}
-	pd := &pendingDir{slot: top, base: in.parentTop, baseH: in.parentTopH, done: make(chan struct{})}
+	pd := &pendingDir{slot: top, base: in.parentTop, reuse: in.reuseTop, done: make(chan struct{})}
 	in.walk(ctx, dir, pd, jobs)
 	select {
 	case <-pd.done:
@@ -77,16 +77,16 @@ func (in *ingester) walk(ctx context.Context, abs string, pd *pendingDir, jobs c
 		return
 	}
 	var prev map[string]seen
-	if in.prevGen != 0 {
+	if pd.reuse.dir != nil {
 		data, err := in.s.IngestIndex(ctx, in.name, in.prevGen, pd.rel)
 		if err != nil {
 			in.fail(err)
 			return
 		}
-		prev = decodeIndex(data)
+		prev = decodeIndex(data, pd.reuse.h, pd.reuse.dir)
 	}
 	pd.waiting = 1
-	pd.index = map[string]seen{}
+	pd.inos = map[string]uint64{}
 	entries := make([]tree.Entry, 0, len(names))
 	stats := make([]unix.Stat_t, 0, len(names))
 	for _, name := range names {
@@ -131,7 +131,7 @@ func (in *ingester) walk(ctx context.Context, abs string, pd *pendingDir, jobs c
 					e.Hash = s.hash
 					pd.mu.Lock()
 					pd.dir.Bytes += uint64(e.Size)
-					pd.index[e.Name] = s
+					pd.inos[e.Name] = s.ino
 					pd.mu.Unlock()
 					if in.opt.Progress != nil {
 						in.opt.Progress.Add(1, e.Size)
@@ -143,7 +143,7 @@ func (in *ingester) walk(ctx context.Context, abs string, pd *pendingDir, jobs c
 			pd.waiting++
 			pd.mu.Unlock()
 			select {
-			case jobs <- &fileJob{abs: p, slot: e, pd: pd, st: *st, base: parentFile(pd.base, e.Name)}:
+			case jobs <- &fileJob{abs: p, slot: e, pd: pd, st: *st, base: parentFile(pd.base.dir, e.Name)}:
 			case <-ctx.Done():
 				return
 			}
@@ -151,12 +151,15 @@ func (in *ingester) walk(ctx context.Context, abs string, pd *pendingDir, jobs c
 			pd.mu.Lock()
 			pd.waiting++
 			pd.mu.Unlock()
-			base, baseH, err := in.parentDir(ctx, pd.base, e.Name)
+			child := &pendingDir{parent: pd, slot: e, rel: filepath.Join(pd.rel, e.Name)}
+			var err error
+			if child.base, err = in.subDir(ctx, pd.base, e.Name); err == nil {
+				child.reuse, err = in.subDir(ctx, pd.reuse, e.Name)
+			}
 			if err != nil {
-				in.fail(fmt.Errorf("parent version of %s: %w", p, err))
+				in.fail(fmt.Errorf("older version of %s: %w", p, err))
 				return
 			}
-			child := &pendingDir{parent: pd, slot: e, rel: filepath.Join(pd.rel, e.Name), base: base, baseH: baseH}
 			in.walk(ctx, p, child, jobs)
 		}
 	}
@@ -172,12 +175,12 @@ func (in *ingester) release(pd *pendingDir) {
 	if !last {
 		return
 	}
-	if err := in.finishDir(&pd.dir, pd.slot, pd.baseH); err != nil {
+	if err := in.finishDir(&pd.dir, pd.slot, pd.base.h); err != nil {
 		in.fail(err)
 		return
 	}
-	if len(pd.index) > 0 {
-		if err := in.w.PutIndex(in.name, in.gen, pd.rel, encodeIndex(pd.index)); err != nil {
+	if len(pd.inos) > 0 {
+		if err := in.w.PutIndex(in.name, in.gen, pd.rel, encodeIndex(pd.slot.Hash, &pd.dir, pd.inos)); err != nil {
 			in.fail(err)
 			return
 		}
@@ -410,9 +413,11 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.C
 	default:
 		fh = hash.FromDigest(whole.Sum(nil))
 	}
-	claimed, err := cl.File(fh)
-	if err != nil {
-		return err
+	claimed := false // a one-chunk file is its chunk: no file record
+	if len(refs) != 1 {
+		if claimed, err = cl.File(fh); err != nil {
+			return err
+		}
 	}
 	if claimed {
 		if err := in.w.PutFile(fh, size, tree.EncodeChunkList(refs)); err != nil {
@@ -435,7 +440,7 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.C
 		in.near.remember(j.slot.Name, firstCand)
 	}
 	pd.dir.Bytes += uint64(size)
-	pd.index[j.slot.Name] = seen{ino: j.st.Ino, size: size, mtime: j.slot.MTime, hash: fh}
+	pd.inos[j.slot.Name] = j.st.Ino
 	pd.mu.Unlock()
 	return nil
 }

@@ -94,7 +94,7 @@ func (s *Store) Check(ctx context.Context, readData bool, progress CheckProgress
 			switch {
 			case e.Type == tree.TypeDir && !has("dirs", e.Hash):
 				add("directory", h.String(), h, fmt.Errorf("entry %q: directory %s is missing", e.Name, e.Hash))
-			case e.Type == tree.TypeFile && !has("files", e.Hash):
+			case e.Type == tree.TypeFile && !has("files", e.Hash) && !has("chunks", e.Hash):
 				add("directory", h.String(), h, fmt.Errorf("entry %q: file %s is missing", e.Name, e.Hash))
 			}
 		}

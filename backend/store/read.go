@@ -133,11 +133,14 @@ func (s *Store) File(ctx context.Context, h hash.Hash) (*File, error) {
 func (s *Store) readFile(ctx context.Context, h hash.Hash) (*File, error) {
 	f := &File{Hash: h}
 	var enc []byte
+	single := false
+	// A one-chunk file has no files row: it is its chunk.
 	err := s.withRead(ctx, func(c *sqlite.Conn) error {
-		return queryRow(c, `SELECT size, chunks FROM files WHERE hash = ?`,
+		return queryRow(c, `SELECT size, chunks FROM files WHERE hash = ?1 UNION ALL SELECT size, NULL FROM chunks WHERE hash = ?1 LIMIT 1`,
 			func(st *sqlite.Stmt) { st.BindBytes(1, h[:]) },
 			func(st *sqlite.Stmt) error {
 				f.Size = st.ColumnInt64(0)
+				single = st.ColumnType(1) == sqlite.TypeNull
 				enc = columnCopy(st, 1)
 				return nil
 			})
@@ -147,6 +150,10 @@ func (s *Store) readFile(ctx context.Context, h hash.Hash) (*File, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read file %s: %w", h, err)
+	}
+	if single {
+		f.List = tree.OneChunk(h, f.Size)
+		return f, nil
 	}
 	if f.List, err = tree.DecodeChunkList(enc, f.Size); err != nil {
 		return nil, fmt.Errorf("%w: file %s: %v", ErrCorrupt, h, err)

@@ -12,8 +12,8 @@ import (
 type Stats struct {
 	Roots       int64 `json:"roots"`
 	Logical     int64 `json:"logical_bytes"`     // file bytes summed over every root
-	UniqueFiles int64 `json:"unique_files"`      // distinct file contents
-	FileBytes   int64 `json:"unique_file_bytes"` // their bytes
+	ListedFiles int64 `json:"listed_files"`      // distinct files of several chunks (a one-chunk file is its chunk)
+	FileBytes   int64 `json:"listed_file_bytes"` // their bytes
 	Chunks      int64 `json:"chunks"`
 	ChunkBytes  int64 `json:"chunk_bytes"`  // raw bytes of distinct chunks
 	ChunkStored int64 `json:"chunk_stored"` // their stored (compressed) bytes
@@ -67,7 +67,7 @@ func (s *Store) Stats(ctx context.Context) (*Stats, error) {
 			dest []*int64
 		}{
 			{`SELECT count(*), coalesce(sum(bytes), 0) FROM roots`, []*int64{&st.Roots, &st.Logical}},
-			{`SELECT count(*), coalesce(sum(size), 0), coalesce(sum(length(chunks)), 0) FROM files`, []*int64{&st.UniqueFiles, &st.FileBytes, &st.ListBytes}},
+			{`SELECT count(*), coalesce(sum(size), 0), coalesce(sum(length(chunks)), 0) FROM files`, []*int64{&st.ListedFiles, &st.FileBytes, &st.ListBytes}},
 			{`SELECT count(*), coalesce(sum(size), 0), coalesce(sum(stored), 0), coalesce(sum(codec = 0), 0),
 				coalesce(sum(depth > 0), 0), coalesce(sum(iif(depth > 0, size, 0)), 0), coalesce(sum(iif(depth > 0, stored, 0)), 0),
 				coalesce(sum(depth), 0), coalesce(max(depth), 0) FROM chunks`,

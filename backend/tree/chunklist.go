@@ -86,6 +86,12 @@ func DecodeChunkList(b []byte, size int64) (*ChunkList, error) {
 	return l, nil
 }
 
+// OneChunk returns the list of a file that is one chunk of size bytes
+// with content address h (such files have no stored list).
+func OneChunk(h hash.Hash, size int64) *ChunkList {
+	return &ChunkList{Chunks: []ChunkRef{{Hash: h, Size: uint32(size)}}, Ends: []int64{size}}
+}
+
 // Find returns the index of the chunk holding offset off, or len(Chunks) if
 // off is at or past the end.
 func (l *ChunkList) Find(off int64) int {

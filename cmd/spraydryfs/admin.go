@@ -113,7 +113,7 @@ the bytes its ingest added to the store).`,
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintf(tw, "roots\t%d\n", st.Roots)
 			fmt.Fprintf(tw, "logical size\t%s\t(all files of all roots)\n", size(st.Logical))
-			fmt.Fprintf(tw, "distinct files\t%d\t%s\n", st.UniqueFiles, size(st.FileBytes))
+			fmt.Fprintf(tw, "chunked files\t%d\t%s\t(distinct files of several chunks)\n", st.ListedFiles, size(st.FileBytes))
 			fmt.Fprintf(tw, "distinct chunks\t%d\t%s\t(dedup %.2fx)\n", st.Chunks, size(st.ChunkBytes), st.DedupRatio())
 			fmt.Fprintf(tw, "stored chunks\t%s\t(compression %.2fx, %d stored raw)\n", size(st.ChunkStored), st.CompressionRatio(), st.RawChunks)
 			if st.Deltas > 0 {
