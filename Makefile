@@ -56,6 +56,7 @@ bench: build
 	bash bench/webdav.sh
 	bash bench/ninep.sh
 	bash bench/dict.sh
+	bash bench/delta.sh
 
 clean:
 	rm -rf bin $(DEMO)
