@@ -108,11 +108,11 @@ func TestDeltaIngestParentAndRecompress(t *testing.T) {
 func TestKilledDeltaIngestLeavesConsistentStore(t *testing.T) {
 	dir := t.TempDir()
 	st := filepath.Join(dir, "s.sdfs")
-	// Edited text first in name order, then 64 MiB of noise, so that batches
-	// holding deltas commit while the ingest still runs.
+	// Edited text first in name order, then 32 MiB of noise, so that batches
+	// holding deltas commit (every 8 MiB) while the ingest still runs.
 	v1 := textFiles("a", 32, 200<<10, 2)
 	v2 := edited(v1)
-	for i := range 64 {
+	for i := range 32 {
 		v2[fmt.Sprintf("z/%02d", i)] = noise(1<<20, uint64(i))
 	}
 	writeFiles(t, filepath.Join(dir, "v1"), v1)
