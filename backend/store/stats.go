@@ -3,9 +3,12 @@ package store
 import (
 	"context"
 	"os"
+	"strconv"
 
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
+
+	"github.com/spraydryfs/spraydryfs/backend/chunk"
 )
 
 // Stats summarizes a store.
@@ -19,6 +22,7 @@ type Stats struct {
 	ChunkStored int64 `json:"chunk_stored"` // their stored (compressed) bytes
 	RawChunks   int64 `json:"raw_chunks"`   // chunks stored uncompressed
 	Deltas      int64 `json:"delta_chunks"` // chunks stored against a reference
+	Cross       int64 `json:"cross_chunks"` // of which against another file's chunk
 	DeltaBytes  int64 `json:"delta_bytes"`  // their raw bytes
 	DeltaStored int64 `json:"delta_stored"` // their stored bytes
 	DepthSum    int64 `json:"depth_sum"`    // their chain depths, summed
@@ -70,8 +74,8 @@ func (s *Store) Stats(ctx context.Context) (*Stats, error) {
 			{`SELECT count(*), coalesce(sum(size), 0), coalesce(sum(length(chunks)), 0) FROM files`, []*int64{&st.ListedFiles, &st.FileBytes, &st.ListBytes}},
 			{`SELECT count(*), coalesce(sum(size), 0), coalesce(sum(stored), 0), coalesce(sum(codec = 0), 0),
 				coalesce(sum(depth > 0), 0), coalesce(sum(iif(depth > 0, size, 0)), 0), coalesce(sum(iif(depth > 0, stored, 0)), 0),
-				coalesce(sum(depth), 0), coalesce(max(depth), 0) FROM chunks`,
-				[]*int64{&st.Chunks, &st.ChunkBytes, &st.ChunkStored, &st.RawChunks, &st.Deltas, &st.DeltaBytes, &st.DeltaStored, &st.DepthSum, &st.MaxDepth}},
+				coalesce(sum(depth), 0), coalesce(max(depth), 0), coalesce(sum(codec = ` + strconv.Itoa(int(chunk.Cross)) + `), 0) FROM chunks`,
+				[]*int64{&st.Chunks, &st.ChunkBytes, &st.ChunkStored, &st.RawChunks, &st.Deltas, &st.DeltaBytes, &st.DeltaStored, &st.DepthSum, &st.MaxDepth, &st.Cross}},
 			{`SELECT count(*), coalesce(sum(length(data)), 0) FROM dirs`, []*int64{&st.Dirs, &st.DirBytes}},
 		}
 		for _, x := range q {

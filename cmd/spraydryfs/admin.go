@@ -117,8 +117,8 @@ the bytes its ingest added to the store).`,
 			fmt.Fprintf(tw, "distinct chunks\t%d\t%s\t(dedup %.2fx)\n", st.Chunks, size(st.ChunkBytes), st.DedupRatio())
 			fmt.Fprintf(tw, "stored chunks\t%s\t(compression %.2fx, %d stored raw)\n", size(st.ChunkStored), st.CompressionRatio(), st.RawChunks)
 			if st.Deltas > 0 {
-				fmt.Fprintf(tw, "delta chunks\t%d\t%s stored as %s\t(chain depth mean %.2f, max %d; about %s saved)\n",
-					st.Deltas, size(st.DeltaBytes), size(st.DeltaStored), st.MeanDepth(), st.MaxDepth, size(st.DeltaSaved()))
+				fmt.Fprintf(tw, "delta chunks\t%d\t%s stored as %s\t(%d against other files; chain depth mean %.2f, max %d; about %s saved)\n",
+					st.Deltas, size(st.DeltaBytes), size(st.DeltaStored), st.Cross, st.MeanDepth(), st.MaxDepth, size(st.DeltaSaved()))
 			}
 			fmt.Fprintf(tw, "directories\t%d\t%s\n", st.Dirs, size(st.DirBytes))
 			fmt.Fprintf(tw, "chunk lists\t%s\n", size(st.ListBytes))
