@@ -62,7 +62,7 @@ every multi-chunk file. It prints what is broken and exits 1 if anything is.`,
 			for _, p := range rep.Problems {
 				fmt.Println("BROKEN", p)
 			}
-			fmt.Printf("checked %s: %d roots, %d directories, %d files, %d chunks in %.1fs: ", what, rep.Roots, rep.Dirs, rep.Files, rep.Chunks, time.Since(start).Seconds())
+			fmt.Printf("checked %s: %d roots, %d directories, %d chunked files, %d chunks in %.1fs: ", what, rep.Roots, rep.Dirs, rep.Files, rep.Chunks, time.Since(start).Seconds())
 			if len(rep.Problems) > 0 {
 				fmt.Printf("%d problems\n", len(rep.Problems))
 				return fmt.Errorf("store %s has %d problems", s.Path(), len(rep.Problems))
