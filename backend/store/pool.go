@@ -29,15 +29,10 @@ type connPool struct {
 
 var errPoolClosed = errors.New("store closed")
 
-func newConnPool(path string, flags sqlite.OpenFlags, n int, prepare func(*sqlite.Conn) error) (*connPool, error) {
+func newConnPool(n int, open func() (*sqlite.Conn, error)) (*connPool, error) {
 	p := &connPool{free: make(chan struct{}, n)}
 	for range n {
-		c, err := sqlite.OpenConn(path, flags)
-		if err == nil {
-			if err = prepare(c); err != nil {
-				c.Close()
-			}
-		}
+		c, err := open()
 		if err != nil {
 			p.close() // every connection opened so far is free
 			return nil, err

@@ -102,8 +102,8 @@ func Open(path string, opt Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	n := 2*runtime.GOMAXPROCS(0) + 4 // ingest holds one per worker (two per core)
-	pool, err := newConnPool(path, sqlite.OpenReadOnly|sqlite.OpenWAL|sqlite.OpenURI, n, prepareRead)
+	n := 2*runtime.GOMAXPROCS(0) + 4
+	pool, err := newConnPool(n, func() (*sqlite.Conn, error) { return openRead(path) })
 	if err != nil {
 		s.closeWriter()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -160,12 +160,20 @@ func checkFile(path string, create bool) error {
 	return nil
 }
 
-func prepareRead(c *sqlite.Conn) error {
-	// No mmap: mapped store pages would count in every reader's RSS (a
-	// long-lived mount read 800 MB that way); an 8 MiB page cache per
-	// connection keeps memory bounded, and page copies are cheap next to
-	// decompression and hashing.
-	return pragmas(c, "busy_timeout=10000", "mmap_size=0", "cache_size=-8192")
+// openRead opens a read connection. No mmap: mapped store pages would
+// count in every reader's RSS (a long-lived mount read 800 MB that way); an
+// 8 MiB page cache per connection keeps memory bounded, and page copies
+// are cheap next to decompression and hashing.
+func openRead(path string) (*sqlite.Conn, error) {
+	c, err := sqlite.OpenConn(path, sqlite.OpenReadOnly|sqlite.OpenWAL|sqlite.OpenURI)
+	if err != nil {
+		return nil, err
+	}
+	if err := pragmas(c, "busy_timeout=10000", "mmap_size=0", "cache_size=-8192"); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // pragmas runs each PRAGMA on its own: some may not run inside a transaction.

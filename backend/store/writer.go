@@ -83,9 +83,10 @@ func (s *Store) NewWriter() (*Writer, error) {
 }
 
 // Claimer decides, for one worker, which chunks and file records it must
-// store. It holds a read connection of its own for its lookups (no
+// store. It opens a read connection of its own for its lookups (no
 // transaction stays open between them), so a lookup costs one query and no
-// pool round trip. Close it when the worker is done.
+// pool round trip, and any number of workers leaves the pool to the reads
+// they make besides. Close it when the worker is done.
 type Claimer struct {
 	w *Writer
 	c *sqlite.Conn
@@ -93,15 +94,15 @@ type Claimer struct {
 
 // NewClaimer returns a Claimer for one goroutine.
 func (w *Writer) NewClaimer() (*Claimer, error) {
-	c, err := w.s.pool.take(context.Background())
+	c, err := openRead(w.s.path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("open store %s: %w", w.s.path, err)
 	}
 	return &Claimer{w: w, c: c}, nil
 }
 
-// Close returns the Claimer's connection.
-func (cl *Claimer) Close() { cl.w.s.pool.put(cl.c) }
+// Close closes the Claimer's connection.
+func (cl *Claimer) Close() { cl.c.Close() }
 
 // Chunk reports whether the caller should store chunk h: false if it is
 // already stored or another caller has claimed it.
