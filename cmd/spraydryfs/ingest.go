@@ -46,8 +46,9 @@ everything).
 
 New chunks are delta-dried: a changed file's chunks are compressed against
 the same path's chunks in the parent version (the newest version of NAME,
-or --parent), keeping the smallest of that, the trained dictionary and
-plain zstd. Reading a chunk rehydrates its reference first, so reference
+or --parent), and a new file's against a stored file of the same name,
+directory or extension, keeping the smallest of that, the trained
+dictionary and plain zstd. Reading a chunk rehydrates its reference first, so reference
 chains are kept at most --delta-depth long; --no-delta stores every chunk
 on its own.
 
