@@ -21,6 +21,14 @@ import (
 // most of a read's cost is per file, not per chain step.
 const DefaultMaxDepth = 8
 
+// CheckDepth refuses a chain bound outside 1 … store.MaxChainDepth.
+func CheckDepth(d int) error {
+	if d < 1 || d > store.MaxChainDepth {
+		return fmt.Errorf("delta depth %d: want 1 to %d", d, store.MaxChainDepth)
+	}
+	return nil
+}
+
 // prevDir is a directory's listing in an older version, with its address;
 // the zero value stands for none.
 type prevDir struct {

@@ -142,8 +142,8 @@ func Run(ctx context.Context, s *store.Store, opt Options) (*Result, error) {
 	if opt.MaxDepth == 0 {
 		opt.MaxDepth = DefaultMaxDepth
 	}
-	if opt.MaxDepth < 1 || opt.MaxDepth > store.MaxChainDepth {
-		return nil, fmt.Errorf("delta depth %d: want 1 to %d", opt.MaxDepth, store.MaxChainDepth)
+	if err := CheckDepth(opt.MaxDepth); err != nil {
+		return nil, err
 	}
 	in := &ingester{s: s, opt: opt, dryer: dryer, delta: chunk.NewDeltaDryer(opt.Level), near: newNeighbours(), maxDepth: opt.MaxDepth,
 		name: opt.Name, gen: start.UnixNano()}

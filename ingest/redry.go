@@ -35,6 +35,9 @@ func Redry(ctx context.Context, s *store.Store, roots []store.Root, level chunk.
 	if maxDepth == 0 {
 		maxDepth = DefaultMaxDepth
 	}
+	if err := CheckDepth(maxDepth); err != nil {
+		return st, err
+	}
 	all, err := s.Roots(ctx)
 	if err != nil {
 		return st, err

@@ -153,7 +153,12 @@ func (in *ingester) walk(ctx context.Context, abs string, pd *pendingDir, jobs c
 			pd.mu.Unlock()
 			child := &pendingDir{parent: pd, slot: e, rel: filepath.Join(pd.rel, e.Name)}
 			var err error
-			if child.base, err = in.subDir(ctx, pd.base, e.Name); err == nil {
+			child.base, err = in.subDir(ctx, pd.base, e.Name)
+			switch {
+			case err != nil:
+			case pd.reuse.h == pd.base.h: // the usual case: both are the newest version
+				child.reuse = child.base
+			default:
 				child.reuse, err = in.subDir(ctx, pd.reuse, e.Name)
 			}
 			if err != nil {

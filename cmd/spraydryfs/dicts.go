@@ -284,17 +284,20 @@ finishes the job.`,
 			if (dictArg == "") == !delta {
 				return usageError{errors.New("recompress: give exactly one of --dict NAME@VERSION and --delta")}
 			}
-			if depth < 1 || depth > store.MaxChainDepth {
-				return usageError{fmt.Errorf("--delta-depth %d: want 1 to %d", depth, store.MaxChainDepth)}
+			if err := ingest.CheckDepth(depth); err != nil {
+				return usageError{fmt.Errorf("--delta-depth: %w", err)}
 			}
 			lvl, err := chunk.ParseLevel(level)
 			if err != nil {
 				return usageError{err}
 			}
+			var refs []store.Ref
 			for _, x := range a {
-				if _, err := parseID("root", x); err != nil {
+				ref, err := parseID("root", x)
+				if err != nil {
 					return err
 				}
+				refs = append(refs, ref)
 			}
 			s, err := g.open(true)
 			if err != nil {
@@ -302,8 +305,7 @@ finishes the job.`,
 			}
 			defer s.Close()
 			var roots []store.Root
-			for _, x := range a {
-				ref, _ := parseID("root", x)
+			for _, ref := range refs {
 				r, err := s.Root(cmd.Context(), ref.Name, ref.Version)
 				if err != nil {
 					return err

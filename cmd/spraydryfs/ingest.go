@@ -79,8 +79,8 @@ it had stored. The store file is created if missing.`,
 			defer s.Close()
 			opt := ingest.Options{Name: ref.Name, Version: ref.Version, Sources: srcs, NoReuse: noReuse, Level: lvl, Log: g.log,
 				NoDelta: noDelta, MaxDepth: depth}
-			if depth < 1 || depth > store.MaxChainDepth {
-				return usageError{fmt.Errorf("--delta-depth %d: want 1 to %d", depth, store.MaxChainDepth)}
+			if err := ingest.CheckDepth(depth); err != nil {
+				return usageError{fmt.Errorf("--delta-depth: %w", err)}
 			}
 			if parent != "" {
 				p, err := store.ParseRef(parent, true)
