@@ -168,7 +168,7 @@ func rbOpen(b *testing.B, dbPath string, chunkCache int64) *backend.View {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
-	v, err := backend.OpenRoot(context.Background(), s, store.Ref{Name: "bench", Version: "v1"})
+	v, err := backend.OpenRoot(context.Background(), s.Objects, store.Ref{Name: "bench", Version: "v1"})
 	if err != nil {
 		b.Fatal(err)
 	}

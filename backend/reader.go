@@ -13,7 +13,7 @@ import (
 // Reader reads a stored file's content. ReadAt is safe for concurrent use;
 // Read and Seek share one offset and are not.
 type Reader struct {
-	s   *store.Store
+	s   *store.Objects
 	f   *store.File
 	off int64
 

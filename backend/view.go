@@ -137,7 +137,7 @@ func (a *Attr) IsDir() bool { return a.Type == tree.TypeDir }
 
 // View is a read-only tree over a store. It is safe for concurrent use.
 type View struct {
-	s    *store.Store
+	s    *store.Objects
 	root *Node
 }
 
@@ -146,7 +146,7 @@ const RootIno = 1
 
 // OpenRoot returns the view of one root, or of a directory inside it.
 // Version "latest" picks the newest.
-func OpenRoot(ctx context.Context, s *store.Store, ref store.Ref) (*View, error) {
+func OpenRoot(ctx context.Context, s *store.Objects, ref store.Ref) (*View, error) {
 	r, err := s.Root(ctx, ref.Name, ref.Version)
 	if err != nil {
 		return nil, err
@@ -170,13 +170,13 @@ func OpenRoot(ctx context.Context, s *store.Store, ref store.Ref) (*View, error)
 }
 
 // OpenNamespace returns the view of every root as /<name>/<version>/….
-func OpenNamespace(s *store.Store) *View {
+func OpenNamespace(s *store.Objects) *View {
 	return &View{s: s, root: &Node{level: levelTop, Attr: Attr{Ino: RootIno, Type: tree.TypeDir, Mode: 0555, Nlink: 2}}}
 }
 
 // OpenName returns the view of one name's versions as /<version>/…, with
 // latest.
-func OpenName(ctx context.Context, s *store.Store, name string) (*View, error) {
+func OpenName(ctx context.Context, s *store.Objects, name string) (*View, error) {
 	if _, err := s.Newest(ctx, name); err != nil {
 		return nil, err
 	}
@@ -216,8 +216,8 @@ func (v *View) HasXattrs(ctx context.Context) (bool, error) {
 	return false, nil
 }
 
-// Store returns the store under the view.
-func (v *View) Store() *store.Store { return v.s }
+// Objects returns the objects under the view.
+func (v *View) Objects() *store.Objects { return v.s }
 
 // Root returns the top directory.
 func (v *View) Root() *Node { return v.root }

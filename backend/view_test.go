@@ -93,7 +93,7 @@ func ingestDir(t testing.TB, s *store.Store, id, dir string) *ingest.Result {
 func openRoot(t testing.TB, s *store.Store, id string) *backend.View {
 	t.Helper()
 	ref, _ := store.ParseRef(id, true)
-	v, err := backend.OpenRoot(context.Background(), s, ref)
+	v, err := backend.OpenRoot(context.Background(), s.Objects, ref)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestNamespaceView(t *testing.T) {
 		_ = i
 		ingestDir(t, s, id, src)
 	}
-	fsys := backend.OpenNamespace(s).FS()
+	fsys := backend.OpenNamespace(s.Objects).FS()
 	if err := fstest.TestFS(fsys, "alpha/1/v.txt", "alpha/2/v.txt", "alpha/latest", "beta/x/common", "beta/latest"); err != nil {
 		t.Fatal(err)
 	}
@@ -186,14 +186,14 @@ func TestNamespaceView(t *testing.T) {
 	if len(names) != 3 || names[0].Name() != "1" || names[2].Name() != "latest" || names[2].Type() != fs.ModeSymlink {
 		t.Fatalf("alpha lists %v", names)
 	}
-	nv, err := backend.OpenName(context.Background(), s, "alpha")
+	nv, err := backend.OpenName(context.Background(), s.Objects, "alpha")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := fstest.TestFS(nv.FS(), "1/v.txt", "latest"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := backend.OpenName(context.Background(), s, "gamma"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := backend.OpenName(context.Background(), s.Objects, "gamma"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown name: %v", err)
 	}
 }

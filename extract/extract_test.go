@@ -106,7 +106,7 @@ func open(t *testing.T, storePath, ref string) (*backend.View, *backend.Node) {
 	t.Cleanup(func() { s.Close() })
 	sub := r.Path
 	r.Path = ""
-	v, err := backend.OpenRoot(context.Background(), s, r)
+	v, err := backend.OpenRoot(context.Background(), s.Objects, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestCorruptChunk(t *testing.T) {
 
 	// Zero the stored bytes of the middle chunk of big.
 	v, n := open(t, st, "c@1/big")
-	f, err := v.Store().File(context.Background(), n.Hash)
+	f, err := v.Objects().File(context.Background(), n.Hash)
 	if err != nil {
 		t.Fatal(err)
 	}

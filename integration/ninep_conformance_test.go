@@ -53,7 +53,7 @@ func mountNineP(t *testing.T, storePath, which string) (string, func()) {
 		t.Fatal(err)
 	}
 	var log syncBuffer
-	srv := ninep.New(s, backend.OpenNamespace(s), ninep.Options{Log: slog.New(slog.NewTextHandler(&log, nil))})
+	srv := ninep.New(s.Objects, backend.OpenNamespace(s.Objects), ninep.Options{Log: slog.New(slog.NewTextHandler(&log, nil))})
 	var served sync.WaitGroup
 	dial := func() (net.Conn, error) {
 		client, server, err := socketPair()

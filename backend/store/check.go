@@ -85,7 +85,7 @@ func (s *Store) Check(ctx context.Context, readData bool, progress CheckProgress
 		rep.Dirs++
 		progress("directories", rep.Dirs, total)
 		h, blob := columnHash(st, 0), columnCopy(st, 1)
-		d, err := s.decodeDirRecord(ctx, h, blob, MaxChainDepth)
+		d, err := s.decodeListing(ctx, h, blob, MaxChainDepth)
 		if err != nil {
 			add("directory", h.String(), h, err)
 			return nil
@@ -178,7 +178,7 @@ func (s *Store) Check(ctx context.Context, readData bool, progress CheckProgress
 			}
 			return nil
 		}
-		y, err := s.hydrator(ctx, info.Dict)
+		y, err := s.hydratorByID(ctx, info.Dict)
 		if err != nil {
 			add("chunk", h.String(), h, err)
 			return nil

@@ -79,18 +79,30 @@ func (s *Store) DictByName(ctx context.Context, name, version string) (*Dict, er
 	return d, nil
 }
 
-// dictData returns dictionary id's bytes, verified against its hash.
-func (s *Store) dictData(ctx context.Context, id int64) ([]byte, error) {
+// Dict implements Source: the bytes of the dictionary with hash h.
+func (s *Store) Dict(ctx context.Context, h hash.Hash) ([]byte, error) {
 	var data []byte
+	err := s.withRead(ctx, func(c *sqlite.Conn) error {
+		return queryRow(c, `SELECT data FROM dicts WHERE hash = ? LIMIT 1`,
+			func(st *sqlite.Stmt) { st.BindBytes(1, h[:]) },
+			func(st *sqlite.Stmt) error { data = columnCopy(st, 0); return nil })
+	})
+	if errors.Is(err, errNoRow) {
+		return nil, fmt.Errorf("dictionary %s: %w", h, ErrNotFound)
+	}
+	return data, err
+}
+
+// hydratorByID returns the decoder for chunks dried with dictionary id (0
+// = none).
+func (s *Store) hydratorByID(ctx context.Context, id int64) (*chunk.Hydrator, error) {
+	if id == 0 {
+		return s.hyd, nil
+	}
 	var h hash.Hash
 	err := s.withRead(ctx, func(c *sqlite.Conn) error {
-		return queryRow(c, `SELECT hash, data FROM dicts WHERE id = ?`,
-			func(st *sqlite.Stmt) { st.BindInt64(1, id) },
-			func(st *sqlite.Stmt) error {
-				h, _ = hash.FromBytes(columnCopy(st, 0))
-				data = columnCopy(st, 1)
-				return nil
-			})
+		return queryRow(c, `SELECT hash FROM dicts WHERE id = ?`, func(st *sqlite.Stmt) { st.BindInt64(1, id) },
+			func(st *sqlite.Stmt) error { h = columnHash(st, 0); return nil })
 	})
 	if errors.Is(err, errNoRow) {
 		return nil, fmt.Errorf("%w: dictionary %d is missing", ErrCorrupt, id)
@@ -98,33 +110,7 @@ func (s *Store) dictData(ctx context.Context, id int64) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read dictionary %d: %w", id, err)
 	}
-	if hash.Sum(data) != h {
-		return nil, fmt.Errorf("%w: dictionary %d does not match its hash %s", ErrCorrupt, id, h)
-	}
-	return data, nil
-}
-
-// hydrator returns the decoder for chunks dried with dictionary id (0 =
-// none), loading and verifying the dictionary once.
-func (s *Store) hydrator(ctx context.Context, id int64) (*chunk.Hydrator, error) {
-	if id == 0 {
-		return s.hyd, nil
-	}
-	s.hydMu.Lock()
-	defer s.hydMu.Unlock()
-	if y, ok := s.hyds[id]; ok {
-		return y, nil
-	}
-	data, err := s.dictData(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	y, err := chunk.NewHydrator(data)
-	if err != nil {
-		return nil, fmt.Errorf("%w: dictionary %d: %v", ErrCorrupt, id, err)
-	}
-	s.hyds[id] = y
-	return y, nil
+	return s.hydrator(ctx, h)
 }
 
 // AddDict stores a dictionary; it fails with ErrExists if its name and

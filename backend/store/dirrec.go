@@ -11,7 +11,6 @@ import (
 
 	"github.com/spraydryfs/spraydryfs/backend/chunk"
 	"github.com/spraydryfs/spraydryfs/backend/hash"
-	"github.com/spraydryfs/spraydryfs/backend/tree"
 )
 
 // A directory record (dirs.data) is a codec byte and then the listing's
@@ -85,20 +84,6 @@ func parseDirRecord(blob []byte) (dirRecord, error) {
 	return r, fmt.Errorf("unknown directory codec %d", blob[0])
 }
 
-// readDir reads and decodes listing h, whose base chain may be at most
-// budget long.
-func (s *Store) readDir(ctx context.Context, h hash.Hash, budget int) (*tree.Dir, error) {
-	blob, err := s.dirBlob(ctx, h, `data`)
-	if err != nil {
-		return nil, err
-	}
-	d, err := s.decodeDirRecord(ctx, h, blob, budget)
-	if err != nil {
-		return nil, fmt.Errorf("directory %s: %w", h, err)
-	}
-	return d, nil
-}
-
 // dirBlob returns column expression col of listing h's row.
 func (s *Store) dirBlob(ctx context.Context, h hash.Hash, col string) ([]byte, error) {
 	var blob []byte
@@ -111,65 +96,9 @@ func (s *Store) dirBlob(ctx context.Context, h hash.Hash, col string) ([]byte, e
 			})
 	})
 	if errors.Is(err, errNoRow) {
-		return nil, fmt.Errorf("%w: directory %s is missing", ErrCorrupt, h)
+		return nil, fmt.Errorf("directory %s: %w", h, ErrNotFound)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read directory %s: %w", h, err)
-	}
-	return blob, nil
-}
-
-// decodeDirRecord unpacks, verifies and decodes a stored listing.
-func (s *Store) decodeDirRecord(ctx context.Context, h hash.Hash, blob []byte, budget int) (*tree.Dir, error) {
-	r, err := parseDirRecord(blob)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
-	}
-	var enc []byte
-	switch r.codec {
-	case chunk.Raw:
-		enc = r.payload
-	case chunk.Zstd:
-		if enc, err = dirDecoder.DecodeAll(r.payload, nil); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
-		}
-	case chunk.Delta:
-		if r.depth > budget {
-			return nil, fmt.Errorf("%w: base chain of depth %d (at most %d here)", ErrCorrupt, r.depth, budget)
-		}
-		base, err := s.baseDir(ctx, r.base, r.depth-1)
-		if err != nil {
-			return nil, fmt.Errorf("base: %w", err)
-		}
-		baseEnc, err := base.Encode()
-		if err != nil {
-			return nil, fmt.Errorf("base %s: %w", r.base, err)
-		}
-		if enc, err = chunk.DecodeDelta(r.payload, baseEnc); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
-		}
-	}
-	if hash.Sum(enc) != h {
-		return nil, fmt.Errorf("%w: listing does not match its hash", ErrCorrupt)
-	}
-	d, err := tree.DecodeDir(enc)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
-	}
-	return d, nil
-}
-
-// baseDir returns a base listing from the cache or reads it, without
-// joining loads in flight (see refChunk).
-func (s *Store) baseDir(ctx context.Context, h hash.Hash, budget int) (*tree.Dir, error) {
-	if d, ok := s.dirs.Get(h); ok {
-		return d, nil
-	}
-	d, err := s.readDir(ctx, h, budget)
-	if err == nil {
-		s.dirs.Put(h, d, d.MemSize())
-	}
-	return d, err
+	return blob, err
 }
 
 // DirBaseFor returns the base a new listing is delta-dried against when
@@ -179,7 +108,7 @@ func (s *Store) baseDir(ctx context.Context, h hash.Hash, budget int) (*tree.Dir
 func (s *Store) DirBaseFor(ctx context.Context, h hash.Hash, maxDepth int) (*DirBase, error) {
 	head, err := s.dirBlob(ctx, h, `substr(data, 1, 48)`)
 	if err != nil {
-		return nil, err
+		return nil, missing(err, "directory", h)
 	}
 	r, err := parseDirRecord(head)
 	if err != nil {

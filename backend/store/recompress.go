@@ -89,7 +89,7 @@ func (s *Store) Recompress(ctx context.Context, d *Dict, level chunk.Level, root
 			if c.dict == d.ID || c.codec.HasRef() {
 				continue // delta chunks stay deltas: a dictionary does not beat a reference
 			}
-			y, err := s.hydrator(ctx, c.dict)
+			y, err := s.hydratorByID(ctx, c.dict)
 			if err != nil {
 				return st, fmt.Errorf("chunk %s: %w", c.h, err)
 			}

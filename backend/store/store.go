@@ -18,9 +18,6 @@ import (
 	"zombiezen.com/go/sqlite/sqlitex"
 
 	"github.com/spraydryfs/spraydryfs/backend/chunk"
-	"github.com/spraydryfs/spraydryfs/backend/hash"
-	"github.com/spraydryfs/spraydryfs/backend/lru"
-	"github.com/spraydryfs/spraydryfs/backend/tree"
 )
 
 // Errors callers test with errors.Is.
@@ -56,31 +53,19 @@ const (
 	DefaultMetaCache  = 64 << 20
 )
 
-// Store is an open store. It is safe for concurrent use.
+// Store is an open SQLite store: a Source, and through the Objects it
+// embeds (over itself) the decoded, verified and cached objects its
+// writers and maintenance read. It is safe for concurrent use.
 type Store struct {
+	*Objects
 	path   string
 	pool   *connPool
 	wmu    sync.Mutex
 	wconn  *sqlite.Conn // nil when read-only
 	params chunk.Params
-	hyd    *chunk.Hydrator // chunks without a dictionary
-
-	hydMu sync.Mutex
-	hyds  map[int64]*chunk.Hydrator // by dictionary id, loaded on first use
 
 	closeOnce sync.Once
 	closeErr  error
-
-	chunks *lru.Cache[hash.Hash, []byte]
-	dirs   *lru.Cache[hash.Hash, *tree.Dir]
-	files  *lru.Cache[hash.Hash, *File]
-}
-
-// File is a stored file: its content address, size and chunk list.
-type File struct {
-	Hash hash.Hash
-	Size int64
-	List *tree.ChunkList
 }
 
 const sqliteMagic = "SQLite format 3\x00"
@@ -113,22 +98,10 @@ func Open(path string, opt Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	hyd, err := chunk.NewHydrator(nil)
-	if err != nil {
+	if s.Objects, err = NewObjects(s, opt.ChunkCache, opt.MetaCache); err != nil {
 		s.Close()
 		return nil, err
 	}
-	s.hyd, s.hyds = hyd, map[int64]*chunk.Hydrator{}
-	cc, mc := opt.ChunkCache, opt.MetaCache
-	if cc <= 0 {
-		cc = DefaultChunkCache
-	}
-	if mc <= 0 {
-		mc = DefaultMetaCache
-	}
-	s.chunks = lru.New[hash.Hash, []byte](cc)
-	s.dirs = lru.New[hash.Hash, *tree.Dir](mc / 2)
-	s.files = lru.New[hash.Hash, *File](mc / 2)
 	return s, nil
 }
 
@@ -293,6 +266,15 @@ func (s *Store) load() error {
 
 // Path returns the store's file name.
 func (s *Store) Path() string { return s.path }
+
+// StoredSize implements Sizer: the size of the store file.
+func (s *Store) StoredSize() (int64, error) {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
 
 // Params returns the chunker parameters every writer of this store uses.
 func (s *Store) Params() chunk.Params { return s.params }

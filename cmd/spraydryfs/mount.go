@@ -17,7 +17,7 @@ import (
 // openView opens the view a frontend serves: every root as
 // /<name>/<version>/… (arg empty), one name's versions (NAME), or one root
 // or a directory inside it (NAME@VERSION[/path]).
-func openView(ctx context.Context, s *store.Store, arg string) (*backend.View, error) {
+func openView(ctx context.Context, s *store.Objects, arg string) (*backend.View, error) {
 	if arg == "" {
 		return backend.OpenNamespace(s), nil
 	}
@@ -49,7 +49,7 @@ func (g *globals) openServed(ctx context.Context, which string) (*store.Store, *
 	if err != nil {
 		return nil, nil, err
 	}
-	v, err := openView(ctx, s, which)
+	v, err := openView(ctx, s.Objects, which)
 	if err != nil {
 		s.Close()
 		return nil, nil, err

@@ -33,7 +33,7 @@ func (g *globals) openPath(ctx context.Context, arg string) (*store.Store, *back
 	}
 	sub := ref.Path
 	ref.Path = ""
-	v, err := backend.OpenRoot(ctx, s, ref)
+	v, err := backend.OpenRoot(ctx, s.Objects, ref)
 	if err != nil {
 		s.Close()
 		return nil, nil, nil, err
@@ -202,7 +202,7 @@ code 1.`,
 			defer s.Close()
 			sub := ref.Path
 			ref.Path = ""
-			v, err := backend.OpenRoot(cmd.Context(), s, ref)
+			v, err := backend.OpenRoot(cmd.Context(), s.Objects, ref)
 			if err != nil {
 				return err
 			}

@@ -81,7 +81,7 @@ authentication or encryption: expose it only to guests you trust);
 			}
 			fmt.Fprintln(os.Stdout, where)
 			fmt.Fprintf(os.Stderr, "spraydryfs: serving %s read-only over 9P at %s (Ctrl-C to stop)\n", describe(which), where)
-			if err := ninep.New(s, v, ninep.Options{Log: g.log}).Serve(ctx, ln); err != nil {
+			if err := ninep.New(s.Objects, v, ninep.Options{Log: g.log}).Serve(ctx, ln); err != nil {
 				return fmt.Errorf("serve 9p: %w", err)
 			}
 			return nil

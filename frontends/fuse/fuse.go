@@ -133,10 +133,10 @@ func isMountPoint(dir string) (bool, error) {
 func statfs(v *backend.View) gofuse.StatfsOut {
 	const bsize = 4096
 	out := gofuse.StatfsOut{Bsize: bsize, Frsize: bsize, NameLen: 255}
-	if fi, err := os.Stat(v.Store().Path()); err == nil {
-		out.Blocks = uint64(fi.Size()+bsize-1) / bsize
+	if n, ok := v.Objects().StoredSize(); ok {
+		out.Blocks = uint64(n+bsize-1) / bsize
 	}
-	if roots, err := v.Store().Roots(context.Background()); err == nil {
+	if roots, err := v.Objects().Roots(context.Background()); err == nil {
 		for _, r := range roots {
 			out.Files += uint64(r.Files)
 		}

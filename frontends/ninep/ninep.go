@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -45,7 +44,7 @@ type Options struct {
 // Server serves a store over 9P2000.L. It is safe for concurrent use:
 // any number of connections, each with any number of attaches.
 type Server struct {
-	s      *store.Store
+	s      *store.Objects
 	def    *backend.View
 	log    *slog.Logger
 	statfs p9.FSStat
@@ -61,7 +60,7 @@ type Server struct {
 // New returns a server of store s whose empty attach name means view def
 // (typically backend.OpenNamespace(s), or the root given on the command
 // line).
-func New(s *store.Store, def *backend.View, opt Options) *Server {
+func New(s *store.Objects, def *backend.View, opt Options) *Server {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
@@ -136,11 +135,11 @@ func (srv *Server) Close() error {
 
 // statfs describes the store: its size in 4 KiB blocks, the files its
 // roots hold, nothing free.
-func statfs(s *store.Store) p9.FSStat {
+func statfs(s *store.Objects) p9.FSStat {
 	const bsize = 4096
 	out := p9.FSStat{Type: 0x01021997, BlockSize: bsize, NameLength: 255} // V9FS_MAGIC
-	if fi, err := os.Stat(s.Path()); err == nil {
-		out.Blocks = uint64(fi.Size()+bsize-1) / bsize
+	if n, ok := s.StoredSize(); ok {
+		out.Blocks = uint64(n+bsize-1) / bsize
 	}
 	if roots, err := s.Roots(context.Background()); err == nil {
 		for _, r := range roots {

@@ -167,7 +167,7 @@ func setup(t *testing.T) *env {
 	must(err)
 	e := &env{path: path, s: s, log: &bytes.Buffer{}, big: big, bad: bad, sock: filepath.Join(dir, "sock")}
 	log := slog.New(slog.NewTextHandler(lockedBuffer{e.log}, nil))
-	e.srv = New(s, backend.OpenNamespace(s), Options{Log: log})
+	e.srv = New(s.Objects, backend.OpenNamespace(s.Objects), Options{Log: log})
 	ln, err := net.Listen("unix", e.sock)
 	must(err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -445,7 +445,7 @@ func TestAname(t *testing.T) {
 
 func TestGetattr(t *testing.T) {
 	e := setup(t)
-	v, err := backend.OpenRoot(context.Background(), e.s, store.Ref{Name: "t", Version: "1"})
+	v, err := backend.OpenRoot(context.Background(), e.s.Objects, store.Ref{Name: "t", Version: "1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -746,7 +746,7 @@ func TestFixtureTree(t *testing.T) {
 	if _, err := ingest.Run(context.Background(), s, ingest.Options{Name: "fix", Version: "1", Sources: []ingest.Source{{Dir: src}}}); err != nil {
 		t.Fatal(err)
 	}
-	srv := New(s, backend.OpenNamespace(s), Options{})
+	srv := New(s.Objects, backend.OpenNamespace(s.Objects), Options{})
 	a, b := net.Pipe()
 	go srv.ServeConn(b)
 	t.Cleanup(func() { srv.Close() })

@@ -1,0 +1,303 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/spraydryfs/spraydryfs/backend/chunk"
+	"github.com/spraydryfs/spraydryfs/backend/hash"
+	"github.com/spraydryfs/spraydryfs/backend/lru"
+	"github.com/spraydryfs/spraydryfs/backend/tree"
+)
+
+// Objects decodes, verifies and caches the objects of a Source: decoded
+// chunks, listings and chunk lists, in byte-bounded LRU caches. Every
+// chunk and listing is checked against its address before it is cached or
+// returned. It is safe for concurrent use.
+type Objects struct {
+	src Source
+	hyd *chunk.Hydrator // chunks without a dictionary
+
+	hydMu sync.Mutex
+	hyds  map[hash.Hash]*chunk.Hydrator // by dictionary hash, loaded on first use
+
+	chunks *lru.Cache[hash.Hash, []byte]
+	dirs   *lru.Cache[hash.Hash, *tree.Dir]
+	files  *lru.Cache[hash.Hash, *File]
+}
+
+// File is a stored file: its content address, size and chunk list.
+type File struct {
+	Hash hash.Hash
+	Size int64
+	List *tree.ChunkList
+}
+
+// MaxChainDepth bounds the reference chains Objects follows: a deeper
+// recorded depth is reported as corruption. Ingest keeps chains far shorter.
+const MaxChainDepth = 64
+
+// NewObjects returns the decoding layer over src, with chunkCache bytes of
+// decoded chunks and metaCache bytes of listings and chunk lists (zero
+// picks the defaults).
+func NewObjects(src Source, chunkCache, metaCache int64) (*Objects, error) {
+	hyd, err := chunk.NewHydrator(nil)
+	if err != nil {
+		return nil, err
+	}
+	if chunkCache <= 0 {
+		chunkCache = DefaultChunkCache
+	}
+	if metaCache <= 0 {
+		metaCache = DefaultMetaCache
+	}
+	return &Objects{src: src, hyd: hyd, hyds: map[hash.Hash]*chunk.Hydrator{},
+		chunks: lru.New[hash.Hash, []byte](chunkCache),
+		dirs:   lru.New[hash.Hash, *tree.Dir](metaCache / 2),
+		files:  lru.New[hash.Hash, *File](metaCache / 2)}, nil
+}
+
+// Source returns the source the objects come from.
+func (o *Objects) Source() Source { return o.src }
+
+// Roots lists every root by name, then oldest version first.
+func (o *Objects) Roots(ctx context.Context) ([]Root, error) { return o.src.Roots(ctx) }
+
+// Root returns NAME@VERSION; version "latest" is the name's newest.
+func (o *Objects) Root(ctx context.Context, name, version string) (Root, error) {
+	return o.src.Root(ctx, name, version)
+}
+
+// Newest returns the most recently created version of name.
+func (o *Objects) Newest(ctx context.Context, name string) (Root, error) {
+	return o.src.Newest(ctx, name)
+}
+
+// Chunk returns the content of chunk h, verified against h. The slice is
+// shared through the cache and must not be modified.
+func (o *Objects) Chunk(ctx context.Context, h hash.Hash) ([]byte, error) {
+	return o.chunks.Load(h, func() ([]byte, int64, error) {
+		b, err := o.readChunk(ctx, h, MaxChainDepth)
+		return b, chunkCost(b), err
+	})
+}
+
+func chunkCost(b []byte) int64 { return int64(len(b)) + 64 }
+
+// missing turns a source's ErrNotFound for an object that another object
+// names into corruption.
+func missing(err error, what string, h hash.Hash) error {
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("%w: %s %s is missing", ErrCorrupt, what, h)
+	}
+	return fmt.Errorf("read %s %s: %w", what, h, err)
+}
+
+// readChunk reads, decodes and verifies chunk h, whose reference chain may
+// be at most budget long. Every step down a chain lowers the budget, so a
+// damaged store with a cycle of references ends in an error.
+func (o *Objects) readChunk(ctx context.Context, h hash.Hash, budget int) ([]byte, error) {
+	f, err := o.src.Frame(ctx, h)
+	if err != nil {
+		return nil, missing(err, "chunk", h)
+	}
+	return o.hydrate(ctx, h, f, budget)
+}
+
+// hydrate decodes frame f of chunk h and verifies it.
+func (o *Objects) hydrate(ctx context.Context, h hash.Hash, f Frame, budget int) ([]byte, error) {
+	if !f.Codec.HasRef() {
+		if len(f.Refs) > 0 || f.Depth != 0 {
+			return nil, fmt.Errorf("%w: chunk %s: codec %d with a reference chain", ErrCorrupt, h, f.Codec)
+		}
+		y, err := o.hydrator(ctx, f.Dict)
+		if err != nil {
+			return nil, fmt.Errorf("chunk %s: %w", h, err)
+		}
+		return y.Hydrate(h, f.Codec, f.Size, f.Data)
+	}
+	if len(f.Refs) == 0 || f.Depth < 1 || f.Depth > budget {
+		return nil, fmt.Errorf("%w: chunk %s: reference chain of depth %d (at most %d here)", ErrCorrupt, h, f.Depth, budget)
+	}
+	var ref []byte
+	for _, r := range f.Refs {
+		b, err := o.refChunk(ctx, r, f.Depth-1)
+		if err != nil {
+			return nil, fmt.Errorf("chunk %s: reference: %w", h, err)
+		}
+		if len(f.Refs) == 1 {
+			ref = b
+		} else {
+			ref = append(ref, b...)
+		}
+	}
+	return chunk.HydrateDelta(h, f.Size, f.Data, ref)
+}
+
+// refChunk returns a reference's content from the cache or reads it. It
+// does not join loads in flight: a damaged store whose chain loops back to
+// a chunk being loaded further up the same chain would wait on itself.
+func (o *Objects) refChunk(ctx context.Context, h hash.Hash, budget int) ([]byte, error) {
+	if b, ok := o.chunks.Get(h); ok {
+		return b, nil
+	}
+	b, err := o.readChunk(ctx, h, budget)
+	if err == nil {
+		o.chunks.Put(h, b, chunkCost(b))
+	}
+	return b, err
+}
+
+// hydrator returns the decoder for chunks dried with dictionary d (zero:
+// none), loading and verifying the dictionary once.
+func (o *Objects) hydrator(ctx context.Context, d hash.Hash) (*chunk.Hydrator, error) {
+	if d.IsZero() {
+		return o.hyd, nil
+	}
+	o.hydMu.Lock()
+	defer o.hydMu.Unlock()
+	if y, ok := o.hyds[d]; ok {
+		return y, nil
+	}
+	data, err := o.src.Dict(ctx, d)
+	if err != nil {
+		return nil, missing(err, "dictionary", d)
+	}
+	if hash.Sum(data) != d {
+		return nil, fmt.Errorf("%w: dictionary %s does not match its hash", ErrCorrupt, d)
+	}
+	y, err := chunk.NewHydrator(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: dictionary %s: %v", ErrCorrupt, d, err)
+	}
+	o.hyds[d] = y
+	return y, nil
+}
+
+// File returns the stored file with content address h.
+func (o *Objects) File(ctx context.Context, h hash.Hash) (*File, error) {
+	return o.files.Load(h, func() (*File, int64, error) {
+		f, err := o.readFile(ctx, h)
+		if err != nil {
+			return nil, 0, err
+		}
+		return f, f.List.MemSize(), nil
+	})
+}
+
+func (o *Objects) readFile(ctx context.Context, h hash.Hash) (*File, error) {
+	rec, err := o.src.ChunkList(ctx, h)
+	if err != nil {
+		return nil, missing(err, "file", h)
+	}
+	return decodeFile(h, rec)
+}
+
+// decodeFile decodes a file record.
+func decodeFile(h hash.Hash, rec FileRecord) (*File, error) {
+	f := &File{Hash: h, Size: rec.Size}
+	if rec.List == nil {
+		f.List = tree.OneChunk(h, f.Size)
+		return f, nil
+	}
+	var err error
+	if f.List, err = tree.DecodeChunkList(rec.List, f.Size); err != nil {
+		return nil, fmt.Errorf("%w: file %s: %v", ErrCorrupt, h, err)
+	}
+	// A one-chunk file's address is its chunk's address.
+	if len(f.List.Chunks) == 1 && f.List.Chunks[0].Hash != h {
+		return nil, fmt.Errorf("%w: file %s: chunk list names %s", ErrCorrupt, h, f.List.Chunks[0].Hash)
+	}
+	return f, nil
+}
+
+// Dir returns the decoded directory listing with address h, verified
+// against h.
+func (o *Objects) Dir(ctx context.Context, h hash.Hash) (*tree.Dir, error) {
+	return o.dirs.Load(h, func() (*tree.Dir, int64, error) {
+		d, err := o.readDir(ctx, h, MaxChainDepth)
+		if err != nil {
+			return nil, 0, err
+		}
+		return d, d.MemSize(), nil
+	})
+}
+
+// readDir reads and decodes listing h, whose base chain may be at most
+// budget long.
+func (o *Objects) readDir(ctx context.Context, h hash.Hash, budget int) (*tree.Dir, error) {
+	blob, err := o.src.Listing(ctx, h)
+	if err != nil {
+		return nil, missing(err, "directory", h)
+	}
+	d, err := o.decodeListing(ctx, h, blob, budget)
+	if err != nil {
+		return nil, fmt.Errorf("directory %s: %w", h, err)
+	}
+	return d, nil
+}
+
+// decodeListing unpacks, verifies and decodes a listing record.
+func (o *Objects) decodeListing(ctx context.Context, h hash.Hash, blob []byte, budget int) (*tree.Dir, error) {
+	r, err := parseDirRecord(blob)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	var enc []byte
+	switch r.codec {
+	case chunk.Raw:
+		enc = r.payload
+	case chunk.Zstd:
+		if enc, err = dirDecoder.DecodeAll(r.payload, nil); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+	case chunk.Delta:
+		if r.depth > budget {
+			return nil, fmt.Errorf("%w: base chain of depth %d (at most %d here)", ErrCorrupt, r.depth, budget)
+		}
+		base, err := o.baseDir(ctx, r.base, r.depth-1)
+		if err != nil {
+			return nil, fmt.Errorf("base: %w", err)
+		}
+		baseEnc, err := base.Encode()
+		if err != nil {
+			return nil, fmt.Errorf("base %s: %w", r.base, err)
+		}
+		if enc, err = chunk.DecodeDelta(r.payload, baseEnc); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+	}
+	if hash.Sum(enc) != h {
+		return nil, fmt.Errorf("%w: listing does not match its hash", ErrCorrupt)
+	}
+	d, err := tree.DecodeDir(enc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return d, nil
+}
+
+// baseDir returns a base listing from the cache or reads it, without
+// joining loads in flight (see refChunk).
+func (o *Objects) baseDir(ctx context.Context, h hash.Hash, budget int) (*tree.Dir, error) {
+	if d, ok := o.dirs.Get(h); ok {
+		return d, nil
+	}
+	d, err := o.readDir(ctx, h, budget)
+	if err == nil {
+		o.dirs.Put(h, d, d.MemSize())
+	}
+	return d, err
+}
+
+// StoredSize returns the bytes the source occupies, where it knows.
+func (o *Objects) StoredSize() (int64, bool) {
+	if s, ok := o.src.(Sizer); ok {
+		if n, err := s.StoredSize(); err == nil {
+			return n, true
+		}
+	}
+	return 0, false
+}

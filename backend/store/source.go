@@ -1,0 +1,61 @@
+package store
+
+import (
+	"context"
+
+	"github.com/spraydryfs/spraydryfs/backend/chunk"
+	"github.com/spraydryfs/spraydryfs/backend/hash"
+)
+
+// Source is the read seam between the file-system view and where objects
+// live: the SQLite store, or a remote store (HTTP, S3) behind a local
+// cache. A Source hands out objects as stored (compressed frames, listing
+// records, chunk lists, dictionaries) and need not verify them: Objects
+// decodes, verifies and caches above any Source, in one place.
+//
+// A missing object is reported with an error wrapping ErrNotFound; Objects
+// turns that into ErrCorrupt where another object named it.
+type Source interface {
+	// Roots lists every root by name, then oldest version first.
+	Roots(ctx context.Context) ([]Root, error)
+	// Root returns NAME@VERSION; version "latest" is the name's newest.
+	Root(ctx context.Context, name, version string) (Root, error)
+	// Newest returns the most recently created version of name.
+	Newest(ctx context.Context, name string) (Root, error)
+	// Listing returns the stored record of listing h (see dirrec.go).
+	Listing(ctx context.Context, h hash.Hash) ([]byte, error)
+	// ChunkList returns the record of file h.
+	ChunkList(ctx context.Context, h hash.Hash) (FileRecord, error)
+	// Frame returns chunk h as stored, with what decoding it needs.
+	Frame(ctx context.Context, h hash.Hash) (Frame, error)
+	// Dict returns the bytes of the trained dictionary with hash h.
+	Dict(ctx context.Context, h hash.Hash) ([]byte, error)
+}
+
+// Frame is a chunk as stored: its compressed bytes and what decoding them
+// needs. It is not verified; Objects checks the decoded bytes against the
+// chunk's address.
+type Frame struct {
+	Size  int         // decoded size
+	Codec chunk.Codec // how Data is compressed
+	Dict  hash.Hash   // the trained dictionary, zero for none
+	// Refs are the reference chunks a delta frame was compressed against,
+	// concatenated in order as its raw dictionary; empty for other codecs.
+	Refs  []hash.Hash
+	Depth int // reference chain length: 0 without references
+	Data  []byte
+}
+
+// FileRecord is a stored file: its size and encoded chunk list. A file of
+// one chunk has no list (List is nil): it is that chunk, and shares its
+// address.
+type FileRecord struct {
+	Size int64
+	List []byte
+}
+
+// Sizer is implemented by sources that know how many bytes they occupy,
+// for statfs.
+type Sizer interface {
+	StoredSize() (int64, error)
+}
