@@ -17,6 +17,7 @@ import (
 
 	"github.com/spraydryfs/spraydryfs/backend/hash"
 	"github.com/spraydryfs/spraydryfs/backend/store"
+	"github.com/spraydryfs/spraydryfs/backend/walk"
 	"github.com/spraydryfs/spraydryfs/ingest"
 	"github.com/spraydryfs/spraydryfs/train"
 )
@@ -131,7 +132,7 @@ func TestSeveralDictionariesRoundTrip(t *testing.T) {
 
 	// Recompressing the plain root with a dictionary keeps every byte.
 	r, _ := s.Root(ctx, "plain", "1")
-	st, err := s.Recompress(ctx, dGo, zstd.SpeedDefault, []store.Root{r}, nil)
+	st, err := s.Recompress(ctx, dGo, zstd.SpeedDefault, rootChunks(t, s, r), nil)
 	if err != nil || st.Rewritten == 0 || st.After >= st.Before {
 		t.Fatalf("recompress: %+v %v", st, err)
 	}
@@ -141,7 +142,7 @@ func TestSeveralDictionariesRoundTrip(t *testing.T) {
 			t.Fatalf("after recompress %s: %v", p, err)
 		}
 	}
-	if st2, err := s.Recompress(ctx, dGo, zstd.SpeedDefault, []store.Root{r}, nil); err != nil || st2.Rewritten != 0 {
+	if st2, err := s.Recompress(ctx, dGo, zstd.SpeedDefault, rootChunks(t, s, r), nil); err != nil || st2.Rewritten != 0 {
 		t.Fatalf("second recompress rewrote %d: %v", st2.Rewritten, err)
 	}
 	s.Close()
@@ -168,4 +169,14 @@ func TestSeveralDictionariesRoundTrip(t *testing.T) {
 	if err != nil || len(rep.Problems) == 0 || !strings.Contains(rep.Problems[0].Err.Error(), "dictionary") {
 		t.Fatalf("check with a damaged dictionary: %v %v", err, rep.Problems)
 	}
+}
+
+// rootChunks returns the chunks of root r.
+func rootChunks(t *testing.T, s *store.Store, r store.Root) []hash.Hash {
+	t.Helper()
+	hs, err := walk.Chunks(context.Background(), s.Objects, []store.Root{r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hs
 }

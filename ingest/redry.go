@@ -9,6 +9,7 @@ import (
 	"github.com/spraydryfs/spraydryfs/backend/hash"
 	"github.com/spraydryfs/spraydryfs/backend/store"
 	"github.com/spraydryfs/spraydryfs/backend/tree"
+	"github.com/spraydryfs/spraydryfs/backend/walk"
 )
 
 // RedryStats counts what Redry did.
@@ -72,46 +73,20 @@ type redryer struct {
 	delta    *chunk.DeltaDryer
 	maxDepth int
 	st       *RedryStats
-	seen     map[[2]hash.Hash]bool // directory pairs walked
 	pending  []store.Redried
 	before   []int
 }
 
-// dir walks listing h against the parent version's listing base.
+// dir walks listing h against the parent version's listing base and
+// re-dries the files that changed between them.
 func (r *redryer) dir(ctx context.Context, h, base hash.Hash) error {
-	if h == base || r.seen[[2]hash.Hash{h, base}] {
-		return nil
-	}
-	if r.seen == nil {
-		r.seen = map[[2]hash.Hash]bool{}
-	}
-	r.seen[[2]hash.Hash{h, base}] = true
-	d, err := r.s.Dir(ctx, h)
-	if err != nil {
-		return err
-	}
-	bd, err := r.s.Dir(ctx, base)
-	if err != nil {
-		return err
-	}
-	for _, e := range d.Entries {
-		be, ok := bd.Lookup(e.Name)
-		if !ok || be.Type != e.Type || be.Hash == e.Hash {
-			continue
+	return walk.Compare(ctx, r.s.Objects, h, base, func(c walk.Change) error {
+		e, be := c.A, c.B
+		if e == nil || be == nil || e.Type != tree.TypeFile || be.Type != tree.TypeFile || e.Hash == be.Hash || be.Size == 0 || e.Size == 0 {
+			return nil
 		}
-		switch e.Type {
-		case tree.TypeDir:
-			err = r.dir(ctx, e.Hash, be.Hash)
-		case tree.TypeFile:
-			if be.Size > 0 && e.Size > 0 {
-				err = r.file(ctx, e.Hash, be.Hash)
-			}
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return r.file(ctx, e.Hash, be.Hash)
+	})
 }
 
 // file re-dries the chunks of file h against the parent version's file base.

@@ -15,6 +15,7 @@ import (
 	"github.com/spraydryfs/spraydryfs/backend/hash"
 	"github.com/spraydryfs/spraydryfs/backend/store"
 	"github.com/spraydryfs/spraydryfs/backend/tree"
+	"github.com/spraydryfs/spraydryfs/backend/walk"
 	"github.com/spraydryfs/spraydryfs/ingest"
 )
 
@@ -70,6 +71,7 @@ type collector struct {
 	total    int64
 	done     int64
 	progress func(done, total int64)
+	walker   *walk.Walker // of root sources, made on first use
 }
 
 // take keeps chunk c (content address h) if it is selected and new.
@@ -184,33 +186,20 @@ func (c *collector) fromRoot(ctx context.Context, ref store.Ref) error {
 	return c.walk(ctx, e.Hash)
 }
 
+// walk takes the chunks below listing dir; files and chunks that an
+// earlier root source shared are visited once.
 func (c *collector) walk(ctx context.Context, dir hash.Hash) error {
-	d, err := c.s.Dir(ctx, dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range d.Entries {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		switch e.Type {
-		case tree.TypeDir:
-			if err := c.walk(ctx, e.Hash); err != nil {
-				return err
-			}
-		case tree.TypeFile:
-			f, err := c.s.File(ctx, e.Hash)
-			if err != nil {
-				return err
-			}
-			for _, ch := range f.List.Chunks {
-				c.done += int64(ch.Size)
+	if c.walker == nil {
+		c.walker = walk.New(c.s.Objects, walk.Visitor{
+			File: func(_ *tree.Entry, f *store.File) error {
+				c.done += f.Size
 				c.progress(c.done, c.total)
-				if err := c.take(ch.Hash, func() ([]byte, error) { return c.s.Chunk(ctx, ch.Hash) }); err != nil {
-					return err
-				}
-			}
-		}
+				return nil
+			},
+			Chunk: func(ch tree.ChunkRef) error {
+				return c.take(ch.Hash, func() ([]byte, error) { return c.s.Chunk(ctx, ch.Hash) })
+			},
+		})
 	}
-	return nil
+	return c.walker.Tree(ctx, dir)
 }

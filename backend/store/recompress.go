@@ -11,7 +11,6 @@ import (
 
 	"github.com/spraydryfs/spraydryfs/backend/chunk"
 	"github.com/spraydryfs/spraydryfs/backend/hash"
-	"github.com/spraydryfs/spraydryfs/backend/tree"
 )
 
 // RecompressStats counts what Recompress did.
@@ -26,12 +25,13 @@ type RecompressStats struct {
 const recompressBatch = 256
 
 // Recompress re-dries chunks with dictionary d wherever that stores them
-// smaller: every chunk of roots, or of the whole store if roots is empty.
+// smaller: the chunks only names (walk.Chunks finds a root's), or every
+// chunk of the store if only is nil.
 // Each batch is one transaction that replaces a chunk's bytes and its
 // codec together, so a killed run leaves every chunk readable and a second
 // run continues; readers keep reading throughout. Every chunk is verified
 // against its hash before it is rewritten.
-func (s *Store) Recompress(ctx context.Context, d *Dict, level chunk.Level, roots []Root, progress func(done, total int64)) (RecompressStats, error) {
+func (s *Store) Recompress(ctx context.Context, d *Dict, level chunk.Level, only []hash.Hash, progress func(done, total int64)) (RecompressStats, error) {
 	var st RecompressStats
 	if s.wconn == nil {
 		return st, fmt.Errorf("store opened read-only")
@@ -40,20 +40,9 @@ func (s *Store) Recompress(ctx context.Context, d *Dict, level chunk.Level, root
 	if err != nil {
 		return st, err
 	}
-	filtered := len(roots) > 0
-	var only []hash.Hash // the chunks of roots, sorted, when filtered
-	if filtered {
-		set := map[hash.Hash]bool{}
-		for _, r := range roots {
-			if err := s.collectChunks(ctx, r.Top.Hash, set, map[hash.Hash]bool{}); err != nil {
-				return st, fmt.Errorf("root %s: %w", r.ID(), err)
-			}
-		}
-		for h := range set {
-			only = append(only, h)
-		}
-		slices.SortFunc(only, func(a, b hash.Hash) int { return bytes.Compare(a[:], b[:]) })
-	}
+	filtered := only != nil
+	only = slices.Clone(only)
+	slices.SortFunc(only, func(a, b hash.Hash) int { return bytes.Compare(a[:], b[:]) })
 	total := int64(len(only))
 	if !filtered {
 		err := s.withRead(ctx, func(c *sqlite.Conn) error {
@@ -229,33 +218,4 @@ func (s *Store) Redry(updates []Redried) (done []bool, err error) {
 		done[i] = true
 	}
 	return done, nil
-}
-
-// collectChunks adds the chunks below directory dir to set.
-func (s *Store) collectChunks(ctx context.Context, dir hash.Hash, set, dirs map[hash.Hash]bool) error {
-	if dirs[dir] {
-		return nil // a shared subtree
-	}
-	dirs[dir] = true
-	d, err := s.Dir(ctx, dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range d.Entries {
-		switch e.Type {
-		case tree.TypeDir:
-			if err := s.collectChunks(ctx, e.Hash, set, dirs); err != nil {
-				return err
-			}
-		case tree.TypeFile:
-			f, err := s.File(ctx, e.Hash)
-			if err != nil {
-				return err
-			}
-			for _, c := range f.List.Chunks {
-				set[c.Hash] = true
-			}
-		}
-	}
-	return nil
 }

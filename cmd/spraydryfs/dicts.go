@@ -15,6 +15,7 @@ import (
 	"github.com/spraydryfs/spraydryfs/backend/chunk"
 	"github.com/spraydryfs/spraydryfs/backend/hash"
 	"github.com/spraydryfs/spraydryfs/backend/store"
+	"github.com/spraydryfs/spraydryfs/backend/walk"
 	"github.com/spraydryfs/spraydryfs/ingest"
 	"github.com/spraydryfs/spraydryfs/train"
 )
@@ -330,8 +331,14 @@ finishes the job.`,
 			if err != nil {
 				return err
 			}
+			var only []hash.Hash // nil: every chunk of the store
+			if len(roots) > 0 {
+				if only, err = walk.Chunks(cmd.Context(), s.Objects, roots); err != nil {
+					return err
+				}
+			}
 			progress, done := countBar("recompress", false)
-			st, err := s.Recompress(cmd.Context(), d, lvl, roots, progress)
+			st, err := s.Recompress(cmd.Context(), d, lvl, only, progress)
 			done()
 			fmt.Printf("recompressed with %s: %d chunks looked at, %d rewritten, %s -> %s, %.1fs\n",
 				d.Ref(), st.Chunks, st.Rewritten, size(st.Before), size(st.After), time.Since(start).Seconds())
