@@ -23,9 +23,10 @@ type Reader struct {
 	prefetched atomic.Int64 // chunks below this index have been prefetched
 }
 
-// readAhead is how many chunks a sequential reader decodes ahead, so that
-// reads spanning several chunks find them all decoded.
-const readAhead = 4
+// readAhead is how many chunks (about 512 KiB) a sequential reader has
+// decoded ahead by the store's prefetch workers, one per core, so that one
+// stream keeps every core decoding and verifying.
+const readAhead = 8
 
 // Size returns the content length.
 func (r *Reader) Size() int64 { return r.f.Size }
@@ -68,9 +69,9 @@ func (r *Reader) ReadAtContext(ctx context.Context, p []byte, off int64) (int, e
 	return n, nil
 }
 
-// prefetch decodes chunks i … i+readAhead-1 in the background, each once,
-// so that a sequential reader finds them in the cache. Errors are left for
-// the real read.
+// prefetch has chunks i … i+readAhead-1 decoded in the background, each
+// once, so that a sequential reader finds them in the cache. Errors are
+// left for the real read.
 func (r *Reader) prefetch(i int) {
 	l := r.f.List
 	end := int64(min(i+readAhead, len(l.Chunks)))
@@ -81,7 +82,7 @@ func (r *Reader) prefetch(i int) {
 		}
 		if r.prefetched.CompareAndSwap(from, end) {
 			for j := max(from, int64(i)); j < end; j++ {
-				go r.s.Chunk(context.Background(), l.Chunks[j].Hash)
+				r.s.PrefetchChunk(l.Chunks[j].Hash)
 			}
 			return
 		}

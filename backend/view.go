@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"sort"
 	"syscall"
 
 	"github.com/spraydryfs/spraydryfs/backend/hash"
@@ -68,9 +69,10 @@ const (
 // values; Lookup and ReadDir make new ones.
 type Node struct {
 	Attr
-	level level
-	seed  uint64 // inode of the top of the root a stored node belongs to
-	name  string // levelName: the root name
+	level  level
+	seed   uint64    // inode of the top of the root a stored node belongs to
+	name   string    // levelName: the root name
+	parent hash.Hash // stored entries: the listing they are in
 }
 
 // Attr is what FileInfo.Sys returns: the attributes a frontend serves.
@@ -256,7 +258,7 @@ func rootNode(r store.Root, ino uint64) *Node {
 }
 
 func (v *View) entryNode(parent *Node, e *tree.Entry) *Node {
-	n := &Node{seed: parent.seed, Attr: Attr{Ino: childIno(parent.Ino, e.Name), Name: e.Name, Type: e.Type, Mode: e.Mode,
+	n := &Node{seed: parent.seed, parent: parent.Hash, Attr: Attr{Ino: childIno(parent.Ino, e.Name), Name: e.Name, Type: e.Type, Mode: e.Mode,
 		Nlink: 1, UID: e.UID, GID: e.GID, MTime: e.MTime, Size: e.Size, Rdev: e.Rdev, Target: e.Target, Hash: e.Hash, Xattrs: e.Xattrs}}
 	switch e.Type {
 	case tree.TypeFile:
@@ -406,5 +408,32 @@ func (v *View) Open(ctx context.Context, n *Node) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
+	v.prefetchNext(n)
 	return &Reader{s: v.s, f: f}, nil
+}
+
+// Cross-file prefetch: opening a file has the small files after it in its
+// directory decoded in the background, so that a walk reading a tree in
+// listing order (tar, cp -r, rsync) finds them decoded. Listing a
+// directory alone prefetches nothing: find and ls -lR read no content.
+const (
+	prefetchFiles = 16      // files ahead
+	prefetchBytes = 1 << 20 // their bytes ahead
+)
+
+func (v *View) prefetchNext(n *Node) {
+	d, ok := v.s.CachedDir(n.parent)
+	if n.parent.IsZero() || !ok {
+		return
+	}
+	i := sort.Search(len(d.Entries), func(i int) bool { return d.Entries[i].Name > n.Name })
+	files, bytes := 0, int64(0)
+	for ; i < len(d.Entries) && files < prefetchFiles && bytes < prefetchBytes; i++ {
+		e := &d.Entries[i]
+		if e.Type != tree.TypeFile || e.Size == 0 || e.Size > store.PrefetchFileMax {
+			continue
+		}
+		v.s.PrefetchFile(e.Hash)
+		files, bytes = files+1, bytes+e.Size
+	}
 }

@@ -26,6 +26,8 @@ type Objects struct {
 	chunks *lru.Cache[hash.Hash, []byte]
 	dirs   *lru.Cache[hash.Hash, *tree.Dir]
 	files  *lru.Cache[hash.Hash, *File]
+
+	pf prefetcher
 }
 
 // File is a stored file: its content address, size and chunk list.
@@ -212,6 +214,9 @@ func decodeFile(h hash.Hash, rec FileRecord) (*File, error) {
 	}
 	return f, nil
 }
+
+// CachedDir returns listing h if it is in the cache, without loading it.
+func (o *Objects) CachedDir(h hash.Hash) (*tree.Dir, bool) { return o.dirs.Get(h) }
 
 // Dir returns the decoded directory listing with address h, verified
 // against h.

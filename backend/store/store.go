@@ -290,6 +290,9 @@ func (s *Store) closeWriter() {
 // after the first do nothing.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		if s.Objects != nil {
+			s.Objects.Close() // its prefetch workers read through the pool
+		}
 		if s.pool != nil {
 			s.closeErr = s.pool.close()
 		}
