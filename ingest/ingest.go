@@ -78,6 +78,10 @@ type Options struct {
 	// Workers is the number of read/cut/dry workers; 0 uses two per core,
 	// so that reading a file from a cold disk overlaps with compression.
 	Workers int
+	// AllowChanging stores a file that keeps changing while it is read as
+	// it was read last (after three reads), with a warning, instead of
+	// failing the ingest.
+	AllowChanging bool
 	// Progress, if set, is told the totals once and then called as work
 	// advances.
 	Progress Progress

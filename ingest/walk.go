@@ -324,37 +324,163 @@ func (in *ingester) worker(ctx context.Context, jobs <-chan *fileJob) {
 	}
 }
 
+// maxReadAttempts bounds how often a file that changes while it is read is
+// read again before the ingest fails (or, with AllowChanging, stores the
+// last read).
+const maxReadAttempts = 3
+
+// testHookRead, if set, runs after each read of a file's content, before
+// the file is stat'ed again: tests change the file there.
+var testHookRead func(path string, attempt int)
+
+// readFile stores one file. Its stat before and after each read must
+// agree, and the bytes read must be its size; otherwise the file changed
+// while being read and the bytes may be a state that never existed, so it
+// is read again, at most maxReadAttempts times.
 func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.Claimer, first *[]byte, j *fileJob) error {
-	f, err := os.OpenFile(j.abs, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	// O_NONBLOCK: a file replaced by a FIFO since the walk must not block
+	// the open; it has no effect on regular files.
+	f, err := os.OpenFile(j.abs, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("ingest %s: %w", j.abs, err)
 	}
 	defer f.Close()
-	ck.Reset(f)
-	// A one-chunk file's address is its chunk's: the whole-file hash is
-	// only computed once a second chunk shows up, from a copy of the first.
-	var (
-		refs   []tree.ChunkRef
-		size   int64
-		whole  = hash.New()
-		picker *refPicker // aligns chunks with the parent version's file
-		// the previous and the first chunk of this file, if stored plain
-		prevCand, firstCand *candidate
-	)
+	var parent *tree.ChunkList // the parent version's file, for delta references
 	if !j.base.IsZero() {
 		pf, err := in.s.File(ctx, j.base)
 		if err != nil {
 			return fmt.Errorf("ingest %s: parent version: %w", j.abs, err)
 		}
-		picker = newRefPicker(pf.List)
+		parent = pf.List
 	}
+	var r *readResult
+	for attempt := 1; ; attempt++ {
+		var before, after unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &before); err != nil {
+			return fmt.Errorf("ingest %s: %w", j.abs, err)
+		}
+		if before.Mode&unix.S_IFMT != unix.S_IFREG {
+			return fmt.Errorf("ingest %s: no longer a regular file", j.abs)
+		}
+		if !sameState(&before, &j.st) {
+			// Changed since the walk: the entry describes what is read.
+			if err := in.restat(j, &before); err != nil {
+				return err
+			}
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("ingest %s: %w", j.abs, err)
+		}
+		var picker *refPicker // aligns chunks with the parent version's file
+		if parent != nil {
+			picker = newRefPicker(parent)
+		}
+		if r, err = in.readContent(ctx, ck, cl, first, j, f, picker); err != nil {
+			return err
+		}
+		if testHookRead != nil {
+			testHookRead(j.abs, attempt)
+		}
+		if err := unix.Fstat(int(f.Fd()), &after); err != nil {
+			return fmt.Errorf("ingest %s: %w", j.abs, err)
+		}
+		if sameState(&after, &before) && r.size == before.Size {
+			break
+		}
+		if attempt == maxReadAttempts {
+			if !in.opt.AllowChanging {
+				return fmt.Errorf("ingest %s: file kept changing while being read (%d reads); --allow-changing stores it as last read", j.abs, attempt)
+			}
+			in.opt.Log.Warn("file changed while being read; stored what was read last", "path", j.abs, "attempts", attempt, "size", after.Size, "read", r.size)
+			break
+		}
+		in.opt.Log.Info("file changed while being read; reading it again", "path", j.abs, "attempt", attempt)
+		if in.opt.Progress != nil {
+			in.opt.Progress.Add(0, -r.size)
+		}
+	}
+	claimed := false // a one-chunk file is its chunk: no file record
+	if len(r.refs) != 1 {
+		if claimed, err = cl.File(r.fh); err != nil {
+			return err
+		}
+	}
+	if claimed {
+		if err := in.w.PutFile(r.fh, r.size, tree.EncodeChunkList(r.refs)); err != nil {
+			return err
+		}
+	}
+	size := r.size
+	j.slot.Hash, j.slot.Size = r.fh, size
+	in.readFiles.Add(1)
+	in.readBytes.Add(size)
+	if in.opt.Progress != nil {
+		in.opt.Progress.Add(1, 0)
+	}
+	pd := j.pd
+	pd.mu.Lock()
+	if r.firstCand != nil {
+		pd.sibling = r.firstCand
+		in.near.remember(j.slot.Name, r.firstCand)
+	}
+	pd.dir.Bytes += uint64(size)
+	pd.inos[j.slot.Name] = j.st.Ino
+	pd.mu.Unlock()
+	return nil
+}
+
+// sameState reports whether two stats show the same file, unchanged.
+func sameState(a, b *unix.Stat_t) bool {
+	return a.Dev == b.Dev && a.Ino == b.Ino && a.Size == b.Size && a.Mtim == b.Mtim && a.Ctim == b.Ctim
+}
+
+// restat makes a file's entry describe st, the file as it is now.
+func (in *ingester) restat(j *fileJob, st *unix.Stat_t) error {
+	x, err := readXattrs(j.abs)
+	if err != nil {
+		return fmt.Errorf("ingest %s: %w", j.abs, err)
+	}
+	e := j.slot
+	j.pd.mu.Lock()
+	switch {
+	case len(x) > 0 && len(e.Xattrs) == 0:
+		j.pd.dir.Xattrs++
+	case len(x) == 0 && len(e.Xattrs) > 0:
+		j.pd.dir.Xattrs--
+	}
+	j.pd.mu.Unlock()
+	e.Mode, e.UID, e.GID, e.MTime, e.Size, e.Xattrs = st.Mode&07777, st.Uid, st.Gid, st.Mtim.Nano(), st.Size, x
+	j.st = *st
+	return nil
+}
+
+// readResult is one read of a file: its address, size and chunks.
+type readResult struct {
+	fh        hash.Hash
+	size      int64
+	refs      []tree.ChunkRef
+	firstCand *candidate // the file's first chunk, if stored plain
+}
+
+// readContent cuts, hashes, claims, dries and stores each new chunk of f.
+func (in *ingester) readContent(ctx context.Context, ck *chunk.Chunker, cl *store.Claimer, first *[]byte, j *fileJob, f *os.File, picker *refPicker) (*readResult, error) {
+	ck.Reset(f)
+	// A one-chunk file's address is its chunk's: the whole-file hash is
+	// only computed once a second chunk shows up, from a copy of the first.
+	var (
+		refs  []tree.ChunkRef
+		size  int64
+		whole = hash.New()
+		// the previous and the first chunk of this file, if stored plain
+		prevCand, firstCand *candidate
+	)
 	for {
 		c, err := ck.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("ingest %s: %w", j.abs, err)
+			return nil, fmt.Errorf("ingest %s: %w", j.abs, err)
 		}
 		h := hash.Sum(c)
 		switch len(refs) {
@@ -375,7 +501,7 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.C
 		size += int64(len(c))
 		claimed, err := cl.Chunk(h)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if claimed {
 			var cands []*candidate
@@ -393,10 +519,10 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.C
 			}
 			d, err := in.dry(ctx, c, parent, cands)
 			if err != nil {
-				return fmt.Errorf("ingest %s: %w", j.abs, err)
+				return nil, fmt.Errorf("ingest %s: %w", j.abs, err)
 			}
 			if err := in.w.PutChunk(h, len(c), d); err != nil {
-				return err
+				return nil, err
 			}
 			if !in.opt.NoDelta && d.Depth == 0 {
 				prevCand = &candidate{h: h, data: append([]byte(nil), c...)}
@@ -418,34 +544,5 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.C
 	default:
 		fh = hash.FromDigest(whole.Sum(nil))
 	}
-	claimed := false // a one-chunk file is its chunk: no file record
-	if len(refs) != 1 {
-		if claimed, err = cl.File(fh); err != nil {
-			return err
-		}
-	}
-	if claimed {
-		if err := in.w.PutFile(fh, size, tree.EncodeChunkList(refs)); err != nil {
-			return err
-		}
-	}
-	if size != j.st.Size {
-		in.opt.Log.Warn("file changed size while being read; stored what was read", "path", j.abs, "was", j.st.Size, "read", size)
-	}
-	j.slot.Hash, j.slot.Size = fh, size
-	in.readFiles.Add(1)
-	in.readBytes.Add(size)
-	if in.opt.Progress != nil {
-		in.opt.Progress.Add(1, 0)
-	}
-	pd := j.pd
-	pd.mu.Lock()
-	if firstCand != nil {
-		pd.sibling = firstCand
-		in.near.remember(j.slot.Name, firstCand)
-	}
-	pd.dir.Bytes += uint64(size)
-	pd.inos[j.slot.Name] = j.st.Ino
-	pd.mu.Unlock()
-	return nil
+	return &readResult{fh: fh, size: size, refs: refs, firstCand: firstCand}, nil
 }

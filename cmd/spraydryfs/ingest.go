@@ -26,6 +26,7 @@ func newIngestCommand(g *globals) *cobra.Command {
 		noDelta bool
 		depth   int
 	)
+	var allowChanging bool
 	cmd := &cobra.Command{
 		Use:   "ingest NAME@VERSION SOURCE...",
 		Short: "Store directories and existing roots as a new root",
@@ -43,6 +44,11 @@ the store does not hold yet are compressed and written.
 When NAME already has versions, files whose path, size, mtime and inode
 match the newest version are reused without being read (--no-reuse reads
 everything).
+
+A file is stat'ed before and after it is read; if it changed in between
+(size, mtime or ctime), it is read again, up to three times. A file that
+keeps changing fails the ingest, naming it, and nothing is committed;
+--allow-changing stores such a file as last read, with a warning.
 
 New chunks are delta-dried: a changed file's chunks are compressed against
 the same path's chunks in the parent version (the newest version of NAME,
@@ -78,7 +84,7 @@ it had stored. The store file is created if missing.`,
 			}
 			defer s.Close()
 			opt := ingest.Options{Name: ref.Name, Version: ref.Version, Sources: srcs, NoReuse: noReuse, Level: lvl, Log: g.log,
-				NoDelta: noDelta, MaxDepth: depth}
+				NoDelta: noDelta, MaxDepth: depth, AllowChanging: allowChanging}
 			if err := ingest.CheckDepth(depth); err != nil {
 				return usageError{fmt.Errorf("--delta-depth: %w", err)}
 			}
@@ -128,6 +134,7 @@ it had stored. The store file is created if missing.`,
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the summary as JSON")
 	cmd.Flags().StringVar(&parent, "parent", "", "delta-dry against this root `NAME@VERSION[/path]` (default: the newest version of NAME)")
 	cmd.Flags().BoolVar(&noDelta, "no-delta", false, "store new chunks without references to older chunks")
+	cmd.Flags().BoolVar(&allowChanging, "allow-changing", false, "store files that keep changing while read as last read, with a warning, instead of failing")
 	cmd.Flags().IntVar(&depth, "delta-depth", ingest.DefaultMaxDepth, "longest reference chain a new chunk may start")
 	return cmd
 }
