@@ -10,8 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 
 	"zombiezen.com/go/sqlite"
@@ -76,8 +80,15 @@ func Open(path string, opt Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{path: path}
+	uri, err := fileURI(path)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
 	if !opt.ReadOnly {
-		c, err := sqlite.OpenConn(path, sqlite.OpenReadWrite|sqlite.OpenCreate|sqlite.OpenURI)
+		if err := checkWritable(path); err != nil {
+			return nil, err
+		}
+		c, err := sqlite.OpenConn(uri, sqlite.OpenReadWrite|sqlite.OpenCreate|sqlite.OpenURI)
 		if err != nil {
 			return nil, fmt.Errorf("open store %s: %w", path, err)
 		}
@@ -87,8 +98,13 @@ func Open(path string, opt Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	ruri, err := readURI(uri, path)
+	if err != nil {
+		s.closeWriter()
+		return nil, err
+	}
 	n := 2*runtime.GOMAXPROCS(0) + 4
-	pool, err := newConnPool(n, func() (*sqlite.Conn, error) { return openRead(path) })
+	pool, err := newConnPool(n, func() (*sqlite.Conn, error) { return openRead(ruri) })
 	if err != nil {
 		s.closeWriter()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -133,12 +149,67 @@ func checkFile(path string, create bool) error {
 	return nil
 }
 
+// checkWritable explains why an existing store cannot be opened for
+// writing (read-only media, permissions) before SQLite would misreport it.
+func checkWritable(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("store %s cannot be written: %w", path, err)
+	}
+	return f.Close()
+}
+
+// fileURI names the store file as an SQLite URI, so that query options
+// can be added and no part of the path is read as one.
+func fileURI(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	p := filepath.ToSlash(abs)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // file:///C:/…
+	}
+	return (&url.URL{Scheme: "file", Path: p}).String(), nil
+}
+
+// readURI returns the URI read connections open: read-only, in whatever
+// journal mode the store is (a copy made with VACUUM INTO is in rollback
+// mode, which read-only connections cannot change). A store in WAL mode
+// on read-only media cannot be read that way, as SQLite cannot create its
+// WAL index there: when it cannot open the store at all, the file is
+// opened immutable instead (no locks, no WAL index). Only read-only media
+// or permissions get there, so nothing should change the file meanwhile;
+// if something does, every chunk is still verified against its hash.
+func readURI(uri, path string) (string, error) {
+	ro := uri + "?mode=ro"
+	c, err := openRead(ro)
+	if err == nil {
+		err = sqlitex.ExecuteTransient(c, `SELECT count(*) FROM sqlite_schema`, nil)
+		c.Close()
+	}
+	switch {
+	case err == nil:
+		return ro, nil
+	case sqlite.ErrCode(err) == sqlite.ResultCantOpen:
+		return ro + "&immutable=1", nil
+	}
+	return "", fmt.Errorf("open store %s: %w", path, err)
+}
+
 // openRead opens a read connection. No mmap: mapped store pages would
 // count in every reader's RSS (a long-lived mount read 800 MB that way); an
 // 8 MiB page cache per connection keeps memory bounded, and page copies
 // are cheap next to decompression and hashing.
-func openRead(path string) (*sqlite.Conn, error) {
-	c, err := sqlite.OpenConn(path, sqlite.OpenReadOnly|sqlite.OpenWAL|sqlite.OpenURI)
+func openRead(uri string) (*sqlite.Conn, error) {
+	c, err := sqlite.OpenConn(uri, sqlite.OpenReadOnly|sqlite.OpenURI)
 	if err != nil {
 		return nil, err
 	}

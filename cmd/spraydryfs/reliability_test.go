@@ -2,9 +2,13 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
 )
 
 // Files under /proc/sys stat as empty and read as text: to ingest they are
@@ -29,5 +33,65 @@ func TestIngestOfChangingFilesFails(t *testing.T) {
 	}
 	if r := cli(t, "-s", st, "cat", "p@1/poolsize"); r.code != 0 || r.stdout == "" {
 		t.Fatalf("cat of what --allow-changing stored: %+v", r)
+	}
+}
+
+// sqlExec runs SQL on a database file outside spraydryfs.
+func sqlExec(t *testing.T, path, query string, args ...any) {
+	t.Helper()
+	c, err := sqlite.OpenConn(path, sqlite.OpenReadWrite|sqlite.OpenCreate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := sqlitex.ExecuteTransient(c, query, &sqlitex.ExecOptions{Args: args}); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
+
+// Every read command works on a store copied with VACUUM INTO (rollback
+// journal mode) and, for root, on read-only media, in both journal modes.
+func TestReadCommandsOnCopiedAndReadOnlyStores(t *testing.T) {
+	dir := t.TempDir()
+	st := filepath.Join(dir, "s.sdfs")
+	src := filepath.Join(dir, "src")
+	big := noise(300<<10, 7)
+	writeFiles(t, src, map[string][]byte{"small": []byte("hello"), "d/big": big})
+	if r := cli(t, "-s", st, "ingest", "a@1", src); r.code != 0 {
+		t.Fatal(r)
+	}
+	stores := []string{filepath.Join(dir, "c.sdfs")}
+	sqlExec(t, st, "VACUUM INTO ?", stores[0])
+	if os.Geteuid() == 0 {
+		ro := filepath.Join(dir, "ro")
+		os.Mkdir(ro, 0o755)
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", ro).CombinedOutput(); err != nil {
+			t.Logf("no read-only media test: mount tmpfs: %v %s", err, out)
+		} else {
+			t.Cleanup(func() { exec.Command("umount", "-l", ro).Run() })
+			for _, p := range []string{st, stores[0]} {
+				b, _ := os.ReadFile(p)
+				os.WriteFile(filepath.Join(ro, filepath.Base(p)), b, 0o444)
+			}
+			if out, err := exec.Command("mount", "-o", "remount,ro", ro).CombinedOutput(); err != nil {
+				t.Fatalf("remount read-only: %v %s", err, out)
+			}
+			stores = append(stores, filepath.Join(ro, "s.sdfs"), filepath.Join(ro, "c.sdfs"))
+			wantFail(t, cli(t, "-s", stores[1], "ingest", "a@2", src), 1, "cannot be written: read-only file system")
+		}
+	}
+	for _, s := range stores {
+		for _, args := range [][]string{{"roots"}, {"ls", "-R", "a@1"}, {"stats"}, {"check", "--read-data"}, {"dicts"}} {
+			if r := cli(t, append([]string{"-s", s}, args...)...); r.code != 0 {
+				t.Errorf("%s %v: %+v", s, args, r)
+			}
+		}
+		if r := cli(t, "-s", s, "cat", "a@1/d/big"); r.code != 0 || r.stdout != string(big) {
+			t.Errorf("%s cat: exit %d, %d bytes, %q", s, r.code, len(r.stdout), r.stderr)
+		}
+		out := filepath.Join(t.TempDir(), "x")
+		if r := cli(t, "-s", s, "extract", "a@1", out); r.code != 0 {
+			t.Errorf("%s extract: %+v", s, r)
+		}
 	}
 }
