@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -87,5 +88,29 @@ func TestOpenOnReadOnlyMedia(t *testing.T) {
 	wantReadable(t, rollback)
 	if _, err := Open(wal, Options{}); err == nil || !strings.Contains(err.Error(), "read-only file system") {
 		t.Fatalf("open for writing on read-only media: %v", err)
+	}
+}
+
+func TestOpenOtherDatabase(t *testing.T) {
+	dir := t.TempDir()
+	for name, setup := range map[string][]string{
+		"rollback":     {"CREATE TABLE t(x)"},
+		"wal":          {"PRAGMA journal_mode=WAL", "CREATE TABLE t(x)"},
+		"user_version": {"CREATE TABLE t(x)", "PRAGMA user_version=5"},
+		"meta":         {"CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT)", "INSERT INTO meta VALUES ('format', 'other')", "PRAGMA user_version=2"},
+	} {
+		p := filepath.Join(dir, name+".db")
+		for _, q := range setup {
+			sqlExec(t, p, q)
+		}
+		for _, opt := range []Options{{ReadOnly: true}, {}, {Create: true}} {
+			s, err := Open(p, opt)
+			if err == nil {
+				s.Close()
+			}
+			if !errors.Is(err, ErrNotStore) || !strings.Contains(err.Error(), "other tables") {
+				t.Errorf("%s database, %+v: %v; want %v", name, opt, err, ErrNotStore)
+			}
+		}
 	}
 }

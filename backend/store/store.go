@@ -240,23 +240,19 @@ func (s *Store) setup(opt Options) error {
 	if err := pragmas(c, "busy_timeout=10000", "page_size=65536", "journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536", "mmap_size=268435456"); err != nil {
 		return fmt.Errorf("open store %s: %w", s.path, err)
 	}
+	empty, err := identify(c, s.path)
+	if err != nil {
+		return err
+	}
 	v, err := userVersion(c)
 	if err != nil {
 		return err
 	}
+	if empty && v != 0 {
+		return fmt.Errorf("%s: %w (an empty database with user_version %d)", s.path, ErrNotStore, v)
+	}
 	if v > schemaVersion {
 		return fmt.Errorf("store %s has schema version %d; this spraydryfs understands up to %d: upgrade spraydryfs", s.path, v, schemaVersion)
-	}
-	if v == 0 {
-		var tables int
-		err := sqlitex.Execute(c, `SELECT count(*) FROM sqlite_schema`, &sqlitex.ExecOptions{
-			ResultFunc: func(st *sqlite.Stmt) error { tables = st.ColumnInt(0); return nil }})
-		if err != nil {
-			return fmt.Errorf("open store %s: %w", s.path, err)
-		}
-		if tables > 0 {
-			return fmt.Errorf("%s: %w (an SQLite database with other tables)", s.path, ErrNotStore)
-		}
 	}
 	for ; v < schemaVersion; v++ {
 		if err := s.migrate(v, opt); err != nil {
@@ -293,6 +289,33 @@ func (s *Store) migrate(from int, opt Options) (err error) {
 	return sqlitex.ExecuteTransient(c, fmt.Sprintf("PRAGMA user_version=%d", from+1), nil)
 }
 
+// identify tells a SprayDryFS store, of any schema version, from other
+// SQLite databases before the schema version is trusted: a store's meta
+// table names its format. empty reports a database without tables.
+func identify(c *sqlite.Conn, path string) (empty bool, err error) {
+	var tables, meta int
+	err = sqlitex.ExecuteTransient(c, `SELECT count(*), coalesce(sum(type = 'table' AND name = 'meta'), 0) FROM sqlite_schema`, &sqlitex.ExecOptions{
+		ResultFunc: func(st *sqlite.Stmt) error { tables, meta = st.ColumnInt(0), st.ColumnInt(1); return nil }})
+	if err != nil {
+		return false, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if tables == 0 {
+		return true, nil
+	}
+	format := ""
+	if meta == 1 {
+		err = sqlitex.ExecuteTransient(c, `SELECT value FROM meta WHERE key = 'format'`, &sqlitex.ExecOptions{
+			ResultFunc: func(st *sqlite.Stmt) error { format = st.ColumnText(0); return nil }})
+		if err != nil {
+			return false, fmt.Errorf("open store %s: %w", path, err)
+		}
+	}
+	if format != "spraydryfs" {
+		return false, fmt.Errorf("%s: %w (an SQLite database with other tables)", path, ErrNotStore)
+	}
+	return false, nil
+}
+
 func userVersion(c *sqlite.Conn) (int, error) {
 	var v int
 	err := sqlitex.ExecuteTransient(c, `PRAGMA user_version`, &sqlitex.ExecOptions{
@@ -307,13 +330,18 @@ func (s *Store) load() error {
 		return fmt.Errorf("open store %s: %w", s.path, err)
 	}
 	defer s.pool.put(c)
+	empty, err := identify(c, s.path)
+	if err != nil {
+		return err
+	}
+	if empty {
+		return fmt.Errorf("%s: %w (empty database)", s.path, ErrNotStore)
+	}
 	v, err := userVersion(c)
 	if err != nil {
 		return fmt.Errorf("open store %s: %w", s.path, err)
 	}
 	switch {
-	case v == 0:
-		return fmt.Errorf("%s: %w (empty database)", s.path, ErrNotStore)
 	case v > schemaVersion:
 		return fmt.Errorf("store %s has schema version %d; this spraydryfs understands up to %d: upgrade spraydryfs", s.path, v, schemaVersion)
 	case v < schemaVersion:
@@ -322,8 +350,8 @@ func (s *Store) load() error {
 	meta := map[string]string{}
 	err = sqlitex.Execute(c, `SELECT key, value FROM meta`, &sqlitex.ExecOptions{
 		ResultFunc: func(st *sqlite.Stmt) error { meta[st.ColumnText(0)] = st.ColumnText(1); return nil }})
-	if err != nil || meta["format"] != "spraydryfs" {
-		return fmt.Errorf("%s: %w", s.path, ErrNotStore)
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", s.path, err)
 	}
 	if meta["hash"] != "sha256" {
 		return fmt.Errorf("store %s uses hash %q, which this build does not know", s.path, meta["hash"])

@@ -95,3 +95,13 @@ func TestReadCommandsOnCopiedAndReadOnlyStores(t *testing.T) {
 		}
 	}
 }
+
+func TestOtherDatabaseIsNotAStore(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "other.db")
+	sqlExec(t, db, "CREATE TABLE t(x)")
+	sqlExec(t, db, "PRAGMA user_version=5")
+	for _, args := range [][]string{{"roots"}, {"ls", "a@1"}, {"cat", "a@1/f"}, {"stats"}, {"check"}, {"dicts"}, {"ingest", "a@1", dir}} {
+		wantFail(t, cli(t, append([]string{"-s", db}, args...)...), 1, "not a SprayDryFS store")
+	}
+}
