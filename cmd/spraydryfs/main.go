@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -94,7 +95,54 @@ Roots are named NAME@VERSION.`,
 		newDictsCommand(g),
 		newRecompressCommand(g),
 	)
+	usageErrors(root)
 	return root
+}
+
+// usageErrors makes every wrong call a usage error (exit 2, one line):
+// an unknown subcommand of a command that only groups others (the root,
+// serve, completion), and wrong arguments to cobra's own help and
+// completion commands. A group called alone prints its help.
+func usageErrors(root *cobra.Command) {
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	var walk func(c *cobra.Command, builtin bool)
+	walk = func(c *cobra.Command, builtin bool) {
+		switch {
+		case c.HasSubCommands() && !c.Runnable():
+			c.Args = unknownSubcommand
+			c.SuggestionsMinimumDistance = 2 // cobra's default, which SuggestionsFor does not apply
+			c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+		case builtin && c.Args != nil:
+			c.Args = args(c.Args)
+		}
+		for _, k := range c.Commands() {
+			walk(k, builtin || k.Name() == "completion")
+		}
+	}
+	walk(root, false)
+	for _, c := range root.Commands() {
+		if c.Name() == "help" {
+			c.Args = func(_ *cobra.Command, a []string) error {
+				if found, rest, err := root.Find(a); err != nil || len(rest) > 0 {
+					return unknownSubcommand(found, rest)
+				}
+				return nil
+			}
+		}
+	}
+}
+
+// unknownSubcommand rejects arguments to a command that only groups others.
+func unknownSubcommand(cmd *cobra.Command, a []string) error {
+	if len(a) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", a[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(a[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return usageError{fmt.Errorf("%s (see '%s --help')", msg, cmd.CommandPath())}
 }
 
 // args wraps a cobra argument validator so that its errors exit with 2.

@@ -105,3 +105,22 @@ func TestOtherDatabaseIsNotAStore(t *testing.T) {
 		wantFail(t, cli(t, append([]string{"-s", db}, args...)...), 1, "not a SprayDryFS store")
 	}
 }
+
+func TestUsageErrorsExitTwo(t *testing.T) {
+	for _, args := range [][]string{{"bogus"}, {"rots"}, {"serve", "bogus"}, {"dicts", "bogus"},
+		{"completion", "bogus"}, {"completion", "bash", "extra"}, {"help", "bogus"}, {"help", "serve", "bogus"}} {
+		r := cli(t, args...)
+		wantFail(t, r, 2, "unknown")
+		if !strings.Contains(r.stderr, "--help") {
+			t.Errorf("%v: no hint at --help: %q", args, r.stderr)
+		}
+	}
+	if r := cli(t, "rots"); !strings.Contains(r.stderr, "did you mean roots?") {
+		t.Errorf("no suggestion: %q", r.stderr)
+	}
+	for _, args := range [][]string{{}, {"serve"}, {"help"}, {"help", "serve", "9p"}, {"completion", "bash"}, {"serve", "--help"}} {
+		if r := cli(t, args...); r.code != 0 || r.stdout == "" {
+			t.Errorf("%v: %+v", args, r)
+		}
+	}
+}
