@@ -211,9 +211,14 @@ code 1.`,
 				return err
 			}
 			defer f.Close()
-			st, _ := f.Stat()
-			if st.IsDir() {
+			st, err := f.Stat()
+			switch {
+			case err != nil:
+				return fmt.Errorf("%s: %w", a[0], err)
+			case st.IsDir():
 				return fmt.Errorf("%s: %w", a[0], backend.ErrIsDir)
+			case !st.Mode().IsRegular():
+				return fmt.Errorf("%s: is a %s, not a regular file", a[0], specialKind[st.Mode().Type()])
 			}
 			// Regular files stream chunk by chunk through their WriteTo.
 			if _, err := io.Copy(os.Stdout, f); err != nil {
@@ -222,6 +227,14 @@ code 1.`,
 			return nil
 		},
 	}
+}
+
+// specialKind names the file types cat cannot read.
+var specialKind = map[fs.FileMode]string{
+	fs.ModeNamedPipe:                  "FIFO",
+	fs.ModeSocket:                     "socket",
+	fs.ModeDevice | fs.ModeCharDevice: "character device",
+	fs.ModeDevice:                     "block device",
 }
 
 func pathOrDot(p string) string {

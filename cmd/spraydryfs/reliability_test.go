@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"zombiezen.com/go/sqlite"
@@ -122,5 +123,31 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		if r := cli(t, args...); r.code != 0 || r.stdout == "" {
 			t.Errorf("%v: %+v", args, r)
 		}
+	}
+}
+
+func TestCatOfSpecialFileFails(t *testing.T) {
+	dir := t.TempDir()
+	st := filepath.Join(dir, "s.sdfs")
+	src := filepath.Join(dir, "src")
+	writeFiles(t, src, map[string][]byte{"f": []byte("x")})
+	if err := syscall.Mkfifo(filepath.Join(src, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink("fifo", filepath.Join(src, "to-fifo"))
+	special := map[string]string{"fifo": "FIFO", "to-fifo": "FIFO"}
+	if os.Geteuid() == 0 {
+		if err := syscall.Mknod(filepath.Join(src, "null"), syscall.S_IFCHR|0o666, 1<<8|3); err == nil {
+			special["null"] = "character device"
+		}
+	}
+	if r := cli(t, "-s", st, "ingest", "a@1", src); r.code != 0 {
+		t.Fatal(r)
+	}
+	for name, kind := range special {
+		wantFail(t, cli(t, "-s", st, "cat", "a@1/"+name), 1, "a@1/"+name+": is a "+kind+", not a regular file")
+	}
+	if r := cli(t, "-s", st, "cat", "a@1/f"); r.code != 0 || r.stdout != "x" {
+		t.Fatalf("cat of a regular file: %+v", r)
 	}
 }
