@@ -7,7 +7,9 @@ import (
 	osexec "os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
@@ -112,5 +114,65 @@ func TestOpenOtherDatabase(t *testing.T) {
 				t.Errorf("%s database, %+v: %v; want %v", name, opt, err, ErrNotStore)
 			}
 		}
+	}
+}
+
+// A store copied with its write-ahead log but without the WAL index (a
+// copy taken while a writer had it open) cannot be read immutable: that
+// would ignore the log's transactions.
+func TestOpenReadOnlyMediaRefusesUnreadableWAL(t *testing.T) {
+	dir, seal := readOnlyMedia(t)
+	orig := filepath.Join(t.TempDir(), "s.sdfs")
+	newStore(t, orig)
+	c, err := sqlite.OpenConn(orig, sqlite.OpenReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, q := range []string{"PRAGMA wal_autocheckpoint=0", "INSERT INTO meta VALUES ('in-the-wal', 'x')"} {
+		if err := sqlitex.ExecuteTransient(c, q, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp := filepath.Join(dir, "s.sdfs")
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(orig + suffix)
+		if err != nil || len(b) == 0 {
+			t.Fatalf("%s%s: %d bytes, %v", orig, suffix, len(b), err)
+		}
+		os.WriteFile(cp+suffix, b, 0o444)
+	}
+	seal()
+	s, err := Open(cp, Options{ReadOnly: true})
+	if err == nil {
+		s.Close()
+		t.Fatal("opened a store whose write-ahead log it cannot read")
+	}
+	if !strings.Contains(err.Error(), "s.sdfs-wal cannot be read") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("error: %v", err)
+	}
+}
+
+func TestOpenFIFOIsAnError(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		s, err := Open(p, Options{ReadOnly: true})
+		if err == nil {
+			s.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Fatalf("open a FIFO: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		os.WriteFile(p, nil, 0) // unblock the open
+		t.Fatal("opening a FIFO as the store blocks")
 	}
 }

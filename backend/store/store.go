@@ -124,6 +124,9 @@ func Open(path string, opt Options) (*Store, error) {
 // checkFile gives clear errors for a missing store or a file that is not
 // SQLite, before SQLite would create or misreport it.
 func checkFile(path string, create bool) error {
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() && !st.IsDir() {
+		return fmt.Errorf("store %s is not a regular file", path) // opening a FIFO would block
+	}
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		if create {
@@ -198,10 +201,22 @@ func readURI(uri, path string) (string, error) {
 	switch {
 	case err == nil:
 		return ro, nil
-	case sqlite.ErrCode(err) == sqlite.ResultCantOpen:
+	case sqlite.ErrCode(err) != sqlite.ResultCantOpen:
+	case hasWAL(path):
+		// An immutable store's write-ahead log is ignored: refuse rather
+		// than serve the store without the transactions it holds.
+		return "", fmt.Errorf("open store %s: its write-ahead log %s-wal cannot be read here; checkpoint it where it can be written (sqlite3 %s 'PRAGMA wal_checkpoint(TRUNCATE)')", path, path, path)
+	default:
 		return ro + "&immutable=1", nil
 	}
 	return "", fmt.Errorf("open store %s: %w", path, err)
+}
+
+// hasWAL reports whether a store has a write-ahead log that holds
+// transactions.
+func hasWAL(path string) bool {
+	st, err := os.Stat(path + "-wal")
+	return err == nil && st.Size() > 0
 }
 
 // openRead opens a read connection. No mmap: mapped store pages would
