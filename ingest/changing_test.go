@@ -46,8 +46,8 @@ func newChangingFixture(t *testing.T) *changingFixture {
 	return &changingFixture{s: s, src: src, path: p, data: data}
 }
 
-// hook makes change run after the given reads of f (1-based attempts),
-// before ingest stats the file again.
+// hook makes change run before each read of f (attempt counts from 1),
+// after ingest has stat'ed it.
 func (fx *changingFixture) hook(t *testing.T, change func(attempt int)) {
 	testHookRead = func(p string, attempt int) {
 		if p == fx.path {
@@ -167,11 +167,7 @@ func TestEverChangingFileFailsIngest(t *testing.T) {
 
 func TestAllowChangingStoresWhatWasRead(t *testing.T) {
 	fx := newChangingFixture(t)
-	var last []byte
-	fx.hook(t, func(attempt int) {
-		last = bytes.Clone(fx.data)
-		fx.tear(t, byte(attempt))
-	})
+	fx.hook(t, func(attempt int) { fx.tear(t, byte(attempt)) })
 	var logs bytes.Buffer
 	if _, err := fx.ingest(Options{AllowChanging: true, Log: slog.New(slog.NewTextHandler(&logs, nil))}); err != nil {
 		t.Fatal(err)
@@ -179,9 +175,30 @@ func TestAllowChangingStoresWhatWasRead(t *testing.T) {
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), fx.path) {
 		t.Errorf("no warning naming the file:\n%s", logs.String())
 	}
-	// What was read last is the file before the last tear (its middle
-	// never changed).
-	if e := fx.stored(t); e.Hash != hash.Sum(last) {
+	if e := fx.stored(t); e.Hash != hash.Sum(fx.data) {
 		t.Errorf("stored f is not the last state read")
+	}
+}
+
+func TestHardLinksChangedBetweenReadsFail(t *testing.T) {
+	for _, allow := range []bool{false, true} {
+		fx := newChangingFixture(t)
+		link := filepath.Join(fx.src, "g") // read after f
+		if err := os.Link(fx.path, link); err != nil {
+			t.Fatal(err)
+		}
+		testHookRead = func(p string, attempt int) {
+			if p == link && attempt == 1 {
+				fx.tear(t, 1)
+			}
+		}
+		t.Cleanup(func() { testHookRead = nil })
+		_, err := fx.ingest(Options{Workers: 1, AllowChanging: allow})
+		switch {
+		case allow && err != nil:
+			t.Fatalf("--allow-changing: %v", err)
+		case !allow && (err == nil || !strings.Contains(err.Error(), link) || !strings.Contains(err.Error(), fx.path)):
+			t.Fatalf("links read with different contents: %v; want an error naming both", err)
+		}
 	}
 }

@@ -206,6 +206,9 @@ type ingester struct {
 	links   map[devIno]*linkGroup
 	skip    map[devIno]bool // the store's own files, if inside a source
 
+	linkMu    sync.Mutex
+	linkReads map[devIno]linkRead // the first link read of each hard-linked file
+
 	readFiles, readBytes atomic.Int64
 
 	errOnce sync.Once
@@ -225,6 +228,7 @@ type linkGroup struct {
 // for totals and hard links.
 func (in *ingester) prepare(ctx context.Context) error {
 	in.links = map[devIno]*linkGroup{}
+	in.linkReads = map[devIno]linkRead{}
 	in.skip = map[devIno]bool{}
 	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
 		var st unix.Stat_t

@@ -329,8 +329,8 @@ func (in *ingester) worker(ctx context.Context, jobs <-chan *fileJob) {
 // last read).
 const maxReadAttempts = 3
 
-// testHookRead, if set, runs after each read of a file's content, before
-// the file is stat'ed again: tests change the file there.
+// testHookRead, if set, runs before each read of a file's content, after
+// the file is stat'ed: tests change the file there.
 var testHookRead func(path string, attempt int)
 
 // readFile stores one file. Its stat before and after each read must
@@ -353,6 +353,7 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.C
 		}
 		parent = pf.List
 	}
+	inode := devIno{uint64(j.st.Dev), j.st.Ino} // as the walk saw it: the key of its hard links
 	var r *readResult
 	for attempt := 1; ; attempt++ {
 		var before, after unix.Stat_t
@@ -375,11 +376,11 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.C
 		if parent != nil {
 			picker = newRefPicker(parent)
 		}
-		if r, err = in.readContent(ctx, ck, cl, first, j, f, picker); err != nil {
-			return err
-		}
 		if testHookRead != nil {
 			testHookRead(j.abs, attempt)
+		}
+		if r, err = in.readContent(ctx, ck, cl, first, j, f, picker); err != nil {
+			return err
 		}
 		if err := unix.Fstat(int(f.Fd()), &after); err != nil {
 			return fmt.Errorf("ingest %s: %w", j.abs, err)
@@ -397,6 +398,11 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.C
 		in.opt.Log.Info("file changed while being read; reading it again", "path", j.abs, "attempt", attempt)
 		if in.opt.Progress != nil {
 			in.opt.Progress.Add(0, -r.size)
+		}
+	}
+	if j.slot.LinkID != 0 {
+		if err := in.checkLink(inode, j.abs, r.fh); err != nil {
+			return err
 		}
 	}
 	claimed := false // a one-chunk file is its chunk: no file record
@@ -426,6 +432,31 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.C
 	pd.dir.Bytes += uint64(size)
 	pd.inos[j.slot.Name] = j.st.Ino
 	pd.mu.Unlock()
+	return nil
+}
+
+// linkRead is what the first read link of a hard-linked file held.
+type linkRead struct {
+	path string
+	h    hash.Hash
+}
+
+// checkLink makes all links of a hard-linked file hold the same content:
+// each link is read on its own, and a file that changed between two of
+// those reads would give one inode two contents.
+func (in *ingester) checkLink(k devIno, path string, h hash.Hash) error {
+	in.linkMu.Lock()
+	defer in.linkMu.Unlock()
+	first, ok := in.linkReads[k]
+	switch {
+	case !ok:
+		in.linkReads[k] = linkRead{path: path, h: h}
+	case first.h == h:
+	case in.opt.AllowChanging:
+		in.opt.Log.Warn("file changed between reads of two of its hard links; stored each as read", "path", path, "link", first.path)
+	default:
+		return fmt.Errorf("ingest %s: file changed after its hard link %s was read; --allow-changing stores each link as read", path, first.path)
+	}
 	return nil
 }
 
