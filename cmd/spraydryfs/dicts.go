@@ -178,7 +178,10 @@ none' stops that); 'dicts rm NAME@VERSION' removes one no chunk uses.`,
 			if err != nil {
 				return err
 			}
-			def, _ := s.DefaultDict(cmd.Context())
+			def, err := s.DefaultDict(cmd.Context())
+			if err != nil {
+				return err
+			}
 			type row struct {
 				Name    string      `json:"dict"`
 				Bytes   int         `json:"bytes"`

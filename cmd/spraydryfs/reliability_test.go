@@ -151,3 +151,15 @@ func TestCatOfSpecialFileFails(t *testing.T) {
 		t.Fatalf("cat of a regular file: %+v", r)
 	}
 }
+
+// A damaged store is an error, never a listing that silently leaves
+// something out.
+func TestDictsReportsMissingDefault(t *testing.T) {
+	dir := t.TempDir()
+	st := filepath.Join(dir, "s.sdfs")
+	if r := cli(t, "-s", st, "ingest", "a@1", dir); r.code != 0 {
+		t.Fatal(r)
+	}
+	sqlExec(t, st, "INSERT INTO meta VALUES ('default_dict', '99')")
+	wantFail(t, cli(t, "-s", st, "dicts"), 1, "default dictionary 99 is missing")
+}
