@@ -141,6 +141,7 @@ func (a *Attr) IsDir() bool { return a.Type == tree.TypeDir }
 type View struct {
 	s    *store.Objects
 	root *Node
+	spec *store.Ref // one root's view from OpenSpec: what it selects (see OpenWithin)
 }
 
 // RootIno is the inode number of every view's top directory.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -14,21 +15,15 @@ import (
 	"github.com/spraydryfs/spraydryfs/frontends/fuse"
 )
 
-// openView opens the view a frontend serves: every root as
-// /<name>/<version>/… (arg empty), one name's versions (NAME), or one root
-// or a directory inside it (NAME@VERSION[/path]).
+// openView opens the view a frontend serves (backend.OpenSpec): every root
+// as /<name>/<version>/… (arg empty), one name's versions (NAME), or one
+// root or a directory inside it (NAME@VERSION[/path]).
 func openView(ctx context.Context, s *store.Objects, arg string) (*backend.View, error) {
-	if arg == "" {
-		return backend.OpenNamespace(s), nil
-	}
-	ref, err := store.ParseRef(arg, false)
-	if err != nil {
+	v, err := backend.OpenSpec(ctx, s, arg)
+	if errors.Is(err, backend.ErrBadSpec) {
 		return nil, usageError{err}
 	}
-	if ref.Version == "" {
-		return backend.OpenName(ctx, s, ref.Name)
-	}
-	return backend.OpenRoot(ctx, s, ref)
+	return v, err
 }
 
 // serverMemoryLimit is the soft memory limit of long-running servers

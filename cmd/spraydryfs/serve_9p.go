@@ -24,9 +24,11 @@ address it serves on stdout.
 The guest's attach name (aname) picks the tree: empty for the default,
 which is the root given here or else every root as /<name>/<version>/…
 with a 'latest' per name; NAME for that name's versions; NAME@VERSION or
-NAME@VERSION/sub/dir for one root or a directory inside it. An unknown
-aname is refused with ENOENT, a malformed one (including . or ..) with
-EINVAL. Any number of guests and mounts can share one server.
+NAME@VERSION/sub/dir for one root or a directory inside it. A tree given
+here is the limit: an aname must name it or a directory inside it, and
+anything else is refused with EACCES. An unknown aname is refused with
+ENOENT, a malformed one (including . or ..) with EINVAL. Any number of
+guests and mounts can share one server.
 
 Mount in the guest with (HOST: the host as the guest reaches it, e.g.
 10.0.2.2 with QEMU user networking; PORT: the --listen port):

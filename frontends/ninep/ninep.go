@@ -19,7 +19,6 @@ package ninep
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -58,8 +57,9 @@ type Server struct {
 }
 
 // New returns a server of store s whose empty attach name means view def
-// (typically backend.OpenNamespace(s), or the root given on the command
-// line).
+// (typically backend.OpenNamespace(s), or the tree given on the command
+// line, from backend.OpenSpec); def is also the limit of what any attach
+// name can reach.
 func New(s *store.Objects, def *backend.View, opt Options) *Server {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
@@ -162,34 +162,14 @@ func (a attacher) Attach() (p9.File, error) {
 // path component can contain NUL, so it cannot clash with a real name.
 const anameMark = "\x00"
 
-// openAname opens the view an attach name selects: "" the default view;
-// NAME, NAME@VERSION or NAME@VERSION/sub/dir as openView in the command.
-// Malformed names (including . and .. components) fail with EINVAL,
-// unknown ones with ENOENT.
+// openAname opens the view an attach name selects within the server's
+// view (backend.OpenWithin): "" that view; NAME, NAME@VERSION or
+// NAME@VERSION/sub/dir inside it. Malformed names (including ., .. and
+// empty components) fail with EINVAL, unknown ones with ENOENT, and names
+// outside the server's view with EACCES.
 func (srv *Server) openAname(aname string) (*backend.View, error) {
-	aname = strings.Trim(aname, "/")
-	if aname == "" {
-		return srv.def, nil
-	}
-	for _, part := range strings.Split(aname, "/") {
-		if part == "" || part == "." || part == ".." {
-			return nil, linux.EINVAL
-		}
-	}
-	ref, err := store.ParseRef(aname, false)
+	v, err := backend.OpenWithin(srv.ctx, srv.def, strings.Trim(aname, "/"))
 	if err != nil {
-		return nil, linux.EINVAL
-	}
-	var v *backend.View
-	if ref.Version == "" {
-		v, err = backend.OpenName(srv.ctx, srv.s, ref.Name)
-	} else {
-		v, err = backend.OpenRoot(srv.ctx, srv.s, ref)
-	}
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) || errors.Is(err, backend.ErrNotExist) {
-			return nil, linux.ENOENT
-		}
 		return nil, srv.errno("attach", aname, err)
 	}
 	return v, nil

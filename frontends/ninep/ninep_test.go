@@ -155,6 +155,13 @@ func makeStore(t *testing.T, dir string) (failed error) {
 
 func setup(t *testing.T) *env {
 	t.Helper()
+	return setupServing(t, "")
+}
+
+// setupServing is setup with the server's view opened from spec, as
+// `serve 9p SPEC` does.
+func setupServing(t *testing.T, spec string) *env {
+	t.Helper()
 	buildStore(t)
 	must := func(err error) {
 		t.Helper()
@@ -167,7 +174,9 @@ func setup(t *testing.T) *env {
 	must(err)
 	e := &env{path: path, s: s, log: &bytes.Buffer{}, big: big, bad: bad, sock: filepath.Join(dir, "sock")}
 	log := slog.New(slog.NewTextHandler(lockedBuffer{e.log}, nil))
-	e.srv = New(s.Objects, backend.OpenNamespace(s.Objects), Options{Log: log})
+	def, err := backend.OpenSpec(context.Background(), s.Objects, spec)
+	must(err)
+	e.srv = New(s.Objects, def, Options{Log: log})
 	ln, err := net.Listen("unix", e.sock)
 	must(err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -441,6 +450,51 @@ func TestAname(t *testing.T) {
 		}(i)
 	}
 	wg.Wait()
+}
+
+// TestAnameWithinServedTree: a tree given to the server is the limit of
+// what attach names reach: that tree or directories inside it, nothing
+// else, whatever exists in the store.
+func TestAnameWithinServedTree(t *testing.T) {
+	for _, c := range []struct {
+		served string
+		ok     map[string]string // aname: what its top lists
+		denied []string          // EACCES
+	}{
+		{served: "t@1",
+			ok:     map[string]string{"": "bad big good link many sub", "t@1": "bad big good link many sub", "/t@1/": "bad big good link many sub", "t@1/sub": "deeper", "t@1/sub/deeper": "f"},
+			denied: []string{"other@a", "t@2", "t@latest", "t", "other", "nope@1", "t@9", "t@1x", "tt@1"}},
+		{served: "t@1/sub",
+			ok:     map[string]string{"": "deeper", "t@1/sub": "deeper", "t@1/sub/deeper": "f"},
+			denied: []string{"t@1", "t@1/many", "t@1/subx", "t@1/su", "t@2", "other@a", "t"}},
+		{served: "t@latest",
+			ok:     map[string]string{"": "version", "t@2": "version", "t@latest": "version"},
+			denied: []string{"t@1", "other@a", "t"}},
+		{served: "t",
+			ok:     map[string]string{"": "1 2 latest", "t": "1 2 latest", "t@1/sub": "deeper", "t@latest": "version"},
+			denied: []string{"other@a", "other", "nope"}},
+	} {
+		t.Run(strings.ReplaceAll(c.served, "/", "_"), func(t *testing.T) {
+			e := setupServing(t, c.served)
+			for aname, want := range c.ok {
+				root, err := e.attach(t, aname)
+				if err != nil {
+					t.Errorf("serving %s: attach %q: %v", c.served, aname, err)
+					continue
+				}
+				ents, _ := readdir(t, openDir(t, root, ""), 64<<10)
+				if got := strings.Join(names(ents)[2:], " "); got != want {
+					t.Errorf("serving %s: aname %q lists %q, want %q", c.served, aname, got, want)
+				}
+			}
+			for _, aname := range c.denied {
+				_, err := e.attach(t, aname)
+				wantErrno(t, fmt.Sprintf("serving %s: attach %q", c.served, aname), err, linux.EACCES)
+			}
+			_, err := e.attach(t, "t@1/../t@2")
+			wantErrno(t, "malformed", err, linux.EINVAL)
+		})
+	}
 }
 
 func TestGetattr(t *testing.T) {
