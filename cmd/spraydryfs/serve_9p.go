@@ -13,7 +13,10 @@ import (
 )
 
 func newServe9PCommand(g *globals) *cobra.Command {
-	var listen string
+	var (
+		listen  string
+		maxFids int
+	)
 	cmd := &cobra.Command{
 		Use:   "9p [NAME[@VERSION[/path]]]",
 		Short: "Serve roots read-only over 9P2000.L (for virtual machines)",
@@ -46,7 +49,9 @@ rest keeps being served.
 The address is loopback unless --listen says otherwise (9P has no
 authentication or encryption: expose it only to guests you trust);
 --listen unix:/path/to/sock serves on a Unix socket (e.g. for
-'-chardev socket' setups or socat).`,
+'-chardev socket' setups or socat). One connection holds at most
+--max-fids fids (v9fs keeps one per cached name; with cache=loose until
+the guest's dentry cache shrinks); walks beyond it fail with EMFILE.`,
 		Example: `  spraydryfs serve 9p
   spraydryfs serve 9p --listen 127.0.0.1:5640 toolchain@latest
   spraydryfs serve 9p --listen unix:/run/sdfs.sock
@@ -83,12 +88,13 @@ authentication or encryption: expose it only to guests you trust);
 			}
 			fmt.Fprintln(os.Stdout, where)
 			fmt.Fprintf(os.Stderr, "spraydryfs: serving %s read-only over 9P at %s (Ctrl-C to stop)\n", describe(which), where)
-			if err := ninep.New(s.Objects, v, ninep.Options{Log: g.log}).Serve(ctx, ln); err != nil {
+			if err := ninep.New(s.Objects, v, ninep.Options{Log: g.log, MaxFids: maxFids}).Serve(ctx, ln); err != nil {
 				return fmt.Errorf("serve 9p: %w", err)
 			}
 			return nil
 		},
 	}
+	cmd.Flags().IntVar(&maxFids, "max-fids", ninep.DefaultMaxFids, "most fids one connection may hold (about 630 bytes each); more fail with EMFILE")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:5640", "address to listen on: host:port (port 0 picks a free one) or unix:/path/to/socket")
 	return cmd
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hugelgupf/p9/fsimpl/templatefs"
 	"github.com/hugelgupf/p9/linux"
@@ -24,6 +25,8 @@ type file struct {
 	v      *backend.View
 	n      *backend.Node
 	attach bool // the attach point: only the aname step walks from it
+	fids   *fidCount
+	refs   atomic.Int32 // Close calls to come: 1, plus 1 per xattr fid made of it
 
 	mu   sync.Mutex
 	r    *backend.Reader // open regular file
@@ -81,8 +84,15 @@ func direntType(t tree.Type) p9.QIDType {
 	return 0 // DT_UNKNOWN
 }
 
-func (f *file) child(v *backend.View, n *backend.Node) *file {
-	return &file{srv: f.srv, v: v, n: n}
+// newFile makes the file of a new fid, taking a slot of the connection's
+// fids (EMFILE when none is left).
+func newFile(srv *Server, fids *fidCount, v *backend.View, n *backend.Node, attach bool) (*file, error) {
+	if err := fids.take(); err != nil {
+		return nil, err
+	}
+	f := &file{srv: srv, v: v, n: n, attach: attach, fids: fids}
+	f.refs.Store(1)
+	return f, nil
 }
 
 // walk resolves names from f, one level at a time.
@@ -91,31 +101,35 @@ func (f *file) walk(names []string) ([]p9.QID, *file, error) {
 		if f.attach {
 			return nil, nil, linux.EINVAL
 		}
-		return nil, f.child(f.v, f.n), nil
+		c, err := newFile(f.srv, f.fids, f.v, f.n, false)
+		return nil, c, err
 	}
-	cur := f
+	v, n := f.v, f.n
 	qids := make([]p9.QID, 0, len(names))
 	for i, name := range names {
-		if cur.attach {
+		if i == 0 && f.attach {
 			// The wire shim turned the aname into this one step.
-			if i != 0 || !strings.HasPrefix(name, anameMark) {
+			if !strings.HasPrefix(name, anameMark) {
 				return nil, nil, linux.EINVAL
 			}
-			v, err := f.srv.openAname(strings.ReplaceAll(name[len(anameMark):], anameMark, "/"))
-			if err != nil {
+			var err error
+			if v, err = f.srv.openAname(strings.ReplaceAll(name[len(anameMark):], anameMark, "/")); err != nil {
 				return nil, nil, err
 			}
-			cur = f.child(v, v.Root())
+			n = v.Root()
 		} else {
-			n, err := cur.v.Lookup(f.srv.ctx, cur.n, name)
-			if err != nil {
+			var err error
+			if n, err = v.Lookup(f.srv.ctx, n, name); err != nil {
 				return nil, nil, f.srv.errno("walk", name, err)
 			}
-			cur = cur.child(cur.v, n)
 		}
-		qids = append(qids, qid(cur.n))
+		qids = append(qids, qid(n))
 	}
-	return qids, cur, nil
+	c, err := newFile(f.srv, f.fids, v, n, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return qids, c, nil
 }
 
 // Walk implements p9.File.Walk.
@@ -145,8 +159,24 @@ func (f *file) GetAttr(p9.AttrMask) (p9.QID, p9.AttrMask, p9.Attr, error) {
 // StatFS implements p9.File.StatFS.
 func (f *file) StatFS() (p9.FSStat, error) { return f.srv.statfs, nil }
 
-// Close implements p9.File.Close.
-func (f *file) Close() error { return nil }
+// Close implements p9.File.Close: called once for the fid that made f and
+// once per xattr fid made of it, each giving back its slot.
+func (f *file) Close() error {
+	if f.refs.Add(-1) >= 0 {
+		f.fids.release()
+	}
+	return nil
+}
+
+// xattrFid takes the slot of the xattr fid p9 makes of f after a
+// successful GetXattr or ListXattrs.
+func (f *file) xattrFid() error {
+	if err := f.fids.take(); err != nil {
+		return err
+	}
+	f.refs.Add(1)
+	return nil
+}
 
 // Open implements p9.File.Open: read-only opens of directories and
 // regular files; iounit 0, so Linux reads msize-sized pieces.
@@ -243,19 +273,27 @@ func (f *file) Readlink() (string, error) {
 }
 
 // GetXattr implements p9.File.GetXattr from the node's own attributes (no
-// store access). Its only error is ENODATA for an absent attribute; p9
-// sends EINVAL instead, and the wire shim restores ENODATA.
+// store access). Its errors are ENODATA for an absent attribute and EMFILE
+// when the connection holds its maximum of fids; p9 sends EINVAL for
+// either, and the wire shim restores them.
 func (f *file) GetXattr(name string) ([]byte, error) {
 	for _, x := range f.n.Xattrs {
 		if x.Name == name {
+			if err := f.xattrFid(); err != nil {
+				return nil, err
+			}
 			return x.Value, nil
 		}
 	}
 	return nil, linux.ENODATA
 }
 
-// ListXattrs implements p9.File.ListXattrs. It never fails.
+// ListXattrs implements p9.File.ListXattrs. It fails only when the
+// connection holds its maximum of fids (EMFILE).
 func (f *file) ListXattrs() ([]string, error) {
+	if err := f.xattrFid(); err != nil {
+		return nil, err
+	}
 	names := make([]string, len(f.n.Xattrs))
 	for i, x := range f.n.Xattrs {
 		names[i] = x.Name

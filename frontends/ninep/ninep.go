@@ -38,15 +38,19 @@ type Options struct {
 	// Log receives errors (corrupt chunks, failed connections); nil means
 	// slog.Default().
 	Log *slog.Logger
+	// MaxFids bounds the fids one connection holds (walks and attaches
+	// beyond it fail with EMFILE); 0 means DefaultMaxFids.
+	MaxFids int
 }
 
 // Server serves a store over 9P2000.L. It is safe for concurrent use:
 // any number of connections, each with any number of attaches.
 type Server struct {
-	s      *store.Objects
-	def    *backend.View
-	log    *slog.Logger
-	statfs p9.FSStat
+	s       *store.Objects
+	def     *backend.View
+	log     *slog.Logger
+	statfs  p9.FSStat
+	maxFids int
 
 	ctx    context.Context // backend calls; cancelled when Serve stops
 	cancel context.CancelFunc
@@ -64,8 +68,11 @@ func New(s *store.Objects, def *backend.View, opt Options) *Server {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
+	if opt.MaxFids <= 0 {
+		opt.MaxFids = DefaultMaxFids
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{s: s, def: def, log: opt.Log, statfs: statfs(s), ctx: ctx, cancel: cancel,
+	return &Server{s: s, def: def, log: opt.Log, statfs: statfs(s), maxFids: opt.MaxFids, ctx: ctx, cancel: cancel,
 		conns: make(map[net.Conn]struct{})}
 }
 
@@ -111,10 +118,12 @@ func (srv *Server) ServeConn(c net.Conn) {
 		delete(srv.conns, c)
 		srv.mu.Unlock()
 	}()
-	w := newWire(c)
+	fids := &fidCount{max: int64(srv.maxFids)}
+	w := newWire(c, fids)
 	// One p9 server per connection: the attacher then never needs the
-	// connection, and the wire shim's aname rewriting is per connection.
-	ps := p9.NewServer(attacher{srv})
+	// connection, and the wire shim's aname rewriting and the fid count
+	// are per connection.
+	ps := p9.NewServer(attacher{srv, fids})
 	if err := ps.Handle(w, w); err != nil {
 		srv.log.Error("9p: connection failed", "remote", c.RemoteAddr().String(), "err", err)
 	}
@@ -151,11 +160,18 @@ func statfs(s *store.Objects) p9.FSStat {
 
 // attacher gives p9 the attach point of every attach; the wire shim has
 // turned the client's aname into one walk step from it (see wire.go).
-type attacher struct{ srv *Server }
+type attacher struct {
+	srv  *Server
+	fids *fidCount
+}
 
 // Attach implements p9.Attacher.
 func (a attacher) Attach() (p9.File, error) {
-	return &file{srv: a.srv, v: a.srv.def, n: a.srv.def.Root(), attach: true}, nil
+	f, err := newFile(a.srv, a.fids, a.srv.def, a.srv.def.Root(), true)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 // anameMark starts the walk step the wire shim makes of an aname: no Linux

@@ -162,6 +162,12 @@ func setup(t *testing.T) *env {
 // `serve 9p SPEC` does.
 func setupServing(t *testing.T, spec string) *env {
 	t.Helper()
+	return setupWith(t, spec, Options{})
+}
+
+// setupWith is setupServing with server options (Log is set here).
+func setupWith(t *testing.T, spec string, opt Options) *env {
+	t.Helper()
 	buildStore(t)
 	must := func(err error) {
 		t.Helper()
@@ -176,7 +182,8 @@ func setupServing(t *testing.T, spec string) *env {
 	log := slog.New(slog.NewTextHandler(lockedBuffer{e.log}, nil))
 	def, err := backend.OpenSpec(context.Background(), s.Objects, spec)
 	must(err)
-	e.srv = New(s.Objects, def, Options{Log: log})
+	opt.Log = log
+	e.srv = New(s.Objects, def, opt)
 	ln, err := net.Listen("unix", e.sock)
 	must(err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -920,5 +927,79 @@ func TestFixtureTree(t *testing.T) {
 	}
 	if len(inodes) < fixture.ManyEntries {
 		t.Errorf("compared %d files", len(inodes))
+	}
+}
+
+// TestFidLimit: a connection holds at most MaxFids fids; walks beyond
+// answer EMFILE, a clunk frees a slot, other connections are unaffected,
+// and xattr fids (which p9 makes sharing the walked file) count too, so
+// clunking them does not free the fid they were made from.
+func TestFidLimit(t *testing.T) {
+	const max = 40
+	e := setupWith(t, "", Options{MaxFids: max})
+	root := e.mustAttach(t, "t@1")
+	var held []p9.File
+	var err error
+	for len(held) < 2*max {
+		var c p9.File
+		if _, c, err = root.Walk(nil); err != nil {
+			break
+		}
+		held = append(held, c)
+	}
+	wantErrno(t, fmt.Sprintf("walk after %d fids", len(held)), err, linux.EMFILE)
+	if len(held) >= max || len(held) < max-4 {
+		t.Errorf("%d clones held with a bound of %d fids", len(held), max)
+	}
+	if _, _, err := root.Walk([]string{"sub"}); !errors.Is(err, linux.EMFILE) {
+		t.Errorf("walk to a name at the bound: %v, want EMFILE", err)
+	}
+	// Another connection has its own fids.
+	other := e.mustAttach(t, "t@1")
+	walk(t, other, "sub")
+	// A clunk frees a slot.
+	if err := held[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, c, err := root.Walk([]string{"sub"}); err != nil {
+		t.Errorf("walk after a clunk: %v", err)
+	} else {
+		c.Close()
+	}
+
+	// Xattr fids: clone fid 1 to k, xattrwalk k to k+1, clunk k+1; only k
+	// stays held each round.
+	r := e.raw(t, "t@1", "good")
+	rounds := 0
+	for fid := uint32(10); rounds < 2*max; fid += 2 {
+		typ, resp := r.rpc(t, 110, append(append(u32(1), u32(fid)...), 0, 0)) // Twalk, clone
+		if err = check(t, typ, resp, 111); err != nil {
+			break
+		}
+		typ, resp = r.rpc(t, 30, append(append(u32(fid), u32(fid+1)...), str("user.colour")...))
+		if err = check(t, typ, resp, 31); err != nil {
+			break
+		}
+		if err := r.clunk(t, fid+1); err != nil {
+			t.Fatal(err)
+		}
+		rounds++
+	}
+	wantErrno(t, fmt.Sprintf("after %d rounds of clone, xattrwalk, clunk", rounds), err, linux.EMFILE)
+	if rounds >= max {
+		t.Errorf("%d fids held through xattr fids with a bound of %d", rounds, max)
+	}
+	// At the bound an xattr walk is refused with EMFILE, not as an
+	// absent attribute.
+	typ, resp := r.rpc(t, 30, append(append(u32(1), u32(2)...), str("user.colour")...))
+	wantErrno(t, "xattrwalk at the bound", check(t, typ, resp, 31), linux.EMFILE)
+	typ, resp = r.rpc(t, 30, append(append(u32(1), u32(2)...), str("")...))
+	wantErrno(t, "xattr list at the bound", check(t, typ, resp, 31), linux.EMFILE)
+	// Below it, absent attributes are still ENODATA.
+	if err := r.clunk(t, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.xattr(t, "user.absent"); !errors.Is(err, linux.ENODATA) {
+		t.Errorf("absent xattr below the bound: %v, want ENODATA", err)
 	}
 }

@@ -18,16 +18,18 @@ import (
 //     aname with its slashes turned into anameMark, so the attach point
 //     can open the view it names as a whole (p9's Attacher never sees the
 //     aname and would otherwise walk it name by name from one root);
-//   - Rlerror to a Txattrwalk with a name: p9 answers every GetXattr error
-//     with EINVAL; ours only ever fails with ENODATA, so the reply gets
-//     ENODATA back (ls, getfattr and ACL probes then see "no such
-//     attribute" instead of "Invalid argument");
+//   - Rlerror to a Txattrwalk: p9 answers every GetXattr and ListXattrs
+//     error with EINVAL; ours only fail with EMFILE when the connection
+//     holds its maximum of fids, and otherwise (GetXattr) with ENODATA,
+//     so the reply gets that back (ls, getfattr and ACL probes then see
+//     "no such attribute" instead of "Invalid argument");
 //   - Rxattrwalk to a Txattrwalk listing names: p9 sizes an empty list as
 //     one NUL byte; it is sized 0, so listxattr returns an empty list.
 //
 // Everything else passes through unchanged.
 type wire struct {
-	c net.Conn
+	c    net.Conn
+	fids *fidCount // the connection's fids: full means EMFILE
 
 	mu     sync.Mutex
 	xattrs map[uint16]bool // tags of Txattrwalk in flight: true when getting a name
@@ -52,12 +54,13 @@ const (
 	headerLen   = 7
 	maxInspect  = 64 << 10 // largest Tattach or Txattrwalk accepted
 	errEINVAL   = 22
+	errEMFILE   = 24
 	errENODATA  = 61
 	maxHeldBody = 8 // Rlerror: ecode[4]; Rxattrwalk: size[8]
 )
 
-func newWire(c net.Conn) *wire {
-	return &wire{c: c, xattrs: make(map[uint16]bool), r: bufio.NewReaderSize(c, 64<<10)}
+func newWire(c net.Conn, fids *fidCount) *wire {
+	return &wire{c: c, fids: fids, xattrs: make(map[uint16]bool), r: bufio.NewReaderSize(c, 64<<10)}
 }
 
 // Read implements io.Reader for p9's receiving side.
@@ -210,9 +213,16 @@ func (w *wire) fix(msg []byte) []byte {
 		return msg
 	}
 	switch {
-	case msg[4] == rlerror && len(msg) == headerLen+4 && get &&
+	case msg[4] == rlerror && len(msg) == headerLen+4 &&
 		binary.LittleEndian.Uint32(msg[headerLen:]) == errEINVAL:
-		binary.LittleEndian.PutUint32(msg[headerLen:], errENODATA)
+		// At the maximum, the refusal was (almost surely) ours; a clunk
+		// racing with it can at worst turn one answer into the other.
+		switch {
+		case w.fids.full():
+			binary.LittleEndian.PutUint32(msg[headerLen:], errEMFILE)
+		case get:
+			binary.LittleEndian.PutUint32(msg[headerLen:], errENODATA)
+		}
 	case msg[4] == rxattrwalk && len(msg) == headerLen+8 && !get &&
 		binary.LittleEndian.Uint64(msg[headerLen:]) == 1:
 		binary.LittleEndian.PutUint64(msg[headerLen:], 0)
