@@ -186,37 +186,21 @@ func OpenName(ctx context.Context, s *store.Objects, name string) (*View, error)
 	return &View{s: s, root: &Node{level: levelName, name: name, Attr: Attr{Ino: RootIno, Type: tree.TypeDir, Mode: 0555, Nlink: 2}}}, nil
 }
 
-// HasXattrs reports whether anything in the view has extended attributes,
-// from the totals every listing keeps; for the namespace, at this moment.
+// HasXattrs reports whether anything in the view's tree has extended
+// attributes, from the totals every listing keeps. A namespace or name
+// view can gain roots with xattrs, so for those it is always true.
 func (v *View) HasXattrs(ctx context.Context) (bool, error) {
-	var tops []tree.Entry
-	switch v.root.level {
-	case levelStored:
-		tops = []tree.Entry{{Xattrs: v.root.Xattrs, Hash: v.root.Hash}}
-	default:
-		roots, err := v.s.Roots(ctx)
-		if err != nil {
-			return false, err
-		}
-		for _, r := range roots {
-			if v.root.level == levelTop || r.Name == v.root.name {
-				tops = append(tops, r.Top)
-			}
-		}
+	if v.root.level != levelStored {
+		return true, nil
 	}
-	for _, t := range tops {
-		if len(t.Xattrs) > 0 {
-			return true, nil
-		}
-		d, err := v.s.Dir(ctx, t.Hash)
-		if err != nil {
-			return false, err
-		}
-		if d.Xattrs > 0 {
-			return true, nil
-		}
+	if len(v.root.Xattrs) > 0 {
+		return true, nil
 	}
-	return false, nil
+	d, err := v.s.Dir(ctx, v.root.Hash)
+	if err != nil {
+		return false, err
+	}
+	return d.Xattrs > 0, nil
 }
 
 // Objects returns the objects under the view.

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -11,7 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
 	"github.com/spraydryfs/spraydryfs/backend/hash"
+	"github.com/spraydryfs/spraydryfs/backend/store"
 	"github.com/spraydryfs/spraydryfs/integration/conformance"
 	"github.com/spraydryfs/spraydryfs/integration/fixture"
 )
@@ -171,5 +177,106 @@ func TestFUSECorruptionIsLogged(t *testing.T) {
 	}
 	if want := "corrupt chunk " + hash.Sum(bad).String(); !strings.Contains(stderr.String(), want) {
 		t.Errorf("server log lacks %q:\n%s", want, stderr.String())
+	}
+}
+
+// damageTop replaces the top listing of root id in the store at path with
+// bytes that do not decode.
+func damageTop(t *testing.T, path, id string) {
+	t.Helper()
+	s, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := store.ParseRef(id, true)
+	r, err := s.Root(context.Background(), ref.Name, ref.Version)
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := sqlite.OpenConn(path, sqlite.OpenReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := sqlitex.Execute(c, `UPDATE dirs SET data = ? WHERE hash = ?`,
+		&sqlitex.ExecOptions{Args: []any{[]byte("\x07garbage"), r.Top.Hash[:]}}); err != nil || c.Changes() != 1 {
+		t.Fatalf("damage the top of %s: %v (%d rows)", id, err, c.Changes())
+	}
+}
+
+// TestFUSEOneDamagedRoot: a root whose top listing is corrupt does not
+// stop a mount of every root or of its name; it answers EIO where it is
+// read, and the healthy roots are served.
+func TestFUSEOneDamagedRoot(t *testing.T) {
+	requireFUSE(t)
+	st := filepath.Join(t.TempDir(), "s.sdfs")
+	src, other := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(src, "f"), []byte("fine\n"), 0o644)
+	os.WriteFile(filepath.Join(other, "g"), []byte("other\n"), 0o644) // not the same listing
+	ok(t, "-s", st, "ingest", "bad@1", other)
+	ok(t, "-s", st, "ingest", "good@1", src)
+	ok(t, "-s", st, "ingest", "good@2", src)
+	damageTop(t, st, "bad@1")
+	for _, which := range []string{"", "good", "bad"} {
+		dir, stderr, stop := startMount(t, st, which)
+		prefix := map[string]string{"": "good/", "good": "", "bad": ""}[which]
+		if which != "bad" {
+			if b, err := os.ReadFile(filepath.Join(dir, prefix+"1/f")); err != nil || string(b) != "fine\n" {
+				t.Errorf("mount %q: healthy root: %q, %v", which, b, err)
+			}
+		}
+		bad := map[string]string{"": "bad/1", "good": "", "bad": "1"}[which]
+		if bad != "" {
+			if _, err := os.ReadDir(filepath.Join(dir, bad)); !errors.Is(err, syscall.EIO) {
+				t.Errorf("mount %q: readdir of the damaged root: %v, want EIO", which, err)
+			}
+		}
+		stop()
+		if bad != "" && !strings.Contains(stderr.String(), "corrupt") {
+			t.Errorf("mount %q: the damage is not logged:\n%s", which, stderr.String())
+		}
+	}
+	// A mount of the damaged root itself comes up too and answers EIO.
+	dir, stop := mountFUSE(t, st, "bad@1")
+	if _, err := os.ReadDir(dir); !errors.Is(err, syscall.EIO) {
+		t.Errorf("mount bad@1: readdir: %v, want EIO", err)
+	}
+	stop()
+}
+
+// TestFUSEXattrsOfNewRoots: a mount of every root (or of a name) made
+// when no root had xattrs shows the xattrs of a root ingested later,
+// without a remount.
+func TestFUSEXattrsOfNewRoots(t *testing.T) {
+	requireFUSE(t)
+	st := filepath.Join(t.TempDir(), "s.sdfs")
+	plain, withX := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(plain, "f"), []byte("plain\n"), 0o644)
+	os.WriteFile(filepath.Join(withX, "f"), []byte("x\n"), 0o644)
+	if err := unix.Setxattr(filepath.Join(withX, "f"), "user.colour", []byte("blue"), 0); err != nil {
+		t.Skipf("the test's file system has no user xattrs: %v", err)
+	}
+	ok(t, "-s", st, "ingest", "n@1", plain)
+	ns, stopNS := mountFUSE(t, st, "")
+	defer stopNS()
+	name, stopName := mountFUSE(t, st, "n")
+	defer stopName()
+	buf := make([]byte, 64)
+	for _, dir := range []string{ns + "/n/1", name + "/1"} {
+		// The kernel asks first; an ENOSYS now would stop it for good.
+		if _, err := unix.Getxattr(filepath.Join(dir, "f"), "user.colour", buf); !errors.Is(err, unix.ENODATA) {
+			t.Errorf("getxattr on %s/f without xattrs: %v, want ENODATA", dir, err)
+		}
+		if n, err := unix.Listxattr(filepath.Join(dir, "f"), buf); err != nil || n != 0 {
+			t.Errorf("listxattr on %s/f without xattrs: %d, %v", dir, n, err)
+		}
+	}
+	ok(t, "-s", st, "ingest", "n@2", withX)
+	for _, f := range []string{ns + "/n/2/f", name + "/2/f", ns + "/n/latest/f"} {
+		n, err := unix.Getxattr(f, "user.colour", buf)
+		if err != nil || string(buf[:n]) != "blue" {
+			t.Errorf("getxattr %s after the ingest: %q, %v, want blue", f, buf[:max(n, 0)], err)
+		}
 	}
 }

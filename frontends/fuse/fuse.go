@@ -50,7 +50,7 @@ type mount struct {
 	statfs gofuse.StatfsOut
 	// noXattrs: nothing in the view has extended attributes, so xattr
 	// calls answer ENOSYS and Linux stops making them (ls -l asks two per
-	// entry: ACLs and security labels).
+	// entry: ACLs and security labels). See noXattrs.
 	noXattrs bool
 }
 
@@ -81,11 +81,7 @@ func Mount(dir string, v *backend.View, opt Options) (*gofuse.Server, error) {
 	}
 	m := &mount{v: v, opt: opt, log: opt.Log}
 	m.statfs = statfs(v)
-	has, err := v.HasXattrs(context.Background())
-	if err != nil {
-		return nil, err
-	}
-	m.noXattrs = !has
+	m.noXattrs = noXattrs(v, opt.Log)
 	long, short := immutableTimeout, namespaceTimeout
 	timeout := &long
 	if !v.Root().Immutable() {
@@ -114,6 +110,22 @@ func Mount(dir string, v *backend.View, opt Options) (*gofuse.Server, error) {
 		},
 	}
 	return gofs.Mount(dir, root, fo)
+}
+
+// noXattrs decides whether xattr calls may answer ENOSYS, which Linux
+// remembers for the whole mount: only for a view of one stored tree (it
+// never changes) whose listing totals say nothing in it has xattrs. A
+// namespace or name view can gain roots with xattrs, so its nodes answer
+// every call from their own attributes, without store access (ENODATA
+// when absent). A tree whose top listing cannot be read is mounted all the
+// same, answering EIO where it is read, and xattr calls node by node.
+func noXattrs(v *backend.View, log *slog.Logger) bool {
+	has, err := v.HasXattrs(context.Background())
+	if err != nil {
+		log.Error("fuse: the top listing cannot be read; serving the tree anyway", "err", err)
+		return false
+	}
+	return !has
 }
 
 // isMountPoint reports whether dir is the root of a mounted file system.
@@ -320,9 +332,9 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 
 // Getxattr implements gofs.NodeGetxattrer from the node's own attributes:
 // no store access, so the kernel's probes for security labels and ACLs
-// on every entry stay cheap. A view without any xattrs answers ENOSYS, so
-// Linux stops asking; roots with xattrs added to a namespace mount later
-// show them after a remount.
+// on every entry stay cheap. A tree without any xattrs answers ENOSYS, so
+// Linux stops asking; namespace and name views never do, so roots ingested
+// later show their xattrs at once.
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
 	if n.m.noXattrs {
 		return 0, syscall.ENOSYS
