@@ -44,6 +44,7 @@ vet:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeDir -fuzztime 10s ./backend/tree
 	$(GO) test -run '^$$' -fuzz FuzzDecodeChunkList -fuzztime 10s ./backend/tree
+	$(GO) test -run '^$$' -fuzz FuzzParseDirRecord -fuzztime 10s ./backend/store
 
 test: vet
 	$(GO) test -race -count=1 -timeout 12m ./...

@@ -70,8 +70,10 @@ func parseDirRecord(blob []byte) (dirRecord, error) {
 	case chunk.Raw, chunk.Zstd:
 		return r, nil
 	case chunk.Delta:
+		// One spelling per depth: a padded uvarint (0x81 0x00 for 1) is
+		// refused, as the listing encoding refuses non-canonical bytes.
 		d, n := binary.Uvarint(r.payload)
-		if n <= 0 || d < 1 || d > MaxChainDepth || len(r.payload) < n+hash.Size {
+		if n <= 0 || n != uvarintLen(d) || d < 1 || d > MaxChainDepth || len(r.payload) < n+hash.Size {
 			return r, errors.New("bad delta directory header")
 		}
 		base, err := hash.FromBytes(r.payload[n : n+hash.Size])
@@ -82,6 +84,12 @@ func parseDirRecord(blob []byte) (dirRecord, error) {
 		return r, nil
 	}
 	return r, fmt.Errorf("unknown directory codec %d", blob[0])
+}
+
+// uvarintLen is the length of x's shortest uvarint.
+func uvarintLen(x uint64) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], x)
 }
 
 // dirBlob returns column expression col of listing h's row.
