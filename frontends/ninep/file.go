@@ -32,6 +32,7 @@ type file struct {
 	r    *backend.Reader // open regular file
 	list []*backend.Node // open directory: its entries, read on first Readdir
 	read bool
+	kept bool // list is kept between reads, counted in fids.listed
 }
 
 var _ p9.File = (*file)(nil)
@@ -162,8 +163,13 @@ func (f *file) StatFS() (p9.FSStat, error) { return f.srv.statfs, nil }
 // Close implements p9.File.Close: called once for the fid that made f and
 // once per xattr fid made of it, each giving back its slot.
 func (f *file) Close() error {
-	if f.refs.Add(-1) >= 0 {
+	if r := f.refs.Add(-1); r >= 0 {
 		f.fids.release()
+		if r == 0 {
+			f.mu.Lock()
+			f.dropList()
+			f.mu.Unlock()
+		}
 	}
 	return nil
 }
@@ -226,7 +232,9 @@ const direntFixed = 24
 // order) has offset i+1, and a read at offset o resumes with entry o.
 // Stored directories never change, so cookies stay valid across opens.
 // Entries are returned up to count bytes; p9 drops any that do not fit,
-// and the client asks again from the last offset it got.
+// and the client asks again from the last offset it got. The listing is
+// kept between reads while the connection's budget (Options.MaxListed)
+// allows, and dropped once a read finds nothing left.
 func (f *file) Readdir(offset uint64, count uint32) (p9.Dirents, error) {
 	if !f.n.IsDir() {
 		return nil, linux.ENOTDIR
@@ -238,7 +246,11 @@ func (f *file) Readdir(offset uint64, count uint32) (p9.Dirents, error) {
 		if err != nil {
 			return nil, f.srv.errno("readdir", f.n.Name, err)
 		}
-		f.list, f.read = list, true
+		f.dropList()
+		f.list, f.read, f.kept = list, true, f.fids.keepListing(len(list))
+	}
+	if !f.kept || offset >= uint64(len(f.list))+2 {
+		defer f.dropList() // read again next time
 	}
 	dot := qid(f.n)
 	var out p9.Dirents
@@ -261,6 +273,14 @@ func (f *file) Readdir(offset uint64, count uint32) (p9.Dirents, error) {
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// dropList forgets the open directory's listing (f.mu held).
+func (f *file) dropList() {
+	if f.kept {
+		f.fids.dropListing(len(f.list))
+	}
+	f.list, f.read, f.kept = nil, false, false
 }
 
 // Readlink implements p9.File.Readlink.

@@ -41,16 +41,20 @@ type Options struct {
 	// MaxFids bounds the fids one connection holds (walks and attaches
 	// beyond it fail with EMFILE); 0 means DefaultMaxFids.
 	MaxFids int
+	// MaxListed bounds the directory entries one connection's open
+	// directories keep between reads; 0 means DefaultMaxListed.
+	MaxListed int
 }
 
 // Server serves a store over 9P2000.L. It is safe for concurrent use:
 // any number of connections, each with any number of attaches.
 type Server struct {
-	s       *store.Objects
-	def     *backend.View
-	log     *slog.Logger
-	statfs  p9.FSStat
-	maxFids int
+	s         *store.Objects
+	def       *backend.View
+	log       *slog.Logger
+	statfs    p9.FSStat
+	maxFids   int
+	maxListed int
 
 	ctx    context.Context // backend calls; cancelled when Serve stops
 	cancel context.CancelFunc
@@ -71,8 +75,11 @@ func New(s *store.Objects, def *backend.View, opt Options) *Server {
 	if opt.MaxFids <= 0 {
 		opt.MaxFids = DefaultMaxFids
 	}
+	if opt.MaxListed <= 0 {
+		opt.MaxListed = DefaultMaxListed
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{s: s, def: def, log: opt.Log, statfs: statfs(s), maxFids: opt.MaxFids, ctx: ctx, cancel: cancel,
+	return &Server{s: s, def: def, log: opt.Log, statfs: statfs(s), maxFids: opt.MaxFids, maxListed: opt.MaxListed, ctx: ctx, cancel: cancel,
 		conns: make(map[net.Conn]struct{})}
 }
 
@@ -118,7 +125,7 @@ func (srv *Server) ServeConn(c net.Conn) {
 		delete(srv.conns, c)
 		srv.mu.Unlock()
 	}()
-	fids := &fidCount{max: int64(srv.maxFids)}
+	fids := &fidCount{max: int64(srv.maxFids), maxListed: int64(srv.maxListed)}
 	w := newWire(c, fids)
 	// One p9 server per connection: the attacher then never needs the
 	// connection, and the wire shim's aname rewriting and the fid count

@@ -1003,3 +1003,72 @@ func TestFidLimit(t *testing.T) {
 		t.Errorf("absent xattr below the bound: %v, want ENODATA", err)
 	}
 }
+
+// TestListingBudget: the listings open directories keep between reads
+// stay within the connection's budget; directories past it still list
+// correctly page by page (reading the listing again), and every listing
+// is let go once read to its end or closed.
+func TestListingBudget(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	v, err := backend.OpenSpec(ctx, e.s.Objects, "t@1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := v.Walk(ctx, "many")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fids := &fidCount{max: 100, maxListed: manyFiles + manyFiles/2}
+	const n = 4
+	var files []*file
+	for i := 0; i < n; i++ {
+		f, err := newFile(e.srv, fids, v, dir, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	offsets, seen, done := make([]uint64, n), make([]map[string]bool, n), 0
+	for i := range seen {
+		seen[i] = map[string]bool{}
+	}
+	for done < n {
+		done = 0
+		for i, f := range files {
+			page, err := f.Readdir(offsets[i], 8<<10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				done++
+				continue
+			}
+			for _, d := range page {
+				seen[i][d.Name] = true
+			}
+			offsets[i] = page[len(page)-1].Offset
+			if kept := fids.listed.Load(); kept > fids.maxListed {
+				t.Fatalf("%d entries kept with a budget of %d", kept, fids.maxListed)
+			}
+		}
+	}
+	for i := range seen {
+		if len(seen[i]) != manyFiles+2 {
+			t.Errorf("directory %d listed %d names, want %d", i, len(seen[i]), manyFiles+2)
+		}
+	}
+	if kept := fids.listed.Load(); kept != 0 {
+		t.Errorf("%d entries kept after every listing was read to its end", kept)
+	}
+	// Closing a directory in the middle of its listing lets it go.
+	if _, err := files[0].Readdir(0, 8<<10); err != nil || fids.listed.Load() != manyFiles {
+		t.Fatalf("one listing open: %d entries kept, %v", fids.listed.Load(), err)
+	}
+	for _, f := range files {
+		f.Close()
+	}
+	if fids.listed.Load() != 0 || fids.live.Load() != 0 {
+		t.Errorf("after closing: %d entries kept, %d fids", fids.listed.Load(), fids.live.Load())
+	}
+}
