@@ -60,7 +60,7 @@ type Server struct {
 	cancel context.CancelFunc
 
 	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	conns map[*wire]struct{}
 	wg    sync.WaitGroup
 }
 
@@ -80,7 +80,7 @@ func New(s *store.Objects, def *backend.View, opt Options) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{s: s, def: def, log: opt.Log, statfs: statfs(s), maxFids: opt.MaxFids, maxListed: opt.MaxListed, ctx: ctx, cancel: cancel,
-		conns: make(map[net.Conn]struct{})}
+		conns: make(map[*wire]struct{})}
 }
 
 // Serve accepts connections on ln and serves each until ctx is done; it
@@ -112,21 +112,21 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 // ServeConn serves one connection until the client hangs up or the server
 // is closed, and closes it.
 func (srv *Server) ServeConn(c net.Conn) {
+	fids := &fidCount{max: int64(srv.maxFids), maxListed: int64(srv.maxListed)}
+	w := newWire(c, fids)
 	srv.mu.Lock()
 	if srv.conns == nil { // closed
 		srv.mu.Unlock()
-		c.Close()
+		w.Close()
 		return
 	}
-	srv.conns[c] = struct{}{}
+	srv.conns[w] = struct{}{}
 	srv.mu.Unlock()
 	defer func() {
 		srv.mu.Lock()
-		delete(srv.conns, c)
+		delete(srv.conns, w)
 		srv.mu.Unlock()
 	}()
-	fids := &fidCount{max: int64(srv.maxFids), maxListed: int64(srv.maxListed)}
-	w := newWire(c, fids)
 	// One p9 server per connection: the attacher then never needs the
 	// connection, and the wire shim's aname rewriting and the fid count
 	// are per connection.

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -1071,4 +1072,29 @@ func TestListingBudget(t *testing.T) {
 	if fids.listed.Load() != 0 || fids.live.Load() != 0 {
 		t.Errorf("after closing: %d entries kept, %d fids", fids.listed.Load(), fids.live.Load())
 	}
+}
+
+// TestInFlightBound: a client that sends many reads and never reads the
+// replies gets at most maxInFlight of them handled at once (each holds a
+// reply buffer of up to msize), and the server still shuts down.
+func TestInFlightBound(t *testing.T) {
+	e := setup(t)
+	r := e.raw(t, "t@1", "big")
+	typ, resp := r.rpc(t, 12, append(u32(1), u32(0)...)) // Tlopen, O_RDONLY
+	if err := check(t, typ, resp, 13); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	var reqs []byte
+	const n = 1000
+	for i := 0; i < n; i++ {
+		body := append(append(u32(1), binary.LittleEndian.AppendUint64(nil, 0)...), u32(1<<20)...)
+		reqs = append(reqs, frame(116, uint16(1000+i), body)...) // Tread
+	}
+	go r.c.Write(reqs) // may block once the server stops reading
+	time.Sleep(2 * time.Second)
+	if grown := runtime.NumGoroutine() - before; grown > maxInFlight+20 {
+		t.Errorf("%d more goroutines with %d reads sent and no reply read (bound %d)", grown, n, maxInFlight)
+	}
+	r.c.Close()
 }

@@ -26,10 +26,18 @@ import (
 //   - Rxattrwalk to a Txattrwalk listing names: p9 sizes an empty list as
 //     one NUL byte; it is sized 0, so listxattr returns an empty list.
 //
-// Everything else passes through unchanged.
+// Everything else passes through unchanged. The shim also bounds the
+// requests in flight: p9 handles each request it reads on a goroutine of
+// its own with a reply buffer of up to msize, so a client sending reads
+// and never reading the replies would grow the server without limit; at
+// maxInFlight requests read and not yet answered, the next is not read.
 type wire struct {
 	c    net.Conn
 	fids *fidCount // the connection's fids: full means EMFILE
+
+	inFlight  chan struct{} // one token per request read and not yet answered
+	done      chan struct{} // closed by Close or a failed send
+	closeOnce sync.Once
 
 	mu     sync.Mutex
 	xattrs map[uint16]bool // tags of Txattrwalk in flight: true when getting a name
@@ -57,10 +65,25 @@ const (
 	errEMFILE   = 24
 	errENODATA  = 61
 	maxHeldBody = 8 // Rlerror: ecode[4]; Rxattrwalk: size[8]
+	// maxInFlight bounds the requests of one connection handled at once:
+	// reply buffers of at most 64 × msize (64 MiB at Linux's largest TCP
+	// msize), far more concurrency than one v9fs mount uses.
+	maxInFlight = 64
 )
 
 func newWire(c net.Conn, fids *fidCount) *wire {
-	return &wire{c: c, fids: fids, xattrs: make(map[uint16]bool), r: bufio.NewReaderSize(c, 64<<10)}
+	return &wire{c: c, fids: fids, xattrs: make(map[uint16]bool), r: bufio.NewReaderSize(c, 64<<10),
+		inFlight: make(chan struct{}, maxInFlight), done: make(chan struct{})}
+}
+
+// answered gives back the token of a request whose reply has been sent.
+// A request p9 never answers (a bogus client's duplicate tag) keeps its
+// token: only that connection slows.
+func (w *wire) answered() {
+	select {
+	case <-w.inFlight:
+	default:
+	}
 }
 
 // Read implements io.Reader for p9's receiving side.
@@ -74,6 +97,11 @@ func (w *wire) Read(p []byte) (int, error) {
 		n, err := w.r.Read(p[:min(len(p), w.rleft)])
 		w.rleft -= n
 		return n, err
+	}
+	select {
+	case w.inFlight <- struct{}{}:
+	case <-w.done:
+		return 0, net.ErrClosed
 	}
 	var hdr [headerLen]byte
 	if _, err := io.ReadFull(w.r, hdr[:]); err != nil {
@@ -180,6 +208,7 @@ func (w *wire) Write(p []byte) (int, error) {
 			default:
 				bufs := net.Buffers{w.pend, p[:k]}
 				if _, err := bufs.WriteTo(w.c); err != nil {
+					w.Close()
 					return 0, err
 				}
 				w.pend = w.pend[:0]
@@ -193,10 +222,12 @@ func (w *wire) Write(p []byte) (int, error) {
 			}
 			if len(w.pend) > 0 {
 				if _, err := w.c.Write(w.pend); err != nil {
+					w.Close()
 					return 0, err
 				}
 				w.pend = w.pend[:0]
 			}
+			w.answered()
 		}
 	}
 	return total, nil
@@ -230,5 +261,9 @@ func (w *wire) fix(msg []byte) []byte {
 	return msg
 }
 
-// Close implements io.Closer; p9 closes both sides.
-func (w *wire) Close() error { return w.c.Close() }
+// Close implements io.Closer; p9 closes both sides, and Server.Close
+// closes every connection's wire, waking a Read waiting for a token.
+func (w *wire) Close() error {
+	w.closeOnce.Do(func() { close(w.done) })
+	return w.c.Close()
+}
