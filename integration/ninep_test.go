@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hugelgupf/p9/linux"
 	"github.com/hugelgupf/p9/p9"
 
 	"github.com/spraydryfs/spraydryfs/integration/fixture"
@@ -358,6 +360,7 @@ func TestNinePCommand(t *testing.T) {
 	os.WriteFile(filepath.Join(src, "d", "f"), []byte("hello\n"), 0o644)
 	st := filepath.Join(dir, "s.sdfs")
 	ok(t, "-s", st, "ingest", "c@1", src)
+	ok(t, "-s", st, "ingest", "o@1", src)
 
 	if r := spraydryfs(t, "-s", st, "serve", "9p", "--listen", "unix:"); r.code != 2 {
 		t.Errorf("--listen unix: exits %d: %s", r.code, r.stderr)
@@ -392,7 +395,13 @@ func TestNinePCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for aname, path := range map[string][]string{"": {"d", "f"}, "c@1/d": {"f"}, "c": {"1", "d", "f"}} {
+	// c@1 given on the command line is the limit of every attach.
+	for _, aname := range []string{"o@1", "o", "c", "c@2"} {
+		if _, err := cl.Attach(aname); !errors.Is(err, linux.EACCES) {
+			t.Errorf("attach %q serving c@1: %v, want EACCES", aname, err)
+		}
+	}
+	for aname, path := range map[string][]string{"": {"d", "f"}, "c@1/d": {"f"}, "c@latest": {"d", "f"}} {
 		root, err := cl.Attach(aname)
 		if err != nil {
 			t.Fatalf("attach %q: %v", aname, err)
