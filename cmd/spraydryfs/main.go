@@ -49,7 +49,14 @@ func run(args []string) int {
 	if err == nil {
 		return 0
 	}
+	var xe exitError
+	if errors.As(err, &xe) && xe.err == nil {
+		return xe.code
+	}
 	fmt.Fprintln(os.Stderr, "spraydryfs:", err)
+	if errors.As(err, &xe) {
+		return xe.code
+	}
 	var ue usageError
 	if errors.As(err, &ue) {
 		return 2
