@@ -101,6 +101,7 @@ Roots are named NAME@VERSION.`,
 		newTrainCommand(g),
 		newDictsCommand(g),
 		newRecompressCommand(g),
+		newDiffCommand(g),
 	)
 	usageErrors(root)
 	return root
