@@ -85,7 +85,8 @@ dedup, their stored bytes after compression, the resulting ratios, and
 object counts. Delta chunks (stored against a reference chunk) are counted
 with their chain depths; the bytes they saved are estimated at the
 compression ratio of the other chunks. --json adds one record per root (files, logical bytes, and
-the bytes its ingest added to the store).`,
+the bytes its ingest added to the store). How the stored bytes split between
+roots (shared, unique to one, needed by none) is what du shows.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := g.open(false)

@@ -102,6 +102,7 @@ Roots are named NAME@VERSION.`,
 		newDictsCommand(g),
 		newRecompressCommand(g),
 		newDiffCommand(g),
+		newDuCommand(g),
 	)
 	usageErrors(root)
 	return root

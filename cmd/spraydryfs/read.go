@@ -17,6 +17,7 @@ import (
 	"github.com/spraydryfs/spraydryfs/backend"
 	"github.com/spraydryfs/spraydryfs/backend/store"
 	"github.com/spraydryfs/spraydryfs/backend/tree"
+	"github.com/spraydryfs/spraydryfs/backend/usage"
 )
 
 // openPath opens the store read-only and resolves NAME@VERSION[/path] to a
@@ -51,8 +52,10 @@ func newRootsCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "roots",
 		Short: "List the roots in the store",
-		Long:  "Roots lists every root: name, version, creation time, number of files and logical size.",
-		Args:  args(cobra.NoArgs),
+		Long: `Roots lists every root: name, version, creation time, number of files and
+logical size. --json adds its hash and source, and the stored bytes it
+needs, shares with other roots and holds alone, as du shows them.`,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := g.open(false)
 			if err != nil {
@@ -64,10 +67,15 @@ func newRootsCommand(g *globals) *cobra.Command {
 				return err
 			}
 			if jsonOut {
-				out := make([]map[string]any, len(roots))
-				for i, r := range roots {
+				rep, err := usage.Compute(cmd.Context(), s, nil)
+				if err != nil {
+					return err
+				}
+				out := make([]map[string]any, len(rep.Roots))
+				for i, r := range rep.Roots {
 					out[i] = map[string]any{"name": r.Name, "version": r.Version, "created": r.Created.UTC().Format(time.RFC3339Nano),
-						"files": r.Files, "bytes": r.Bytes, "hash": r.Top.Hash.String(), "source": r.Source}
+						"files": r.Files, "bytes": r.Bytes, "hash": r.Top.Hash.String(), "source": r.Source,
+						"needed_bytes": r.Needed, "shared_bytes": r.Shared, "unique_bytes": r.Unique}
 				}
 				return json.NewEncoder(os.Stdout).Encode(out)
 			}
