@@ -103,6 +103,7 @@ Roots are named NAME@VERSION.`,
 		newRecompressCommand(g),
 		newDiffCommand(g),
 		newDuCommand(g),
+		newRmCommand(g),
 	)
 	usageErrors(root)
 	return root
