@@ -1,0 +1,113 @@
+package integration
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestFUSERemovedRoot removes a root while the namespace is mounted: within
+// the second the kernel caches namespace entries, new lookups of it fail
+// with ENOENT (never EIO), listings and latest move on, and a file opened
+// before keeps reading byte-exact; the server logs no error.
+func TestFUSERemovedRoot(t *testing.T) {
+	requireFUSE(t)
+	st := filepath.Join(t.TempDir(), "s.sdfs")
+	src := t.TempDir()
+	big := make([]byte, 3<<20)
+	rand.NewChaCha8([32]byte{9}).Read(big)
+	os.WriteFile(filepath.Join(src, "big"), big, 0o644)
+	os.WriteFile(filepath.Join(src, "small"), []byte("v1"), 0o644)
+	ok(t, "-s", st, "ingest", "r@1", src)
+	os.WriteFile(filepath.Join(src, "small"), []byte("v2"), 0o644)
+	ok(t, "-s", st, "ingest", "r@2", src)
+	ok(t, "-s", st, "ingest", "other@1", src)
+
+	dir, stderr, stopMount := startMount(t, st, "")
+	stop := sync.OnceFunc(stopMount)
+	defer stop()
+	f, err := os.Open(filepath.Join(dir, "r/2/big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	head := make([]byte, 1<<20)
+	if _, err := io.ReadFull(f, head); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "r/2/small")); err != nil || string(b) != "v2" {
+		t.Fatalf("r/2/small before rm: %q, %v", b, err)
+	}
+
+	ok(t, "-s", st, "rm", "r@2")
+	// The kernel may answer from its entry cache for up to a second.
+	deadline := time.Now().Add(5 * time.Second)
+	var statErr error
+	for {
+		_, statErr = os.Stat(filepath.Join(dir, "r/2/small"))
+		if statErr != nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !errors.Is(statErr, syscall.ENOENT) {
+		t.Errorf("stat r/2/small after rm: %v, want ENOENT", statErr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "r/2")); !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("stat r/2 after rm: %v, want ENOENT", err)
+	}
+	if target, err := os.Readlink(filepath.Join(dir, "r/latest")); err != nil || target != "1" {
+		t.Errorf("r/latest after rm: %q, %v", target, err)
+	}
+	if names, err := readNames(filepath.Join(dir, "r")); err != nil || !slices.Equal(names, []string{"1", "latest"}) {
+		t.Errorf("ls r after rm: %v, %v", names, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "r/1/small")); err != nil || string(b) != "v1" {
+		t.Errorf("r/1/small after rm: %q, %v", b, err)
+	}
+	// The open file reads on to the end, byte-exact.
+	rest, err := io.ReadAll(f)
+	if err != nil || !bytes.Equal(append(head, rest...), big) {
+		t.Errorf("open file after rm: %d bytes, %v; want the %d stored", len(head)+len(rest), err, len(big))
+	}
+
+	ok(t, "-s", st, "rm", "r@1")
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		_, statErr = os.Stat(filepath.Join(dir, "r"))
+		if statErr != nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !errors.Is(statErr, syscall.ENOENT) {
+		t.Errorf("stat r after removing all its versions: %v, want ENOENT", statErr)
+	}
+	if names, err := readNames(dir); err != nil || !slices.Equal(names, []string{"other"}) {
+		t.Errorf("ls after rm: %v, %v", names, err)
+	}
+	f.Close()
+	stop()
+	if log := stderr.String(); strings.Contains(log, "level=") || strings.Contains(log, "corrupt") {
+		t.Errorf("server logged:\n%s", log)
+	}
+}
+
+// readNames lists a directory's names in order.
+func readNames(dir string) ([]string, error) {
+	es, err := os.ReadDir(dir)
+	names := make([]string, len(es))
+	for i, e := range es {
+		names[i] = e.Name()
+	}
+	return names, err
+}
