@@ -42,7 +42,8 @@ type Report struct {
 	// roots' Unique). Needed = Shared + Unique.
 	Needed, Shared, Unique int64
 	// Unreferenced is the bytes of objects no root needs (left by removed
-	// roots or interrupted ingests): what collecting garbage frees now.
+	// roots or interrupted ingests, or written by one still running): what
+	// collecting garbage frees now.
 	Unreferenced int64
 	// Total is the bytes of every stored object: Needed + Unreferenced.
 	Total int64

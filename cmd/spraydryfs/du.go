@@ -25,8 +25,9 @@ another root, and UNIQUE, needed by this root alone: what removing it (rm)
 and collecting garbage would free, like borg's "unique size".
 
 The totals are over the whole store: the bytes any root needs (shared by
-several plus unique to one), and the bytes no root needs any more (left by
-removed roots or interrupted ingests), which garbage collection frees.
+several plus unique to one), and the bytes no root needs (left by removed
+roots or interrupted ingests, or written by an ingest still running),
+which garbage collection frees.
 With roots given, du also shows what removing all of them would free.
 --json prints the same numbers; roots --json has them per root too.`,
 		Example: `  spraydryfs du
