@@ -1,6 +1,6 @@
 // Package diff compares two stored trees entry by entry: what was added,
 // removed, modified (content), changed type, or changed only its metadata.
-// It builds on walk.Compare, so identical subtrees are skipped by hash
+// It builds on walk.ComparePaths, so identical subtrees are skipped by hash
 // without being read, and an added or removed directory is one change
 // carrying its listing's file totals, not one change per entry below it.
 package diff
@@ -106,7 +106,7 @@ func Trees(ctx context.Context, o *store.Objects, a, b *tree.Entry, fn func(Chan
 	if a.Type != tree.TypeDir || b.Type != tree.TypeDir {
 		return nil
 	}
-	return walk.Compare(ctx, o, a.Hash, b.Hash, func(wc walk.Change) error {
+	return walk.ComparePaths(ctx, o, a.Hash, b.Hash, func(wc walk.Change) error {
 		name := ""
 		if wc.A != nil {
 			name = wc.A.Name

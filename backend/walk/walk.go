@@ -141,20 +141,30 @@ func Compare(ctx context.Context, o *store.Objects, a, b hash.Hash, fn func(Chan
 	return c.dirs(ctx, "", a, b)
 }
 
+// ComparePaths is Compare for callers that need every path that differs:
+// a pair of listings met again at another path is compared again there
+// (identical listings are still skipped unread).
+func ComparePaths(ctx context.Context, o *store.Objects, a, b hash.Hash, fn func(Change) error) error {
+	c := &comparer{o: o, fn: fn}
+	return c.dirs(ctx, "", a, b)
+}
+
 type comparer struct {
 	o    *store.Objects
 	fn   func(Change) error
-	seen map[[2]hash.Hash]struct{}
+	seen map[[2]hash.Hash]struct{} // nil: compare pairs again at every path
 }
 
 func (c *comparer) dirs(ctx context.Context, path string, a, b hash.Hash) error {
 	if a == b {
 		return nil
 	}
-	if _, ok := c.seen[[2]hash.Hash{a, b}]; ok {
-		return nil
+	if c.seen != nil {
+		if _, ok := c.seen[[2]hash.Hash{a, b}]; ok {
+			return nil
+		}
+		c.seen[[2]hash.Hash{a, b}] = struct{}{}
 	}
-	c.seen[[2]hash.Hash{a, b}] = struct{}{}
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -190,7 +190,7 @@ func contentDetail(e *tree.Entry, t diff.Totals) []string {
 	case tree.TypeFile:
 		return nil
 	case tree.TypeDir:
-		return []string{fmt.Sprintf("dir, %d files, %s", t.Files, size(t.Bytes))}
+		return []string{fmt.Sprintf("dir, %s, %s", plural(int(t.Files), "file"), size(t.Bytes))}
 	}
 	return []string{e.Type.String()}
 }

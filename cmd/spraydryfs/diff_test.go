@@ -56,13 +56,16 @@ func diffPair(t *testing.T) (string, []string) {
 		"added    newdir\tdir, 2 files, 8 B",
 		"added    \"special/new\\xff\"",
 		"removed  empty",
-		"removed  twin-b\tdir, 3 files, 4.9 KiB",
+		"removed  names/dïr-ü\tdir, 1 file, 27 B",
 		"removed  hard/sub/two",
 		"modified docs/readme.txt\tsize 4500 -> 7",
 		"modified modes/private\tsize 8 -> 12, mode 0600 -> 0640",
 		"modified \"special/bad\\xff\\xfe\"\tsize 25 -> 8",
 		"type     links/chain\tsymlink -> file",
-		"type     twin-a/sub\tdir -> file",
+		"type     modes/setgid\tdir -> file",
+		// Identical subtrees changed alike: both paths are reported.
+		"modified twin-a/x.txt\tsize 13 -> 13",
+		"modified twin-b/x.txt\tsize 13 -> 13",
 		"metadata modes/readonly\tmode 0444 -> 0644",
 		"metadata text.txt\tmtime",
 		"metadata xattr/file\txattrs",
@@ -74,7 +77,7 @@ func diffPair(t *testing.T) (string, []string) {
 	writeFiles(t, b, map[string][]byte{"added.txt": []byte("new"), "newdir/x": []byte("abc"), "newdir/y": []byte("defgh"),
 		fixture.Special + "/new\xff": []byte("raw name")})
 	must(os.Remove(p("empty")))
-	must(os.RemoveAll(p("twin-b")))
+	must(os.RemoveAll(p("names/dïr-ü")))
 	must(os.Remove(p("hard/sub/two")))
 	rewrite("docs/readme.txt", "changed")
 	rewrite("modes/private", "new content\n")
@@ -82,8 +85,10 @@ func diffPair(t *testing.T) (string, []string) {
 	rewrite(fixture.NonUTF8, "changed\n")
 	must(os.Remove(p("links/chain")))
 	writeFiles(t, b, map[string][]byte{"links/chain": []byte("now a file")})
-	must(os.RemoveAll(p("twin-a/sub")))
-	writeFiles(t, b, map[string][]byte{"twin-a/sub": []byte("was a directory")})
+	must(os.RemoveAll(p("modes/setgid")))
+	writeFiles(t, b, map[string][]byte{"modes/setgid": []byte("was a directory")})
+	rewrite("twin-a/x.txt", "twin changed\n")
+	rewrite("twin-b/x.txt", "twin changed\n")
 	must(os.Chmod(p("modes/readonly"), 0o644))
 	must(os.Chtimes(p("text.txt"), time0, time0))
 	if err := unix.Setxattr(p("xattr/file"), "user.fixture", []byte("other value"), 0); err != nil {
@@ -183,16 +188,17 @@ func TestDiffFixturePair(t *testing.T) {
 		t.Fatalf("diff --stat --json: %+v, %v", r, err)
 	}
 	// Added: added.txt 3, newdir 2 files 8, new\xff 8; type changes bring
-	// links/chain (10) and twin-a/sub (15). Removed: empty, twin-b (3
-	// files, 5013), hard/sub/two (23); type changes take twin-a/sub/y.txt.
+	// links/chain (10) and modes/setgid (15). Removed: empty, names/dïr-ü
+	// (1 file, 27), hard/sub/two (23); type changes take
+	// modes/setgid/inside (22).
 	if m["added"] != 3 || m["removed"] != 3 || m["type_changed"] != 2 || m["files_added"] != 6 || m["bytes_added"] != 3+8+8+10+15 ||
-		m["files_removed"] != 6 || m["bytes_removed"] != 0+5013+23+5000 {
+		m["files_removed"] != 4 || m["bytes_removed"] != 0+27+23+22 {
 		t.Errorf("stat %v", m)
 	}
 	if n := int64(len(want)); m["added"]+m["removed"]+m["modified"]+m["type_changed"]+m["metadata"] != n {
 		t.Errorf("stat counts %v, want %d changes", m, n)
 	}
-	if m["bytes_changed"] != 7+12+8 {
+	if m["bytes_changed"] != 7+12+8+13+13 {
 		t.Errorf("bytes_changed %d, want the new files' bytes (one chunk each)", m["bytes_changed"])
 	}
 	r = cli(t, "-s", st, "diff", "--stat", "t@a", "t@b")
