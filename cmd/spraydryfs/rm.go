@@ -28,7 +28,8 @@ the store until garbage collection (spraydryfs gc) frees what no remaining
 root needs, so du shows it as unreferenced. Mounts and servers of the
 namespace or of a name stop showing a removed root at once (within a
 second for FUSE's cached entries), and new lookups fail with ENOENT; files
-already open keep reading. A removed root's reuse index goes with it.`,
+already open keep reading, and a mount of that one root keeps serving it
+until garbage collection. A removed root's reuse index goes with it.`,
 		Example: `  spraydryfs rm toolchain@1.0 toolchain@1.1
   spraydryfs rm --dry-run --keep-last 3 toolchain nightly`,
 		Args: args(cobra.MinimumNArgs(1)),
