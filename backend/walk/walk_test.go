@@ -189,3 +189,34 @@ func TestCompare(t *testing.T) {
 		t.Fatalf("identical subtree read %d times", cs.reads[e.Hash])
 	}
 }
+
+func TestComparePathsReportsEveryPath(t *testing.T) {
+	s, err := store.Open(filepath.Join(t.TempDir(), "s.sdfs"), store.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	src := t.TempDir()
+	write(t, src, map[string]string{"t1/f": "old", "t2/f": "old"})
+	r1 := ingestDir(t, s, "p", "1", src)
+	write(t, src, map[string]string{"t1/f": "newer", "t2/f": "newer"}) // another size: not reused
+	r2 := ingestDir(t, s, "p", "2", src)
+	count := func(cmp func(context.Context, *store.Objects, hash.Hash, hash.Hash, func(walk.Change) error) error) []string {
+		var got []string
+		err := cmp(context.Background(), s.Objects, r1.Top.Hash, r2.Top.Hash, func(c walk.Change) error {
+			got = append(got, c.Dir+"/"+c.A.Name)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	// t1 and t2 are one pair of listings: Compare descends into it once.
+	if got := count(walk.Compare); len(got) != 3 {
+		t.Errorf("Compare: %q, want /t1, t1/f, /t2", got)
+	}
+	if got, want := count(walk.ComparePaths), []string{"/t1", "t1/f", "/t2", "t2/f"}; !slices.Equal(got, want) {
+		t.Errorf("ComparePaths: %q, want %q", got, want)
+	}
+}
