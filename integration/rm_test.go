@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -110,4 +111,51 @@ func readNames(dir string) ([]string, error) {
 		names[i] = e.Name()
 	}
 	return names, err
+}
+
+// TestWebDAVRemovedRoot removes a root while the namespace is served over
+// WebDAV: its paths answer 404 at once, the other version still 200, and
+// a download started before finishes byte-exact.
+func TestWebDAVRemovedRoot(t *testing.T) {
+	st := filepath.Join(t.TempDir(), "s.sdfs")
+	src := t.TempDir()
+	big := make([]byte, 3<<20)
+	rand.NewChaCha8([32]byte{10}).Read(big)
+	os.WriteFile(filepath.Join(src, "big"), big, 0o644)
+	ok(t, "-s", st, "ingest", "r@1", src)
+	os.WriteFile(filepath.Join(src, "small"), []byte("v2"), 0o644)
+	ok(t, "-s", st, "ingest", "r@2", src)
+
+	url, stderr, stop := startDAV(t, st, "")
+	defer stop()
+	url = strings.TrimSuffix(url, "/")
+	resp, err := http.Get(url + "/r/2/big")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET r/2/big: %v, %v", resp, err)
+	}
+	defer resp.Body.Close()
+	head := make([]byte, 64<<10)
+	if _, err := io.ReadFull(resp.Body, head); err != nil {
+		t.Fatal(err)
+	}
+
+	ok(t, "-s", st, "rm", "r@2")
+	for p, want := range map[string]int{"/r/2/small": 404, "/r/2/": 404, "/r/1/big": 200} {
+		r, err := http.Get(url + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != want {
+			t.Errorf("GET %s after rm: %d, want %d", p, r.StatusCode, want)
+		}
+	}
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || !bytes.Equal(append(head, rest...), big) {
+		t.Errorf("download started before rm: %d bytes, %v", len(head)+len(rest), err)
+	}
+	stop()
+	if log := stderr.String(); strings.Contains(log, "level=ERROR") || strings.Contains(log, "level=WARN") || strings.Contains(log, "corrupt") {
+		t.Errorf("server logged:\n%s", log)
+	}
 }
