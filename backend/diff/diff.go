@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/spraydryfs/spraydryfs/backend/hash"
 	"github.com/spraydryfs/spraydryfs/backend/store"
@@ -73,8 +72,6 @@ func (a Attrs) Names() []string {
 	return out
 }
 
-func (a Attrs) String() string { return strings.Join(a.Names(), ",") }
-
 // Totals counts regular files and their bytes.
 type Totals struct {
 	Files, Bytes int64
@@ -107,13 +104,11 @@ func Trees(ctx context.Context, o *store.Objects, a, b *tree.Entry, fn func(Chan
 		return nil
 	}
 	return walk.ComparePaths(ctx, o, a.Hash, b.Hash, func(wc walk.Change) error {
-		name := ""
-		if wc.A != nil {
-			name = wc.A.Name
-		} else {
-			name = wc.B.Name
+		e := wc.A
+		if e == nil {
+			e = wc.B
 		}
-		return report(ctx, o, join(wc.Dir, name), wc.A, wc.B, fn)
+		return report(ctx, o, join(wc.Dir, e.Name), wc.A, wc.B, fn)
 	})
 }
 
@@ -237,11 +232,6 @@ type Stat struct {
 	// BytesChanged is what modified files hold that their old versions do
 	// not: the bytes of their new chunks (chunks not in the old file).
 	BytesChanged int64 `json:"bytes_changed"`
-}
-
-// Changes is the number of changed entries.
-func (s *Stat) Changes() int64 {
-	return s.Added + s.Removed + s.Modified + s.TypeChanged + s.Metadata
 }
 
 // Count adds c to s. For a modified file it reads both chunk lists.
