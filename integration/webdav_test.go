@@ -595,6 +595,41 @@ func TestWebDAVCorruption(t *testing.T) {
 	}
 }
 
+// TestWebDAVCorruptListing checks that a collection whose listing is
+// damaged is an error for clients, never an empty collection: PROPFIND
+// Depth 1 on it is a 500, rclone copy of the tree fails, and the server
+// logs the listing's hash.
+func TestWebDAVCorruptListing(t *testing.T) {
+	requireTools(t, "rclone", "curl")
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "a.txt"), []byte("a\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "b.txt"), []byte("b\n"), 0o644)
+	os.Mkdir(filepath.Join(src, "sub"), 0o755)
+	for i := range 41 {
+		os.WriteFile(filepath.Join(src, "sub", fmt.Sprintf("f%02d.txt", i)), []byte(fmt.Sprintf("file %d\n", i)), 0o644)
+	}
+	st := filepath.Join(t.TempDir(), "s.sdfs")
+	ok(t, "-s", st, "ingest", "c@1", src)
+	h := conformance.FlipDir(t, st, "c@1/sub")
+	url, stderr, stop := startDAV(t, st, "c@1")
+	defer stop()
+	r := curl(t, "-X", "PROPFIND", "-H", "Depth: 1", url+"sub/")
+	r.expect(t, "PROPFIND Depth 1 of a damaged collection", 500, nil)
+	if strings.Contains(r.body, "multistatus") {
+		t.Errorf("a multistatus for a damaged collection:\n%s", r.body)
+	}
+	cmd := exec.Command("rclone", "copy", "--retries", "1", "--low-level-retries", "1", "X:", filepath.Join(t.TempDir(), "copy"))
+	cmd.Env = append(os.Environ(), "RCLONE_CONFIG_X_TYPE=webdav", "RCLONE_CONFIG_X_URL="+url, "RCLONE_CONFIG_X_VENDOR=other",
+		"RCLONE_CONFIG="+filepath.Join(t.TempDir(), "none.conf"))
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Errorf("rclone copy of a tree with a damaged collection succeeded:\n%s", out)
+	}
+	stop()
+	if log := stderr.String(); !strings.Contains(log, "level=ERROR") || !strings.Contains(log, h.String()) {
+		t.Errorf("the server log does not name the damaged listing %s at ERROR:\n%s", h, log)
+	}
+}
+
 // TestWebDAVCadaver drives cadaver through ls, cd and get.
 func TestWebDAVCadaver(t *testing.T) {
 	requireTools(t, "cadaver")

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,18 +40,51 @@ var _ webdav.FileSystem = (*davFS)(nil)
 // cacheKey is the context key of a request's resolution cache.
 type cacheKey struct{}
 
-// resolveCache remembers, for one request, the node stack each directory
-// path resolved to, so that a Depth 1 PROPFIND resolves each child with one
-// lookup instead of a walk from the top. A request runs on one goroutine.
-type resolveCache map[string][]*backend.Node
-
-func withCache(ctx context.Context) context.Context {
-	return context.WithValue(ctx, cacheKey{}, resolveCache{})
+// reqCache is what one request has resolved. stacks holds the node stack
+// each directory path resolved to, so that a Depth 1 PROPFIND resolves
+// each child with one lookup instead of a walk from the top. lists holds
+// listings read before the response started (PROPFIND of a collection):
+// the library's Readdir and its Stat of each child are answered from them
+// without touching the store once the 207 status line is out. err is the
+// library's error for the request, reported through its Logger. A request
+// runs on one goroutine.
+type reqCache struct {
+	stacks map[string][]*backend.Node
+	lists  map[string][]*backend.Node
+	err    error
 }
 
-func cacheOf(ctx context.Context) resolveCache {
-	c, _ := ctx.Value(cacheKey{}).(resolveCache)
+func withCache(ctx context.Context) context.Context {
+	return context.WithValue(ctx, cacheKey{}, &reqCache{stacks: map[string][]*backend.Node{}, lists: map[string][]*backend.Node{}})
+}
+
+func cacheOf(ctx context.Context) *reqCache {
+	c, _ := ctx.Value(cacheKey{}).(*reqCache)
 	return c
+}
+
+// listing returns the listing of the directory at key read earlier in the
+// request, if there is one.
+func (c *reqCache) listing(key string) ([]*backend.Node, bool) {
+	if c == nil {
+		return nil, false
+	}
+	ns, ok := c.lists[key]
+	return ns, ok
+}
+
+// listed returns child name of the directory at key from a listing read
+// earlier in the request, if there is one and it holds the name.
+func (c *reqCache) listed(key, name string) (*backend.Node, bool) {
+	ns, ok := c.listing(key)
+	if !ok {
+		return nil, false
+	}
+	i, found := slices.BinarySearchFunc(ns, name, func(n *backend.Node, name string) int { return strings.Compare(n.Name, name) })
+	if !found {
+		return nil, false
+	}
+	return ns[i], true
 }
 
 // splitClean splits a slash-separated path into its names, dropping empty
@@ -74,15 +108,29 @@ func (f *davFS) resolve(ctx context.Context, name string) (*backend.Node, error)
 	if len(parts) == 0 {
 		return f.v.Root(), nil
 	}
+	if n, ok := cacheOf(ctx).listed(strings.Join(parts[:len(parts)-1], "/"), parts[len(parts)-1]); ok {
+		return n, nil
+	}
 	stack, err := f.stack(ctx, parts[:len(parts)-1])
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: hide(err)}
+		return nil, pathError("open", name, err)
 	}
 	n, _, err := f.lookup(ctx, stack, parts[len(parts)-1])
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: hide(err)}
+		return nil, pathError("open", name, err)
 	}
 	return n, nil
+}
+
+// pathError wraps an error of op on name for the library. What is not
+// here is an *fs.PathError, which a Depth infinity walk skips; any other
+// error (a damaged listing) is not, so that the walk stops instead of
+// leaving the entry out of a response that looks complete.
+func pathError(op, name string, err error) error {
+	if isHidden(err) {
+		return &fs.PathError{Op: op, Path: name, Err: hide(err)}
+	}
+	return fmt.Errorf("%s %s: %w", op, name, err)
 }
 
 // stack returns the physical node stack (top first) of the directory at
@@ -93,8 +141,10 @@ func (f *davFS) stack(ctx context.Context, parts []string) ([]*backend.Node, err
 	}
 	cache := cacheOf(ctx)
 	key := strings.Join(parts, "/")
-	if s, ok := cache[key]; ok {
-		return s, nil
+	if cache != nil {
+		if s, ok := cache.stacks[key]; ok {
+			return s, nil
+		}
 	}
 	parent, err := f.stack(ctx, parts[:len(parts)-1])
 	if err != nil {
@@ -108,7 +158,7 @@ func (f *davFS) stack(ctx context.Context, parts []string) ([]*backend.Node, err
 		return nil, backend.ErrNotDir
 	}
 	if cache != nil {
-		cache[key] = s
+		cache.stacks[key] = s
 	}
 	return s, nil
 }
@@ -194,8 +244,10 @@ func (f *davFS) follow(ctx context.Context, stack []*backend.Node, target string
 }
 
 // children lists the directory at parts with symlinks resolved and hidden
-// entries left out; it caches the stacks of child directories for the
-// library's Stat of each child.
+// entries left out, in name order; it caches the stacks of child
+// directories for the library's Stat of each child. A symlink that cannot
+// be resolved for any reason but "not here" (a damaged listing on its
+// way) fails the listing rather than leaving an entry out.
 func (f *davFS) children(ctx context.Context, parts []string, dir *backend.Node) ([]*backend.Node, error) {
 	ns, err := f.v.ReadDir(ctx, dir)
 	if err != nil {
@@ -218,16 +270,19 @@ func (f *davFS) children(ctx context.Context, parts []string, dir *backend.Node)
 		case tree.TypeDir:
 			out = append(out, n)
 			if cache != nil {
-				cache[prefix+n.Name] = append(append(make([]*backend.Node, 0, len(stack)+1), stack...), n)
+				cache.stacks[prefix+n.Name] = append(append(make([]*backend.Node, 0, len(stack)+1), stack...), n)
 			}
 		case tree.TypeSymlink:
 			r, s, err := f.lookup(ctx, stack, n.Name)
+			if isHidden(err) {
+				continue // a symlink leading nowhere here
+			}
 			if err != nil {
-				continue // hidden: a symlink leading nowhere here
+				return nil, fmt.Errorf("symlink %s%s: %w", prefix, n.Name, err)
 			}
 			out = append(out, r)
 			if cache != nil && s != nil {
-				cache[prefix+n.Name] = s
+				cache.stacks[prefix+n.Name] = s
 			}
 		}
 	}
@@ -400,9 +455,13 @@ func (f *file) Readdir(count int) ([]fs.FileInfo, error) {
 		return nil, &fs.PathError{Op: "readdir", Path: f.name, Err: backend.ErrNotDir}
 	}
 	if !f.done {
-		ns, err := f.fs.children(f.ctx, splitClean(f.name), f.n)
-		if err != nil {
-			return nil, &fs.PathError{Op: "readdir", Path: f.name, Err: err}
+		parts := splitClean(f.name)
+		ns, ok := cacheOf(f.ctx).listing(strings.Join(parts, "/"))
+		if !ok {
+			var err error
+			if ns, err = f.fs.children(f.ctx, parts, f.n); err != nil {
+				return nil, pathError("readdir", f.name, err)
+			}
 		}
 		f.list, f.done = ns, true
 	}

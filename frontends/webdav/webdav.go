@@ -25,7 +25,11 @@
 // .ql_disablethumbnails, …) get a quick 404 logged only at debug level. A
 // corrupt chunk fails the request with 500 and an error log naming the
 // chunk; if the response has already started, the connection is aborted so
-// that the client sees a truncated response, never wrong bytes.
+// that the client sees a truncated response, never wrong bytes. The same
+// holds for listings: PROPFIND of a collection reads its listing (and
+// resolves its symlinks) before the 207 status line, so a damaged one is a
+// 500 naming the listing's hash, never an empty or partial collection; a
+// Depth infinity walk that meets one deeper down is cut.
 package webdav
 
 import (
@@ -90,7 +94,13 @@ func New(v *backend.View, opt Options) *Handler {
 	f := &davFS{v: v}
 	h := &Handler{v: v, fs: f, opt: opt, log: opt.Log}
 	h.dav = &webdav.Handler{FileSystem: f, LockSystem: webdav.NewMemLS(), Logger: func(r *http.Request, err error) {
-		if err != nil && !isHidden(err) {
+		if err == nil {
+			return
+		}
+		if c := cacheOf(r.Context()); c != nil {
+			c.err = err
+		}
+		if !isHidden(err) {
 			h.log.Debug("webdav", "method", r.Method, "path", r.URL.Path, "err", err)
 		}
 	}}
@@ -229,7 +239,9 @@ func (h *Handler) propfind(w *recorder, r *http.Request) {
 	}
 	// The library answers every Stat error but "not exist" with 405:
 	// resolve first, for 404 and 500 (logged) where they belong.
-	if _, err := h.fs.resolve(r.Context(), r.URL.Path); err != nil {
+	ctx := r.Context()
+	n, err := h.fs.resolve(ctx, r.URL.Path)
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -250,7 +262,34 @@ func (h *Handler) propfind(w *recorder, r *http.Request) {
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
+	if n.IsDir() && depth != "0" {
+		// Read the listing (and resolve its symlinks) before the library
+		// writes the 207 status line, so that a damaged listing is a 500
+		// and not an empty collection; the library's Readdir and Stat of
+		// each child are answered from it.
+		parts := splitClean(r.URL.Path)
+		ns, err := h.fs.children(ctx, parts, n)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		cacheOf(ctx).lists[strings.Join(parts, "/")] = ns
+	}
 	h.dav.ServeHTTP(w, r)
+	if err := cacheOf(ctx).err; err != nil && w.started {
+		// The library failed after the 207 status line (Depth infinity
+		// meeting a damaged listing, or a write error) and would append
+		// its error text to a well-formed multistatus that reads as a
+		// complete answer: cut the connection instead, so that the client
+		// sees a truncated response.
+		if errors.Is(err, backend.ErrCorrupt) {
+			h.logErr(r, err)
+		} else if !errors.Is(err, context.Canceled) {
+			h.log.Warn("webdav: PROPFIND cut after the response started", "path", r.URL.Path, "err", err)
+		}
+		w.aborted = true
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // allProps are the properties an allprop PROPFIND gets (plus what it

@@ -30,6 +30,7 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
+	"github.com/spraydryfs/spraydryfs/backend"
 	"github.com/spraydryfs/spraydryfs/backend/hash"
 	"github.com/spraydryfs/spraydryfs/backend/store"
 	"github.com/spraydryfs/spraydryfs/ingest"
@@ -433,4 +434,45 @@ func (s Suite) namespace(t *testing.T, d *data) {
 	if b, err := os.ReadFile(filepath.Join(dir2, "latest/version")); err != nil || string(b) != "two\n" {
 		t.Errorf("name view latest/version = %q, %v", b, err)
 	}
+}
+
+// FlipDir damages one byte of the stored listing of directory which
+// (NAME@VERSION/path) and returns the listing's hash.
+func FlipDir(t *testing.T, path, which string) hash.Hash {
+	t.Helper()
+	ref, err := store.ParseRef(which, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := backend.OpenRoot(context.Background(), s, ref)
+	if err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	h := v.Root().Hash
+	s.Close()
+	c, err := sqlite.OpenConn(path, sqlite.OpenReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var data []byte
+	err = sqlitex.Execute(c, `SELECT data FROM dirs WHERE hash = ?`, &sqlitex.ExecOptions{Args: []any{h[:]},
+		ResultFunc: func(st *sqlite.Stmt) error {
+			data = make([]byte, st.ColumnLen(0))
+			st.ColumnBytes(0, data)
+			return nil
+		}})
+	if err != nil || data == nil {
+		t.Fatalf("find listing %s: %v", h, err)
+	}
+	data[len(data)/2] ^= 0x10
+	if err := sqlitex.Execute(c, `UPDATE dirs SET data = ? WHERE hash = ?`, &sqlitex.ExecOptions{Args: []any{data, h[:]}}); err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

@@ -1,0 +1,194 @@
+package webdav
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/spraydryfs/spraydryfs/backend"
+	"github.com/spraydryfs/spraydryfs/backend/store"
+	"github.com/spraydryfs/spraydryfs/ingest"
+	"github.com/spraydryfs/spraydryfs/integration/conformance"
+)
+
+// syncLog is a log buffer safe for the server's goroutines.
+type syncLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// testServer is a handler on a store made from files (path → content;
+// a path ending in "/" is an empty directory, "->target" makes a symlink),
+// ingested as t@1 and served as that root.
+type testServer struct {
+	path string
+	s    *store.Store
+	v    *backend.View
+	h    *Handler
+	log  *syncLog
+}
+
+func newTestServer(t *testing.T, files map[string]string) *testServer {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	for p, content := range files {
+		full := filepath.Join(src, p)
+		if strings.HasSuffix(p, "/") {
+			if err := os.MkdirAll(full, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if target, ok := strings.CutPrefix(content, "->"); ok {
+			err = os.Symlink(target, full)
+		} else {
+			err = os.WriteFile(full, []byte(content), 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "s.sdfs")
+	s, err := store.Open(path, store.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ingest.Run(context.Background(), s, ingest.Options{Name: "t", Version: "1", Sources: []ingest.Source{{Dir: src}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return &testServer{path: path, log: &syncLog{}}
+}
+
+// start opens the store and makes the handler; call it after damaging
+// the store, so that no cache holds the damaged objects.
+func (ts *testServer) start(t *testing.T, opt Options) {
+	t.Helper()
+	s, err := store.Open(ts.path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	v, err := backend.OpenRoot(context.Background(), s, store.Ref{Name: "t", Version: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.Log = slog.New(slog.NewTextHandler(ts.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ts.s, ts.v, ts.h = s, v, New(v, opt)
+}
+
+// do sends one request to the handler through a real HTTP server and
+// returns the status, the body and the error reading the body (a cut
+// response gives one).
+func (ts *testServer) do(t *testing.T, method, p string, hdr ...string) (int, string, error) {
+	t.Helper()
+	srv := httptest.NewServer(ts.h)
+	defer srv.Close()
+	req, err := http.NewRequest(method, srv.URL+p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// manyFiles is a tree with a directory of n files and a healthy sibling.
+func manyFiles(n int) map[string]string {
+	files := map[string]string{"top.txt": "top\n", "ok/a.txt": "a\n"}
+	for i := range n {
+		files[fmt.Sprintf("sub/f%03d.txt", i)] = fmt.Sprintf("file %d\n", i)
+	}
+	return files
+}
+
+// TestPropfindCorruptListing: a collection whose listing is damaged
+// answers PROPFIND Depth 1 with 500 and a logged hash, never a 207 with
+// part of the tree; so does the HTML listing and a Depth 1 PROPFIND of
+// its parent stays whole.
+func TestPropfindCorruptListing(t *testing.T) {
+	files := manyFiles(40)
+	files["ok/link"] = "->../sub/f001.txt"
+	files["links/to-sub"] = "->../sub"
+	ts := newTestServer(t, files)
+	h := conformance.FlipDir(t, ts.path, "t@1/sub")
+	ts.start(t, Options{AllowInfinity: true})
+
+	code, body, err := ts.do(t, "PROPFIND", "/sub/", "Depth", "1")
+	if err != nil || code != http.StatusInternalServerError || strings.Contains(body, "multistatus") {
+		t.Errorf("PROPFIND Depth 1 of a damaged collection: %d, %v\n%s", code, err, body)
+	}
+	code, body, err = ts.do(t, "GET", "/sub/")
+	if err != nil || code != http.StatusInternalServerError {
+		t.Errorf("GET listing of a damaged collection: %d, %v\n%s", code, err, body)
+	}
+	if log := ts.log.String(); !strings.Contains(log, "level=ERROR") || !strings.Contains(log, h.String()) {
+		t.Errorf("the log does not name the damaged listing %s at ERROR:\n%s", h, log)
+	}
+	// The parent lists it (its entry is intact), and healthy places work.
+	code, body, err = ts.do(t, "PROPFIND", "/", "Depth", "1")
+	if err != nil || code != http.StatusMultiStatus || !strings.Contains(body, "<D:href>/sub/</D:href>") {
+		t.Errorf("PROPFIND Depth 1 of the parent: %d, %v\n%s", code, err, body)
+	}
+	if code, body, err := ts.do(t, "PROPFIND", "/top.txt", "Depth", "1"); err != nil || code != http.StatusMultiStatus || !strings.Contains(body, "top.txt") {
+		t.Errorf("PROPFIND Depth 1 of a healthy file: %d, %v\n%s", code, err, body)
+	}
+
+	// Siblings. A symlink whose target lies in the damaged collection is
+	// not "not here": the listing holding it fails too, not leaves it out.
+	if code, body, err := ts.do(t, "PROPFIND", "/ok/", "Depth", "1"); err != nil || code != http.StatusInternalServerError {
+		t.Errorf("PROPFIND Depth 1 of a collection with a symlink into the damage: %d, %v\n%s", code, err, body)
+	}
+	if code, body, err := ts.do(t, "GET", "/ok/"); err != nil || code != http.StatusInternalServerError {
+		t.Errorf("GET listing of a collection with a symlink into the damage: %d, %v\n%s", code, err, body)
+	}
+	// A symlink to the damaged collection is listed (its parent is
+	// whole), and fails where it is listed itself.
+	if code, body, err := ts.do(t, "PROPFIND", "/links/", "Depth", "1"); err != nil || code != http.StatusMultiStatus || !strings.Contains(body, "/links/to-sub/") {
+		t.Errorf("PROPFIND Depth 1 of a symlink to the damaged collection's parent: %d, %v\n%s", code, err, body)
+	}
+	if code, body, err := ts.do(t, "PROPFIND", "/links/to-sub/", "Depth", "1"); err != nil || code != http.StatusInternalServerError {
+		t.Errorf("PROPFIND Depth 1 through a symlink to the damaged collection: %d, %v\n%s", code, err, body)
+	}
+	// Depth infinity meets the damage after the 207 is out: the response
+	// is cut, never a complete-looking multistatus.
+	code, body, err = ts.do(t, "PROPFIND", "/", "Depth", "infinity")
+	if err == nil {
+		t.Errorf("PROPFIND Depth infinity over a damaged collection read whole: %d\n%s", code, body)
+	}
+}
