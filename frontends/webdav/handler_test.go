@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/spraydryfs/spraydryfs/backend"
 	"github.com/spraydryfs/spraydryfs/backend/store"
@@ -190,5 +191,35 @@ func TestPropfindCorruptListing(t *testing.T) {
 	code, body, err = ts.do(t, "PROPFIND", "/", "Depth", "infinity")
 	if err == nil {
 		t.Errorf("PROPFIND Depth infinity over a damaged collection read whole: %d\n%s", code, body)
+	}
+}
+
+// TestBigListingSlots: big listings share a few slots; one that finds
+// none within the wait gets 503, while small listings go on.
+func TestBigListingSlots(t *testing.T) {
+	ts := newTestServer(t, manyFiles(40))
+	ts.start(t, Options{})
+	ts.h.bigEntries, ts.h.bigWait = 10, 50*time.Millisecond
+	for range cap(ts.h.big) {
+		ts.h.big <- struct{}{} // every slot taken
+	}
+	if code, body, _ := ts.do(t, "PROPFIND", "/sub/", "Depth", "1"); code != http.StatusServiceUnavailable {
+		t.Errorf("PROPFIND Depth 1 of a big collection with no slot free: %d\n%s", code, body)
+	}
+	if code, body, _ := ts.do(t, "GET", "/sub/"); code != http.StatusServiceUnavailable {
+		t.Errorf("GET listing of a big collection with no slot free: %d\n%s", code, body)
+	}
+	if code, body, _ := ts.do(t, "PROPFIND", "/ok/", "Depth", "1"); code != http.StatusMultiStatus {
+		t.Errorf("PROPFIND Depth 1 of a small collection with no slot free: %d\n%s", code, body)
+	}
+	if code, body, _ := ts.do(t, "PROPFIND", "/sub/", "Depth", "0"); code != http.StatusMultiStatus {
+		t.Errorf("PROPFIND Depth 0 of a big collection with no slot free: %d\n%s", code, body)
+	}
+	<-ts.h.big
+	if code, body, _ := ts.do(t, "PROPFIND", "/sub/", "Depth", "1"); code != http.StatusMultiStatus || strings.Count(body, "<D:response>") != 41 {
+		t.Errorf("PROPFIND Depth 1 of a big collection with a slot free: %d, %d responses", code, strings.Count(body, "<D:response>"))
+	}
+	if len(ts.h.big) != cap(ts.h.big)-1 {
+		t.Errorf("%d slots taken after the listing, want %d", len(ts.h.big), cap(ts.h.big)-1)
 	}
 }

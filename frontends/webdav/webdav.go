@@ -74,6 +74,18 @@ const Allowed = "OPTIONS, GET, HEAD, PROPFIND"
 // defaultMaxBody is the default request body limit.
 const defaultMaxBody = 64 << 10
 
+// Big listings: a PROPFIND or HTML listing of a collection of more than
+// bigListing entries (and any PROPFIND with Depth infinity) holds the
+// whole listing, resolved, while its response goes out: about 60 MB at the
+// peak for 200,000 entries. At most maxBigListings of them run at once;
+// the others wait for a slot, up to bigWait, then get 503 with
+// Retry-After. Smaller listings never wait.
+const (
+	bigListing     = 10000
+	maxBigListings = 2
+	bigWait        = 2 * time.Minute
+)
+
 // Handler serves one view. It is safe for concurrent use.
 type Handler struct {
 	v   *backend.View
@@ -81,6 +93,10 @@ type Handler struct {
 	dav *webdav.Handler
 	opt Options
 	log *slog.Logger
+
+	big        chan struct{} // slots of big listings
+	bigEntries int64         // a listing with more entries is big
+	bigWait    time.Duration
 }
 
 // New returns the handler serving v.
@@ -92,7 +108,8 @@ func New(v *backend.View, opt Options) *Handler {
 		opt.MaxBody = defaultMaxBody
 	}
 	f := &davFS{v: v}
-	h := &Handler{v: v, fs: f, opt: opt, log: opt.Log}
+	h := &Handler{v: v, fs: f, opt: opt, log: opt.Log,
+		big: make(chan struct{}, maxBigListings), bigEntries: bigListing, bigWait: bigWait}
 	h.dav = &webdav.Handler{FileSystem: f, LockSystem: webdav.NewMemLS(), Logger: func(r *http.Request, err error) {
 		if err == nil {
 			return
@@ -263,6 +280,13 @@ func (h *Handler) propfind(w *recorder, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	if n.IsDir() && depth != "0" {
+		if depth != "1" || n.Size > h.bigEntries {
+			release, ok := h.bigSlot(w, r)
+			if !ok {
+				return
+			}
+			defer release()
+		}
 		// Read the listing (and resolve its symlinks) before the library
 		// writes the 207 status line, so that a damaged listing is a 500
 		// and not an empty collection; the library's Readdir and Stat of
@@ -289,6 +313,25 @@ func (h *Handler) propfind(w *recorder, r *http.Request) {
 		}
 		w.aborted = true
 		panic(http.ErrAbortHandler)
+	}
+}
+
+// bigSlot waits for a big-listing slot, up to h.bigWait; it returns the
+// slot's release, or answers 503 (or nothing, for a client gone) and
+// reports false.
+func (h *Handler) bigSlot(w http.ResponseWriter, r *http.Request) (func(), bool) {
+	t := time.NewTimer(h.bigWait)
+	defer t.Stop()
+	select {
+	case h.big <- struct{}{}:
+		return func() { <-h.big }, true
+	case <-r.Context().Done():
+		return nil, false
+	case <-t.C:
+		h.log.Warn("webdav: too many big listings at once", "method", r.Method, "path", r.URL.Path)
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, "503 too many large listings at once; retry later", http.StatusServiceUnavailable)
+		return nil, false
 	}
 }
 
