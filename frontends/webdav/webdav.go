@@ -165,7 +165,18 @@ func (h *Handler) serve(w *recorder, r *http.Request) bool {
 	}
 	if h.opt.Auth != nil {
 		user, pass, ok := r.BasicAuth()
-		if !ok || !h.opt.Auth.Check(user, pass) {
+		if ok {
+			var err error
+			if ok, err = h.opt.Auth.Check(r.Context(), user, pass); err != nil {
+				if errors.Is(err, ErrAuthBusy) {
+					h.log.Warn("webdav: password checks saturated", "method", r.Method, "path", r.URL.Path)
+				}
+				w.Header().Set("Retry-After", "5")
+				http.Error(w, "503 too many password checks at once; retry later", http.StatusServiceUnavailable)
+				return false
+			}
+		}
+		if !ok {
 			w.Header().Set("WWW-Authenticate", `Basic realm="spraydryfs", charset="UTF-8"`)
 			http.Error(w, "401 authentication required", http.StatusUnauthorized)
 			return false

@@ -1,9 +1,13 @@
 package webdav
 
 import (
+	"context"
+	"errors"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -63,15 +67,142 @@ func TestHtpasswd(t *testing.T) {
 	for _, c := range []struct {
 		user, pw string
 		ok       bool
-	}{{"alice", "pw", true}, {"alice", "pw", true}, {"alice", "no", false}, {"bob", "pw", false}, {"", "", false}} {
-		if a.Check(c.user, c.pw) != c.ok {
-			t.Errorf("Check(%q, %q) = %v", c.user, c.pw, !c.ok)
+	}{{"alice", "pw", true}, {"alice", "pw", true}, {"alice", "no", false}, {"bob", "pw", false}, {"", "", false},
+		{"bob", "spraydryfs", false}} {
+		if ok, err := a.Check(context.Background(), c.user, c.pw); ok != c.ok || err != nil {
+			t.Errorf("Check(%q, %q) = %v, %v", c.user, c.pw, ok, err)
 		}
 	}
 	for _, bad := range []string{"alice:{SHA}abc\n", "nocolon\n", "", "alice:$apr1$x$y\n"} {
 		if _, err := ParseHtpasswd(strings.NewReader(bad)); err == nil {
 			t.Errorf("ParseHtpasswd(%q) accepted", bad)
 		}
+	}
+}
+
+// countingHtpasswd parses users (user → password) hashed at cost and
+// counts its bcrypt comparisons, noting each hash's cost.
+func countingHtpasswd(t *testing.T, cost int, users map[string]string) (*Htpasswd, *[]int) {
+	t.Helper()
+	var b strings.Builder
+	for u, pw := range users {
+		h, err := bcrypt.GenerateFromPassword([]byte(pw), cost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString(u + ":" + string(h) + "\n")
+	}
+	a, err := ParseHtpasswd(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	costs := &[]int{}
+	a.compare = func(hash, pw []byte) error {
+		c, _ := bcrypt.Cost(hash)
+		mu.Lock()
+		*costs = append(*costs, c)
+		mu.Unlock()
+		return bcrypt.CompareHashAndPassword(hash, pw)
+	}
+	return a, costs
+}
+
+// TestHtpasswdUnknownUserCost: an unknown user costs one bcrypt at the
+// file's cost, as a known user with a wrong password does, so that the
+// two take the same time.
+func TestHtpasswdUnknownUserCost(t *testing.T) {
+	const cost = bcrypt.MinCost + 1
+	a, costs := countingHtpasswd(t, cost, map[string]string{"alice": "pw"})
+	for _, user := range []string{"alice", "mallory"} {
+		*costs = nil
+		if ok, err := a.Check(context.Background(), user, "wrong"); ok || err != nil {
+			t.Fatalf("Check(%s, wrong) = %v, %v", user, ok, err)
+		}
+		if len(*costs) != 1 || (*costs)[0] != cost {
+			t.Errorf("%s with a wrong password: bcrypt at costs %v, want [%d]", user, *costs, cost)
+		}
+	}
+}
+
+// TestHtpasswdVerifiedCache: credentials that passed skip bcrypt for a
+// while; wrong ones never do; the cache stays within its bound.
+func TestHtpasswdVerifiedCache(t *testing.T) {
+	users := map[string]string{"alice": "pw", "bob": "pw2", "carol": "pw3"}
+	a, costs := countingHtpasswd(t, bcrypt.MinCost, users)
+	now := time.Unix(1e9, 0)
+	a.now = func() time.Time { return now }
+	a.maxVerified = 2
+	check := func(user, pw string, want bool, bcrypts int) {
+		t.Helper()
+		*costs = nil
+		if ok, err := a.Check(context.Background(), user, pw); ok != want || err != nil {
+			t.Fatalf("Check(%s, %s) = %v, %v", user, pw, ok, err)
+		}
+		if len(*costs) != bcrypts {
+			t.Errorf("Check(%s, %s): %d bcrypt comparisons, want %d", user, pw, len(*costs), bcrypts)
+		}
+	}
+	check("alice", "pw", true, 1)
+	check("alice", "pw", true, 0)
+	check("alice", "wrong", false, 1)
+	check("alice", "wrong", false, 1)
+	check("alice", "pw", true, 0) // a wrong password does not evict the right one
+	now = now.Add(verifiedFor)
+	check("alice", "pw", true, 1) // expired
+	check("bob", "pw2", true, 1)
+	check("carol", "pw3", true, 1)
+	if len(a.verified) > a.maxVerified {
+		t.Errorf("%d verified credentials remembered, bound %d", len(a.verified), a.maxVerified)
+	}
+}
+
+// TestHtpasswdSlots: at most the slots' worth of bcrypt runs at once;
+// remembered credentials pass while every slot is taken, and a check that
+// finds no slot in time fails with ErrAuthBusy.
+func TestHtpasswdSlots(t *testing.T) {
+	a, _ := countingHtpasswd(t, bcrypt.MinCost, map[string]string{"alice": "pw"})
+	if ok, err := a.Check(context.Background(), "alice", "pw"); !ok || err != nil {
+		t.Fatalf("Check(alice, pw) = %v, %v", ok, err)
+	}
+	var (
+		mu          sync.Mutex
+		running, hi int
+	)
+	release := make(chan struct{})
+	a.compare = func(hash, pw []byte) error {
+		mu.Lock()
+		running++
+		hi = max(hi, running)
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		running--
+		mu.Unlock()
+		return bcrypt.ErrMismatchedHashAndPassword
+	}
+	a.wait = 50 * time.Millisecond // the checks that find no slot give up
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.Check(context.Background(), "alice", "wrong")
+		}()
+	}
+	for len(a.slots) < cap(a.slots) {
+		time.Sleep(time.Millisecond)
+	}
+	if ok, err := a.Check(context.Background(), "alice", "pw"); !ok || err != nil {
+		t.Errorf("remembered credentials while every slot is taken: %v, %v", ok, err)
+	}
+	if _, err := a.Check(context.Background(), "alice", "other"); !errors.Is(err, ErrAuthBusy) {
+		t.Errorf("a check finding no slot: %v, want ErrAuthBusy", err)
+	}
+	close(release)
+	wg.Wait()
+	if hi > cap(a.slots) {
+		t.Errorf("%d bcrypt comparisons at once, bound %d", hi, cap(a.slots))
 	}
 }
 
