@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,6 +58,17 @@ is logged.`,
 			if (cert == "") != (key == "") {
 				return usageError{errors.New("serve webdav: --tls-cert and --tls-key go together")}
 			}
+			// Everything that can fail is checked before the URL is
+			// announced: the certificate, the password file, the store and
+			// root, the address.
+			var tlsConfig *tls.Config
+			if cert != "" {
+				pair, err := tls.LoadX509KeyPair(cert, key)
+				if err != nil {
+					return fmt.Errorf("serve webdav: TLS certificate %s, key %s: %w", cert, key, err)
+				}
+				tlsConfig = &tls.Config{Certificates: []tls.Certificate{pair}}
+			}
 			if htpasswd != "" {
 				h, err := webdav.LoadHtpasswd(htpasswd)
 				if err != nil {
@@ -93,6 +105,7 @@ is logged.`,
 				MaxHeaderBytes:    64 << 10,
 				ErrorLog:          slog.NewLogLogger(opt.Log.Handler(), slog.LevelDebug),
 				BaseContext:       func(net.Listener) context.Context { return ctx },
+				TLSConfig:         tlsConfig,
 			}
 			scheme := "http"
 			if cert != "" {
@@ -103,8 +116,8 @@ is logged.`,
 			fmt.Fprintf(os.Stderr, "spraydryfs: serving %s read-only at %s (Ctrl-C to stop)\n", describe(which), url)
 			errc := make(chan error, 1)
 			go func() {
-				if cert != "" {
-					errc <- srv.ServeTLS(ln, cert, key)
+				if tlsConfig != nil {
+					errc <- srv.ServeTLS(ln, "", "")
 				} else {
 					errc <- srv.Serve(ln)
 				}
