@@ -46,8 +46,10 @@ get an HTML listing of directories unless --no-listing.
 The address is loopback unless --listen says otherwise; --htpasswd FILE
 (bcrypt entries: 'htpasswd -B') asks for a password on everything but
 OPTIONS, and --tls-cert/--tls-key serve HTTPS. Requests are logged on
-stderr (-q: errors only). A corrupt chunk fails the request with 500 and
-is logged.`,
+stderr (-q: errors only). A corrupt chunk or damaged listing is logged
+and fails the request: with 500 if it lies in the first 256 KiB of a GET
+(all of a small file) or in a listing; further into a file, after the
+status is out, by closing the connection short of the Content-Length.`,
 		Example: `  spraydryfs serve webdav
   spraydryfs serve webdav --listen 127.0.0.1:9000 toolchain@latest
   rclone lsf :webdav,url=http://127.0.0.1:8080/:

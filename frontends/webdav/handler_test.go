@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,7 +17,9 @@ import (
 	"time"
 
 	"github.com/spraydryfs/spraydryfs/backend"
+	"github.com/spraydryfs/spraydryfs/backend/hash"
 	"github.com/spraydryfs/spraydryfs/backend/store"
+	"github.com/spraydryfs/spraydryfs/backend/tree"
 	"github.com/spraydryfs/spraydryfs/ingest"
 	"github.com/spraydryfs/spraydryfs/integration/conformance"
 )
@@ -221,5 +224,77 @@ func TestBigListingSlots(t *testing.T) {
 	}
 	if len(ts.h.big) != cap(ts.h.big)-1 {
 		t.Errorf("%d slots taken after the listing, want %d", len(ts.h.big), cap(ts.h.big)-1)
+	}
+}
+
+// chunks lists the chunks of file p of t@1.
+func (ts *testServer) chunks(t *testing.T, p string) []tree.ChunkRef {
+	t.Helper()
+	s, err := store.Open(ts.path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	v, err := backend.OpenRoot(context.Background(), s, store.Ref{Name: "t", Version: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := v.Walk(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.File(context.Background(), n.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.List.Chunks
+}
+
+// TestGetCorruptLaterChunk: a corrupt chunk within the first holdBody
+// bytes of a response (all of a small file, or of a small range) is a
+// 500; further in, the 200 is out and the response is cut short. Both are
+// logged with the chunk's hash, and no wrong byte is sent.
+func TestGetCorruptLaterChunk(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	small, large := make([]byte, 200<<10), make([]byte, 2<<20)
+	for _, b := range [][]byte{small, large} {
+		for i := range b {
+			b[i] = byte(rnd.Uint32())
+		}
+	}
+	ts := newTestServer(t, map[string]string{"small": string(small), "large": string(large)})
+	sc, lc := ts.chunks(t, "small"), ts.chunks(t, "large")
+	if len(sc) < 2 || len(lc) < 2 {
+		t.Fatalf("chunks: small %d, large %d; want several", len(sc), len(lc))
+	}
+	badSmall, badLarge := sc[len(sc)-1].Hash, lc[len(lc)-1].Hash
+	conformance.Flip(t, ts.path, badSmall)
+	conformance.Flip(t, ts.path, badLarge)
+	ts.start(t, Options{})
+
+	code, body, err := ts.do(t, "GET", "/small")
+	if code != http.StatusInternalServerError || err != nil {
+		t.Errorf("GET of a small file with a corrupt last chunk: %d, %d bytes, %v; want 500", code, len(body), err)
+	}
+	code, body, err = ts.do(t, "GET", "/large", "Range", fmt.Sprintf("bytes=%d-%d", lc[0].Size-100, lc[0].Size+100))
+	if len(lc) > 2 && (code != http.StatusPartialContent || err != nil || body != string(large[lc[0].Size-100:lc[0].Size+101])) {
+		t.Errorf("GET of a healthy range across chunks: %d, %v", code, err)
+	}
+	end := int(lc[len(lc)-2].Size) // a range ending in the corrupt chunk
+	first := len(large) - int(lc[len(lc)-1].Size) - end
+	code, _, err = ts.do(t, "GET", "/large", "Range", fmt.Sprintf("bytes=%d-%d", first, len(large)-1))
+	if len(large)-first <= 256<<10 && (code != http.StatusInternalServerError || err != nil) {
+		t.Errorf("GET of a small range ending in a corrupt chunk: %d, %v; want 500", code, err)
+	}
+	code, body, err = ts.do(t, "GET", "/large")
+	if code != http.StatusOK || err == nil || len(body) >= len(large) || !strings.HasPrefix(string(large), body) {
+		t.Errorf("GET of a large file with a corrupt last chunk: %d, %d of %d bytes, %v; want 200 cut short of correct bytes",
+			code, len(body), len(large), err)
+	}
+	log := ts.log.String()
+	for _, h := range []hash.Hash{badSmall, badLarge} {
+		if !strings.Contains(log, "level=ERROR") || !strings.Contains(log, h.String()) {
+			t.Errorf("the log does not name corrupt chunk %s at ERROR:\n%s", h, log)
+		}
 	}
 }

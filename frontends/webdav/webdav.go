@@ -24,8 +24,11 @@
 // probes macOS sends (._*, .DS_Store, .metadata_never_index,
 // .ql_disablethumbnails, …) get a quick 404 logged only at debug level. A
 // corrupt chunk fails the request with 500 and an error log naming the
-// chunk; if the response has already started, the connection is aborted so
-// that the client sees a truncated response, never wrong bytes. The same
+// chunk, if it lies in the first 256 KiB of the response (all of a small
+// file or range: that much is read before the status line is sent);
+// further in, the status is out and the connection is aborted, so that the
+// client sees a response shorter than its Content-Length, never wrong
+// bytes. The same
 // holds for listings: PROPFIND of a collection reads its listing (and
 // resolves its symlinks) before the 207 status line, so a damaged one is a
 // 500 naming the listing's hash, never an empty or partial collection; a
@@ -423,15 +426,16 @@ func (h *Handler) get(w *recorder, r *http.Request, p string) {
 	w.defer_ = true
 	http.ServeContent(w, r, n.Name, time.Unix(0, n.MTime), src)
 	if src.err == nil {
-		w.flushHeader()
+		w.flushHeader() // an error here is the client's, gone
 		return
 	}
 	if !w.started {
-		// Nothing sent yet: a clean error response.
+		// Nothing sent yet (the held body is dropped): a clean error
+		// response.
 		for _, k := range []string{"Content-Length", "Content-Range", "Content-Type", "ETag", "Last-Modified", "Accept-Ranges", "Content-Encoding"} {
 			hdr.Del(k)
 		}
-		w.defer_, w.status = false, 0
+		w.defer_, w.status, w.held = false, 0, nil
 		h.fail(w, r, src.err)
 		return
 	}
@@ -543,16 +547,23 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// holdBody is how much of a GET response is held back, with its status
+// line, until it has been read (and so verified): a corrupt chunk in it is
+// a clean 500. It covers the whole of small files and small ranges, and
+// the first chunks of the rest (chunks average 64 KiB).
+const holdBody = 256 << 10
+
 // recorder is the ResponseWriter the handler writes to: it counts bytes
-// for the access log and, while defer_ is set, holds the status line back
-// until the first body byte, so that a read error before any byte can
-// still become a 500.
+// for the access log and, while defer_ is set, holds the status line and
+// the first holdBody bytes of the body back, so that a read error in them
+// can still become a 500.
 type recorder struct {
 	http.ResponseWriter
 	status  int
 	n       int64
 	started bool // status line sent
 	defer_  bool
+	held    []byte // body held back with the status line
 	aborted bool
 }
 
@@ -571,21 +582,32 @@ func (w *recorder) WriteHeader(code int) {
 	}
 }
 
-// flushHeader sends the held status line.
-func (w *recorder) flushHeader() {
+// flushHeader sends the held status line and body.
+func (w *recorder) flushHeader() error {
 	if w.started {
-		return
+		return nil
 	}
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
 	w.started = true
 	w.ResponseWriter.WriteHeader(w.status)
+	held := w.held
+	w.held = nil
+	n, err := w.ResponseWriter.Write(held)
+	w.n += int64(n)
+	return err
 }
 
 // Write implements http.ResponseWriter.
 func (w *recorder) Write(p []byte) (int, error) {
-	w.flushHeader()
+	if !w.started && w.defer_ && len(w.held)+len(p) <= holdBody {
+		w.held = append(w.held, p...)
+		return len(p), nil
+	}
+	if err := w.flushHeader(); err != nil {
+		return 0, err
+	}
 	n, err := w.ResponseWriter.Write(p)
 	w.n += int64(n)
 	return n, err
@@ -593,7 +615,9 @@ func (w *recorder) Write(p []byte) (int, error) {
 
 // Flush implements http.Flusher.
 func (w *recorder) Flush() {
-	w.flushHeader()
+	if err := w.flushHeader(); err != nil {
+		return
+	}
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
