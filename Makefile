@@ -40,13 +40,14 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 
-# Fuzz every decoder of stored or received bytes briefly.
+# Fuzz every decoder of stored or received bytes, and WebDAV request paths, briefly.
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeDir -fuzztime 10s ./backend/tree
 	$(GO) test -run '^$$' -fuzz FuzzDecodeChunkList -fuzztime 10s ./backend/tree
 	$(GO) test -run '^$$' -fuzz FuzzParseDirRecord -fuzztime 10s ./backend/store
 	$(GO) test -run '^$$' -fuzz FuzzWireRead -fuzztime 10s ./frontends/ninep
 	$(GO) test -run '^$$' -fuzz FuzzWireWrite -fuzztime 10s ./frontends/ninep
+	$(GO) test -run '^$$' -fuzz FuzzCleanPath -fuzztime 10s ./frontends/webdav
 
 test: vet
 	$(GO) test -race -count=1 -timeout 12m ./...

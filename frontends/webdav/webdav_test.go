@@ -3,7 +3,10 @@ package webdav
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"path"
 	"strings"
 	"sync"
 	"testing"
@@ -212,4 +215,43 @@ func TestHumanSize(t *testing.T) {
 			t.Errorf("humanSize(%d) = %q, want %q", n, got, want)
 		}
 	}
+}
+
+// FuzzCleanPath: whatever a request's path is, a path cleanPath accepts
+// is absolute, has no NUL byte, no "." or ".." name and no name holding a
+// slash or backslash that was encoded; its names are the view path
+// resolve walks, which cannot climb above the top.
+func FuzzCleanPath(f *testing.F) {
+	for _, s := range []string{"/", "/a/b.txt", "/a%20b/", "/a/../b", "/a/%2e%2e/b", "/a%2fb", "/a%5c..%5cb", "/a/./b", "/a%00",
+		"/%C3%BCn%C3%AFc.txt", "//a//b/", "/a/%2E%2E", "/..", "a/b", "/%ff%fe", "/a?b=c", "/a#f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := url.ParseRequestURI(raw)
+		if err != nil {
+			return
+		}
+		p, ok := cleanPath(&http.Request{URL: u})
+		if !ok {
+			return
+		}
+		if p != u.Path || !strings.HasPrefix(p, "/") || strings.ContainsRune(p, 0) {
+			t.Fatalf("cleanPath(%q) = %q", raw, p)
+		}
+		if len(strings.Split(u.EscapedPath(), "/")) != len(strings.Split(p, "/")) {
+			t.Fatalf("cleanPath(%q) = %q: a name holds an encoded slash", raw, p)
+		}
+		parts := splitClean(p)
+		for _, part := range parts {
+			if part == "." || part == ".." || part == "" || strings.Contains(part, "/") {
+				t.Fatalf("cleanPath(%q) = %q: name %q", raw, p, part)
+			}
+		}
+		if strings.Contains(strings.ToLower(u.RawPath), "%5c") {
+			t.Fatalf("cleanPath(%q) accepted an encoded backslash", raw)
+		}
+		if clean := path.Clean("/" + strings.Join(parts, "/")); clean != "/"+strings.Join(parts, "/") {
+			t.Fatalf("cleanPath(%q) = %q: walks as %q", raw, p, clean)
+		}
+	})
 }
