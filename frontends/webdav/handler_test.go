@@ -7,12 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -297,4 +299,60 @@ func TestGetCorruptLaterChunk(t *testing.T) {
 			t.Errorf("the log does not name corrupt chunk %s at ERROR:\n%s", h, log)
 		}
 	}
+}
+
+// TestBigListingStall: a client that stops reading a big listing is cut
+// off after the stall time, and its slot comes free.
+func TestBigListingStall(t *testing.T) {
+	files := map[string]string{}
+	for i := range 2000 {
+		files[fmt.Sprintf("d/%s-%04d", strings.Repeat("n", 100), i)] = ""
+	}
+	ts := newTestServer(t, files)
+	ts.start(t, Options{})
+	ts.h.bigEntries, ts.h.bigStall = 10, 200*time.Millisecond
+	srv := httptest.NewUnstartedServer(ts.h)
+	srv.Listener = smallSendBuffers{srv.Listener}
+	srv.Start()
+	defer srv.Close()
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	c, err := d.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "PROPFIND /d/ HTTP/1.1\r\nHost: x\r\nDepth: 1\r\n\r\n") // and never read
+	deadline := time.Now().Add(10 * time.Second)
+	for len(ts.h.big) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if len(ts.h.big) == 0 {
+		t.Fatal("the listing never took a slot")
+	}
+	for len(ts.h.big) != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(ts.h.big) != 0 {
+		t.Fatal("a client that does not read keeps its big-listing slot")
+	}
+	// The connection was cut: reading it ends before the multistatus does.
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, _ := io.ReadAll(c)
+	if strings.Contains(string(b), "</D:multistatus>") {
+		t.Error("the stalled listing was sent whole")
+	}
+}
+
+// smallSendBuffers is a listener whose connections have 4 KiB send
+// buffers, so that a client that does not read stalls the server soon.
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(4096)
+	}
+	return c, err
 }

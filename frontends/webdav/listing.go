@@ -38,7 +38,7 @@ footer{margin-top:1.5em;color:#888;font-size:.85em}
 
 // listing writes a collection's HTML index: a parent link, then every
 // entry with its size and date, names escaped.
-func (h *Handler) listing(w http.ResponseWriter, r *http.Request, p string, dir *backend.Node) {
+func (h *Handler) listing(w *recorder, r *http.Request, p string, dir *backend.Node) {
 	if dir.Size > h.bigEntries {
 		release, ok := h.bigSlot(w, r)
 		if !ok {

@@ -82,11 +82,13 @@ const defaultMaxBody = 64 << 10
 // whole listing, resolved, while its response goes out: about 60 MB at the
 // peak for 200,000 entries. At most maxBigListings of them run at once;
 // the others wait for a slot, up to bigWait, then get 503 with
-// Retry-After. Smaller listings never wait.
+// Retry-After. Smaller listings never wait. A client that stops reading a
+// big listing for bigStall is cut off, so that it cannot keep its slot.
 const (
 	bigListing     = 10000
 	maxBigListings = 2
 	bigWait        = 2 * time.Minute
+	bigStall       = 30 * time.Second
 )
 
 // Handler serves one view. It is safe for concurrent use.
@@ -100,6 +102,7 @@ type Handler struct {
 	big        chan struct{} // slots of big listings
 	bigEntries int64         // a listing with more entries is big
 	bigWait    time.Duration
+	bigStall   time.Duration
 }
 
 // New returns the handler serving v.
@@ -112,7 +115,7 @@ func New(v *backend.View, opt Options) *Handler {
 	}
 	f := &davFS{v: v}
 	h := &Handler{v: v, fs: f, opt: opt, log: opt.Log,
-		big: make(chan struct{}, maxBigListings), bigEntries: bigListing, bigWait: bigWait}
+		big: make(chan struct{}, maxBigListings), bigEntries: bigListing, bigWait: bigWait, bigStall: bigStall}
 	h.dav = &webdav.Handler{FileSystem: f, LockSystem: webdav.NewMemLS(), Logger: func(r *http.Request, err error) {
 		if err == nil {
 			return
@@ -332,13 +335,19 @@ func (h *Handler) propfind(w *recorder, r *http.Request) {
 
 // bigSlot waits for a big-listing slot, up to h.bigWait; it returns the
 // slot's release, or answers 503 (or nothing, for a client gone) and
-// reports false.
-func (h *Handler) bigSlot(w http.ResponseWriter, r *http.Request) (func(), bool) {
+// reports false. While the slot is held, writes to w that make no
+// progress for h.bigStall fail.
+func (h *Handler) bigSlot(w *recorder, r *http.Request) (func(), bool) {
 	t := time.NewTimer(h.bigWait)
 	defer t.Stop()
 	select {
 	case h.big <- struct{}{}:
-		return func() { <-h.big }, true
+		w.stall = h.bigStall
+		return func() {
+			w.stall = 0
+			http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Time{})
+			<-h.big
+		}, true
 	case <-r.Context().Done():
 		return nil, false
 	case <-t.C:
@@ -565,6 +574,21 @@ type recorder struct {
 	defer_  bool
 	held    []byte // body held back with the status line
 	aborted bool
+
+	stall    time.Duration // if set, each write must progress within it
+	extended time.Time     // when the write deadline was last moved
+}
+
+// progress moves the write deadline on, at most every quarter stall, while
+// stall is set.
+func (w *recorder) progress() {
+	if w.stall <= 0 {
+		return
+	}
+	if now := time.Now(); now.Sub(w.extended) >= w.stall/4 {
+		w.extended = now
+		http.NewResponseController(w.ResponseWriter).SetWriteDeadline(now.Add(w.stall))
+	}
 }
 
 // WriteHeader implements http.ResponseWriter.
@@ -594,6 +618,7 @@ func (w *recorder) flushHeader() error {
 	w.ResponseWriter.WriteHeader(w.status)
 	held := w.held
 	w.held = nil
+	w.progress()
 	n, err := w.ResponseWriter.Write(held)
 	w.n += int64(n)
 	return err
@@ -608,6 +633,7 @@ func (w *recorder) Write(p []byte) (int, error) {
 	if err := w.flushHeader(); err != nil {
 		return 0, err
 	}
+	w.progress()
 	n, err := w.ResponseWriter.Write(p)
 	w.n += int64(n)
 	return n, err
