@@ -22,17 +22,20 @@
 //
 // Paths with "..", NUL bytes or encoded slashes are refused with 400; the
 // probes macOS sends (._*, .DS_Store, .metadata_never_index,
-// .ql_disablethumbnails, …) get a quick 404 logged only at debug level. A
-// corrupt chunk fails the request with 500 and an error log naming the
-// chunk, if it lies in the first 256 KiB of the response (all of a small
+// .ql_disablethumbnails, …) get a quick 404 logged only at debug level.
+//
+// A corrupt chunk fails the request with 500 and an error log naming the
+// chunk if it lies in the first 256 KiB of the response (all of a small
 // file or range: that much is read before the status line is sent);
 // further in, the status is out and the connection is aborted, so that the
 // client sees a response shorter than its Content-Length, never wrong
-// bytes. The same
-// holds for listings: PROPFIND of a collection reads its listing (and
-// resolves its symlinks) before the 207 status line, so a damaged one is a
-// 500 naming the listing's hash, never an empty or partial collection; a
-// Depth infinity walk that meets one deeper down is cut.
+// bytes. Listings likewise: PROPFIND of a collection reads its listing
+// (and resolves its symlinks) before the 207 status line, so a damaged one
+// is a 500 naming the listing's hash, never an empty or partial
+// collection; a Depth infinity walk that meets one deeper down is cut.
+//
+// Hostile clients are bounded: big listings share a few slots (see
+// bigListing), and Htpasswd bounds bcrypt work.
 package webdav
 
 import (
