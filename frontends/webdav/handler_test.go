@@ -103,7 +103,7 @@ func (ts *testServer) start(t *testing.T, opt Options) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	v, err := backend.OpenRoot(context.Background(), s, store.Ref{Name: "t", Version: "1"})
+	v, err := backend.OpenRoot(context.Background(), s.Objects, store.Ref{Name: "t", Version: "1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func (ts *testServer) chunks(t *testing.T, p string) []tree.ChunkRef {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	v, err := backend.OpenRoot(context.Background(), s, store.Ref{Name: "t", Version: "1"})
+	v, err := backend.OpenRoot(context.Background(), s.Objects, store.Ref{Name: "t", Version: "1"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -448,7 +448,7 @@ func FlipDir(t *testing.T, path, which string) hash.Hash {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := backend.OpenRoot(context.Background(), s, ref)
+	v, err := backend.OpenRoot(context.Background(), s.Objects, ref)
 	if err != nil {
 		s.Close()
 		t.Fatal(err)
