@@ -73,6 +73,7 @@ type Node struct {
 	seed   uint64    // inode of the top of the root a stored node belongs to
 	name   string    // levelName: the root name
 	parent hash.Hash // stored entries: the listing they are in
+	bad    error     // a damaged root's top: what reading it gives
 }
 
 // Attr is what FileInfo.Sys returns: the attributes a frontend serves.
@@ -238,7 +239,7 @@ func linkIno(seed, linkID uint64) uint64 {
 
 func rootNode(r store.Root, ino uint64) *Node {
 	t := r.Top
-	return &Node{seed: ino, Attr: Attr{Ino: ino, Name: r.Version, Type: tree.TypeDir, Mode: t.Mode, Nlink: t.Nlink,
+	return &Node{seed: ino, bad: r.Damaged, Attr: Attr{Ino: ino, Name: r.Version, Type: tree.TypeDir, Mode: t.Mode, Nlink: t.Nlink,
 		UID: t.UID, GID: t.GID, MTime: t.MTime, Size: t.Size, Hash: t.Hash, Xattrs: t.Xattrs}}
 }
 
@@ -261,15 +262,17 @@ func (v *View) entryNode(parent *Node, e *tree.Entry) *Node {
 func (v *View) Lookup(ctx context.Context, dir *Node, name string) (*Node, error) {
 	switch dir.level {
 	case levelTop:
+		// A damaged newest version still names its name and its time:
+		// only reading that version fails.
 		r, err := v.s.Newest(ctx, name)
-		if err != nil {
+		if err != nil && r.Damaged == nil {
 			return nil, notExist(err)
 		}
 		return v.nameNode(dir, r), nil
 	case levelName:
 		if name == store.Latest {
 			r, err := v.s.Newest(ctx, dir.name)
-			if err != nil {
+			if err != nil && r.Damaged == nil {
 				return nil, notExist(err)
 			}
 			return latestNode(dir, r), nil
@@ -282,6 +285,9 @@ func (v *View) Lookup(ctx context.Context, dir *Node, name string) (*Node, error
 	}
 	if !dir.IsDir() {
 		return nil, ErrNotDir
+	}
+	if dir.bad != nil {
+		return nil, dir.bad
 	}
 	d, err := v.s.Dir(ctx, dir.Hash)
 	if err != nil {
@@ -323,6 +329,9 @@ func (v *View) ReadDir(ctx context.Context, dir *Node) ([]*Node, error) {
 	}
 	if !dir.IsDir() {
 		return nil, ErrNotDir
+	}
+	if dir.bad != nil {
+		return nil, dir.bad
 	}
 	d, err := v.s.Dir(ctx, dir.Hash)
 	if err != nil {

@@ -71,7 +71,10 @@ func (s *Store) Check(ctx context.Context, readData bool, progress CheckProgress
 	}
 	for _, r := range roots {
 		rep.Roots++
-		if !has("dirs", r.Top.Hash) {
+		switch {
+		case r.Damaged != nil:
+			add("root", r.ID(), hash.Zero, r.Damaged)
+		case !has("dirs", r.Top.Hash):
 			add("root", r.ID(), hash.Zero, fmt.Errorf("top directory %s is missing", r.Top.Hash))
 		}
 	}

@@ -31,11 +31,7 @@ func (s *Store) RemoveRoots(ctx context.Context, pick func([]Root) ([]Root, erro
 	defer end(&err)
 	var all []Root
 	err = sqlitex.Execute(c, `SELECT `+rootCols+` FROM roots ORDER BY name, created, id`, &sqlitex.ExecOptions{
-		ResultFunc: func(st *sqlite.Stmt) error {
-			r, err := scanRoot(st)
-			all = append(all, r)
-			return err
-		}})
+		ResultFunc: func(st *sqlite.Stmt) error { all = append(all, scanRoot(st)); return nil }})
 	if err != nil {
 		return nil, fmt.Errorf("remove roots: %w", err)
 	}

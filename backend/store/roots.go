@@ -26,6 +26,10 @@ type Root struct {
 	Bytes   int64
 	Stored  int64 // bytes its ingest added to the store
 	Gen     int64 // ingest generation of its reuse index
+	// Damaged is why the row's top entry cannot be read, or nil. Roots
+	// lists a damaged root, so that one bad row hides no other root; Root
+	// and Newest return it with this error.
+	Damaged error
 }
 
 // ID returns "name@version".
@@ -101,16 +105,19 @@ func ParseRef(s string, needVersion bool) (Ref, error) {
 
 const rootCols = `name, version, top, created, source, files, bytes, stored, gen`
 
-func scanRoot(st *sqlite.Stmt) (Root, error) {
+// scanRoot reads a roots row; a top entry that does not decode makes the
+// root Damaged.
+func scanRoot(st *sqlite.Stmt) Root {
 	r := Root{Name: st.ColumnText(0), Version: st.ColumnText(1), Created: time.Unix(0, st.ColumnInt64(3)),
 		Source: st.ColumnText(4), Files: st.ColumnInt64(5), Bytes: st.ColumnInt64(6), Stored: st.ColumnInt64(7), Gen: st.ColumnInt64(8)}
 	b := columnCopy(st, 2)
 	d, err := tree.DecodeDir(b)
 	if err != nil || len(d.Entries) != 1 || d.Entries[0].Type != tree.TypeDir {
-		return r, fmt.Errorf("%w: root %s has a malformed top entry", ErrCorrupt, r.ID())
+		r.Damaged = fmt.Errorf("%w: root %s has a malformed top entry", ErrCorrupt, r.ID())
+		return r
 	}
 	r.Top = d.Entries[0]
-	return r, nil
+	return r
 }
 
 // encodeTop encodes a root's top entry for the roots table.
@@ -125,11 +132,7 @@ func (s *Store) Roots(ctx context.Context) ([]Root, error) {
 	var out []Root
 	err := s.withRead(ctx, func(c *sqlite.Conn) error {
 		return sqlitex.Execute(c, `SELECT `+rootCols+` FROM roots ORDER BY name, created, id`, &sqlitex.ExecOptions{
-			ResultFunc: func(st *sqlite.Stmt) error {
-				r, err := scanRoot(st)
-				out = append(out, r)
-				return err
-			}})
+			ResultFunc: func(st *sqlite.Stmt) error { out = append(out, scanRoot(st)); return nil }})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list roots: %w", err)
@@ -159,7 +162,7 @@ func (s *Store) rootWhere(ctx context.Context, where, what string, args ...strin
 					st.BindText(i+1, a)
 				}
 			},
-			func(st *sqlite.Stmt) (err error) { r, err = scanRoot(st); return err })
+			func(st *sqlite.Stmt) error { r = scanRoot(st); return r.Damaged })
 	})
 	if errors.Is(err, errNoRow) {
 		return r, fmt.Errorf("root %s: %w", what, ErrNotFound)

@@ -81,10 +81,20 @@ needs, shares with other roots and holds alone, as du shows them.`,
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ROOT\tCREATED\tFILES\tSIZE")
+			var damaged []string
 			for _, r := range roots {
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", r.ID(), r.Created.Local().Format("2006-01-02 15:04:05"), r.Files, size(r.Bytes))
+				if r.Damaged != nil {
+					damaged = append(damaged, r.ID())
+				}
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if len(damaged) > 0 {
+				return fmt.Errorf("damaged roots (their trees cannot be read; check names the fault): %s", strings.Join(damaged, " "))
+			}
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")

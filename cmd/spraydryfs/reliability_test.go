@@ -163,3 +163,27 @@ func TestDictsReportsMissingDefault(t *testing.T) {
 	sqlExec(t, st, "INSERT INTO meta VALUES ('default_dict', '99')")
 	wantFail(t, cli(t, "-s", st, "dicts"), 1, "default dictionary 99 is missing")
 }
+
+// TestRootsListsDamagedRoots: a damaged roots row is listed with the
+// others and fails the command by name, instead of failing the listing
+// of every root.
+func TestRootsListsDamagedRoots(t *testing.T) {
+	dir := t.TempDir()
+	st, src := filepath.Join(dir, "s.sdfs"), filepath.Join(dir, "src")
+	writeFiles(t, src, map[string][]byte{"f": []byte("x")})
+	for _, id := range []string{"a@1", "b@1"} {
+		if r := cli(t, "-s", st, "ingest", id, src); r.code != 0 {
+			t.Fatal(r)
+		}
+	}
+	sqlExec(t, st, `UPDATE roots SET top = x'00' WHERE name = 'b'`)
+	r := cli(t, "-s", st, "roots")
+	wantFail(t, r, 1, "damaged roots")
+	if !strings.Contains(r.stdout, "a@1") || !strings.Contains(r.stdout, "b@1") || !strings.Contains(r.stderr, "b@1") {
+		t.Fatalf("roots: %+v", r)
+	}
+	if r := cli(t, "-s", st, "cat", "a@1/f"); r.code != 0 || r.stdout != "x" {
+		t.Fatalf("cat of a healthy root beside a damaged one: %+v", r)
+	}
+	wantFail(t, cli(t, "-s", st, "check"), 1, "problem")
+}
