@@ -48,6 +48,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzWireRead -fuzztime 10s ./frontends/ninep
 	$(GO) test -run '^$$' -fuzz FuzzWireWrite -fuzztime 10s ./frontends/ninep
 	$(GO) test -run '^$$' -fuzz FuzzCleanPath -fuzztime 10s ./frontends/webdav
+	$(GO) test -run '^$$' -fuzz FuzzDecodeObject -fuzztime 10s ./backend/layout
+	$(GO) test -run '^$$' -fuzz FuzzDecodeIndex -fuzztime 10s ./backend/layout
 
 test: vet
 	$(GO) test -race -count=1 -timeout 12m ./...

@@ -105,7 +105,11 @@ func (o *Objects) readChunk(ctx context.Context, h hash.Hash, budget int) ([]byt
 	if err != nil {
 		return nil, missing(err, "chunk", h)
 	}
-	return o.hydrate(ctx, h, f, budget)
+	b, err := o.hydrate(ctx, h, f, budget)
+	if o.retry(ctx, err) {
+		return o.readChunk(Refetch(ctx), h, budget)
+	}
+	return b, err
 }
 
 // hydrate decodes frame f of chunk h and verifies it.
@@ -127,7 +131,7 @@ func (o *Objects) hydrate(ctx context.Context, h hash.Hash, f Frame, budget int)
 	for _, r := range f.Refs {
 		b, err := o.refChunk(ctx, r, f.Depth-1)
 		if err != nil {
-			return nil, fmt.Errorf("chunk %s: reference: %w", h, err)
+			return nil, refError{fmt.Errorf("chunk %s: reference: %w", h, err)}
 		}
 		if len(f.Refs) == 1 {
 			ref = b
@@ -167,6 +171,11 @@ func (o *Objects) hydrator(ctx context.Context, d hash.Hash) (*chunk.Hydrator, e
 	if err != nil {
 		return nil, missing(err, "dictionary", d)
 	}
+	if hash.Sum(data) != d && o.retry(ctx, ErrCorrupt) {
+		if data, err = o.src.Dict(Refetch(ctx), d); err != nil {
+			return nil, missing(err, "dictionary", d)
+		}
+	}
 	if hash.Sum(data) != d {
 		return nil, fmt.Errorf("%w: dictionary %s does not match its hash", ErrCorrupt, d)
 	}
@@ -194,7 +203,11 @@ func (o *Objects) readFile(ctx context.Context, h hash.Hash) (*File, error) {
 	if err != nil {
 		return nil, missing(err, "file", h)
 	}
-	return decodeFile(h, rec)
+	f, err := decodeFile(h, rec)
+	if o.retry(ctx, err) {
+		return o.readFile(Refetch(ctx), h)
+	}
+	return f, err
 }
 
 // decodeFile decodes a file record.
@@ -238,6 +251,9 @@ func (o *Objects) readDir(ctx context.Context, h hash.Hash, budget int) (*tree.D
 		return nil, missing(err, "directory", h)
 	}
 	d, err := o.decodeListing(ctx, h, blob, budget)
+	if o.retry(ctx, err) {
+		return o.readDir(Refetch(ctx), h, budget)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("directory %s: %w", h, err)
 	}
@@ -264,7 +280,7 @@ func (o *Objects) decodeListing(ctx context.Context, h hash.Hash, blob []byte, b
 		}
 		base, err := o.baseDir(ctx, r.base, r.depth-1)
 		if err != nil {
-			return nil, fmt.Errorf("base: %w", err)
+			return nil, refError{fmt.Errorf("base: %w", err)}
 		}
 		baseEnc, err := base.Encode()
 		if err != nil {

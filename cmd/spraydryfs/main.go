@@ -104,6 +104,7 @@ Roots are named NAME@VERSION.`,
 		newDiffCommand(g),
 		newDuCommand(g),
 		newRmCommand(g),
+		newPushCommand(g),
 	)
 	usageErrors(root)
 	return root

@@ -36,11 +36,11 @@ const serverMemoryLimit = 200 << 20
 // openServed prepares a long-running server: the memory limit (unless
 // GOMEMLIMIT is set), the store opened read-only, and the view named by
 // which (see openView). The caller closes the store.
-func (g *globals) openServed(ctx context.Context, which string) (*store.Store, *backend.View, error) {
+func (g *globals) openServed(ctx context.Context, which string) (*readStore, *backend.View, error) {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(serverMemoryLimit)
 	}
-	s, err := g.open(false)
+	s, err := g.openReader()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -23,12 +23,12 @@ import (
 // openPath opens the store read-only and resolves NAME@VERSION[/path] to a
 // view of the root and the node at path (symlinks in the path are not
 // followed).
-func (g *globals) openPath(ctx context.Context, arg string) (*store.Store, *backend.View, *backend.Node, error) {
+func (g *globals) openPath(ctx context.Context, arg string) (*readStore, *backend.View, *backend.Node, error) {
 	ref, err := store.ParseRef(arg, true)
 	if err != nil {
 		return nil, nil, nil, usageError{err}
 	}
-	s, err := g.open(false)
+	s, err := g.openReader()
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -57,7 +57,7 @@ logical size. --json adds its hash and source, and the stored bytes it
 needs, shares with other roots and holds alone, as du shows them.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := g.open(false)
+			s, err := g.openReader()
 			if err != nil {
 				return err
 			}
@@ -67,15 +67,25 @@ needs, shares with other roots and holds alone, as du shows them.`,
 				return err
 			}
 			if jsonOut {
-				rep, err := usage.Compute(cmd.Context(), s, nil)
-				if err != nil {
-					return err
-				}
-				out := make([]map[string]any, len(rep.Roots))
-				for i, r := range rep.Roots {
+				out := make([]map[string]any, len(roots))
+				for i, r := range roots {
 					out[i] = map[string]any{"name": r.Name, "version": r.Version, "created": r.Created.UTC().Format(time.RFC3339Nano),
-						"files": r.Files, "bytes": r.Bytes, "hash": r.Top.Hash.String(), "source": r.Source,
-						"needed_bytes": r.Needed, "shared_bytes": r.Shared, "unique_bytes": r.Unique}
+						"files": r.Files, "bytes": r.Bytes, "hash": r.Top.Hash.String(), "source": r.Source}
+				}
+				if s.file != nil { // du's numbers are counted in the store file
+					rep, err := usage.Compute(cmd.Context(), s.file, nil)
+					if err != nil {
+						return err
+					}
+					byID := map[string]usage.Root{}
+					for _, r := range rep.Roots {
+						byID[r.ID()] = r
+					}
+					for i, r := range roots {
+						if u, ok := byID[r.ID()]; ok {
+							out[i]["needed_bytes"], out[i]["shared_bytes"], out[i]["unique_bytes"] = u.Needed, u.Shared, u.Unique
+						}
+					}
 				}
 				return json.NewEncoder(os.Stdout).Encode(out)
 			}
@@ -213,7 +223,7 @@ code 1.`,
 			if err != nil {
 				return usageError{err}
 			}
-			s, err := g.open(false)
+			s, err := g.openReader()
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,176 @@
+package layout
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/spraydryfs/spraydryfs/backend/store"
+	"github.com/spraydryfs/spraydryfs/backend/tree"
+)
+
+// The roots index is JSON:
+//
+//	{"format": "spraydryfs-layout", "version": 1, "roots": [
+//	  {"name": "…", "version": "…", "top": "<base64 of the top entry>",
+//	   "created": "<RFC 3339, ns>", "files": N, "bytes": N}, …]}
+//
+// The top entry is encoded as the store encodes it: a one-entry listing
+// whose entry, named "top", is the root directory's (attributes and
+// listing address). Roots are sorted by name, then oldest first.
+
+const (
+	indexFormat  = "spraydryfs-layout"
+	indexVersion = 1
+	// MaxIndexSize bounds the index a reader accepts (about 100,000 roots).
+	MaxIndexSize = 64 << 20
+)
+
+type indexJSON struct {
+	Format  string      `json:"format"`
+	Version int         `json:"version"`
+	Roots   []indexRoot `json:"roots"`
+}
+
+type indexRoot struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Top     string `json:"top"`
+	Created string `json:"created"`
+	Files   int64  `json:"files"`
+	Bytes   int64  `json:"bytes"`
+}
+
+// EncodeIndex returns the index of roots, sorted by name, then creation
+// time (then version).
+func EncodeIndex(roots []store.Root) ([]byte, error) {
+	roots = sortRoots(roots)
+	x := indexJSON{Format: indexFormat, Version: indexVersion, Roots: make([]indexRoot, len(roots))}
+	for i, r := range roots {
+		e := r.Top
+		e.Name = "top"
+		top, err := (&tree.Dir{Entries: []tree.Entry{e}}).Encode()
+		if err != nil {
+			return nil, fmt.Errorf("index: root %s: %w", r.ID(), err)
+		}
+		x.Roots[i] = indexRoot{Name: r.Name, Version: r.Version, Top: base64.StdEncoding.EncodeToString(top),
+			Created: r.Created.UTC().Format(time.RFC3339Nano), Files: r.Files, Bytes: r.Bytes}
+	}
+	b, err := json.MarshalIndent(x, "", " ")
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+func sortRoots(roots []store.Root) []store.Root {
+	roots = append([]store.Root(nil), roots...)
+	sort.SliceStable(roots, func(i, j int) bool {
+		a, b := roots[i], roots[j]
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		if !a.Created.Equal(b.Created) {
+			return a.Created.Before(b.Created)
+		}
+		return a.Version < b.Version
+	})
+	return roots
+}
+
+func badIndex(format string, a ...any) error {
+	return fmt.Errorf("%w: roots index: %s", store.ErrCorrupt, fmt.Sprintf(format, a...))
+}
+
+// DecodeIndex parses an index strictly: known format and version, no
+// unknown fields, valid and distinct root names, decodable top entries.
+// Every fault is an error wrapping store.ErrCorrupt.
+func DecodeIndex(b []byte) ([]store.Root, error) {
+	if len(b) > MaxIndexSize {
+		return nil, badIndex("%d bytes, more than %d", len(b), MaxIndexSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var x indexJSON
+	if err := dec.Decode(&x); err != nil {
+		return nil, badIndex("%v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, badIndex("trailing data")
+	}
+	if x.Format != indexFormat {
+		return nil, badIndex("format %q, want %q", x.Format, indexFormat)
+	}
+	if x.Version != indexVersion {
+		return nil, badIndex("version %d (this spraydryfs reads %d)", x.Version, indexVersion)
+	}
+	roots := make([]store.Root, len(x.Roots))
+	seen := map[string]bool{}
+	for i, j := range x.Roots {
+		r, err := decodeRoot(j)
+		if err != nil {
+			return nil, badIndex("root %d: %v", i, err)
+		}
+		if seen[r.ID()] {
+			return nil, badIndex("root %s listed twice", r.ID())
+		}
+		seen[r.ID()] = true
+		roots[i] = r
+	}
+	return sortRoots(roots), nil
+}
+
+func decodeRoot(j indexRoot) (store.Root, error) {
+	r := store.Root{Name: j.Name, Version: j.Version, Files: j.Files, Bytes: j.Bytes}
+	if err := store.CheckName("root name", j.Name); err != nil {
+		return r, err
+	}
+	if err := store.CheckName("version", j.Version); err != nil {
+		return r, err
+	}
+	if j.Version == store.Latest {
+		return r, fmt.Errorf("version %q is reserved", store.Latest)
+	}
+	if j.Files < 0 || j.Bytes < 0 {
+		return r, fmt.Errorf("%s: negative counts", r.ID())
+	}
+	var err error
+	if r.Created, err = time.Parse(time.RFC3339Nano, j.Created); err != nil {
+		return r, fmt.Errorf("%s: created: %v", r.ID(), err)
+	}
+	top, err := base64.StdEncoding.Strict().DecodeString(j.Top)
+	if err != nil {
+		return r, fmt.Errorf("%s: top: %v", r.ID(), err)
+	}
+	d, err := tree.DecodeDir(top)
+	if err != nil || len(d.Entries) != 1 || d.Entries[0].Type != tree.TypeDir || d.Entries[0].Name != "top" {
+		return r, fmt.Errorf("%s: malformed top entry", r.ID())
+	}
+	r.Top = d.Entries[0]
+	return r, nil
+}
+
+// MergeIndex adds roots to those of an existing index. A root already
+// listed must name the same tree: a published NAME@VERSION never changes.
+func MergeIndex(old, add []store.Root) ([]store.Root, error) {
+	byID := map[string]store.Root{}
+	for _, r := range old {
+		byID[r.ID()] = r
+	}
+	out := append([]store.Root(nil), old...)
+	for _, r := range add {
+		if o, ok := byID[r.ID()]; ok {
+			if o.Top.Hash != r.Top.Hash {
+				return nil, fmt.Errorf("root %s is already published with other content (%s, not %s)", r.ID(), o.Top.Hash, r.Top.Hash)
+			}
+			continue
+		}
+		byID[r.ID()] = r
+		out = append(out, r)
+	}
+	return sortRoots(out), nil
+}

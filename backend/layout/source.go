@@ -1,0 +1,183 @@
+package layout
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/spraydryfs/spraydryfs/backend/hash"
+	"github.com/spraydryfs/spraydryfs/backend/lru"
+	"github.com/spraydryfs/spraydryfs/backend/store"
+)
+
+// Source reads a layout through a Fetcher: a store.Source, so that
+// store.Objects decodes, verifies and caches it like the SQLite store.
+// Objects are checked here for their header (kind, address, bounds); an
+// object that fails is fetched once more with fresh set, bypassing caches,
+// before the failure is reported. It is safe for concurrent use.
+type Source struct {
+	f   Fetcher
+	opt SourceOptions
+
+	mu      sync.Mutex
+	roots   []store.Root
+	fetched time.Time
+
+	// frames holds the chunks ChunkList fetched to learn that a file is
+	// one chunk, for the Frame call that follows.
+	frames *lru.Cache[hash.Hash, store.Frame]
+}
+
+// SourceOptions tune a Source.
+type SourceOptions struct {
+	// IndexTTL is how long a fetched index is used before it is fetched
+	// again (default 10 s; the fetcher may revalidate it cheaply).
+	IndexTTL time.Duration
+	// Refetches says whether fetching again with fresh set can give other
+	// bytes (true for HTTP, whose caches may hold a damaged copy).
+	Refetches bool
+	// Log receives refetch warnings; nil is slog.Default.
+	Log *slog.Logger
+}
+
+// frameCache bounds the frames kept between ChunkList and Frame.
+const frameCache = 8 << 20
+
+// NewSource returns the Source over f.
+func NewSource(f Fetcher, opt SourceOptions) *Source {
+	if opt.IndexTTL <= 0 {
+		opt.IndexTTL = 10 * time.Second
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	return &Source{f: f, opt: opt, frames: lru.New[hash.Hash, store.Frame](frameCache)}
+}
+
+// Refetches implements store.Refetcher.
+func (s *Source) Refetches() bool { return s.opt.Refetches }
+
+// index returns the roots, fetching the index when the last copy is older
+// than the TTL.
+func (s *Source) index(ctx context.Context) ([]store.Root, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.roots != nil && time.Since(s.fetched) < s.opt.IndexTTL {
+		return s.roots, nil
+	}
+	b, err := s.f.Fetch(ctx, IndexKey, MaxIndexSize, false)
+	if err != nil {
+		return nil, fmt.Errorf("roots index: %w", err)
+	}
+	roots, err := DecodeIndex(b)
+	if err != nil {
+		return nil, err
+	}
+	s.roots, s.fetched = roots, time.Now()
+	return roots, nil
+}
+
+// Roots implements store.Source.
+func (s *Source) Roots(ctx context.Context) ([]store.Root, error) {
+	r, err := s.index(ctx)
+	return append([]store.Root(nil), r...), err
+}
+
+// Root implements store.Source.
+func (s *Source) Root(ctx context.Context, name, version string) (store.Root, error) {
+	if version == store.Latest {
+		return s.Newest(ctx, name)
+	}
+	roots, err := s.index(ctx)
+	if err != nil {
+		return store.Root{}, err
+	}
+	for _, r := range roots {
+		if r.Name == name && r.Version == version {
+			return r, nil
+		}
+	}
+	return store.Root{}, fmt.Errorf("root %s@%s: %w", name, version, store.ErrNotFound)
+}
+
+// Newest implements store.Source.
+func (s *Source) Newest(ctx context.Context, name string) (store.Root, error) {
+	roots, err := s.index(ctx)
+	if err != nil {
+		return store.Root{}, err
+	}
+	var out store.Root
+	found := false
+	for _, r := range roots { // sorted oldest first
+		if r.Name == name {
+			out, found = r, true
+		}
+	}
+	if !found {
+		return out, fmt.Errorf("root %s: %w", name, store.ErrNotFound)
+	}
+	return out, nil
+}
+
+// object fetches and decodes object h of kind k, once more with fresh
+// set if it fails its header checks.
+func (s *Source) object(ctx context.Context, k Kind, h hash.Hash) (Object, error) {
+	key := Key(k, h)
+	fresh := store.IsRefetch(ctx)
+	if fresh {
+		s.opt.Log.Warn("object failed verification; fetching it again from the origin", "object", key, "hash", h.String())
+	}
+	for {
+		b, err := s.f.Fetch(ctx, key, MaxObjectSize, fresh)
+		if err != nil {
+			return Object{}, err
+		}
+		o, err := Decode(b, k, h)
+		if err == nil || fresh || !s.opt.Refetches {
+			return o, err
+		}
+		s.opt.Log.Warn("object is damaged; fetching it again from the origin", "object", key, "err", err)
+		fresh = true
+	}
+}
+
+// Listing implements store.Source.
+func (s *Source) Listing(ctx context.Context, h hash.Hash) ([]byte, error) {
+	o, err := s.object(ctx, Listing, h)
+	return o.Record, err
+}
+
+// ChunkList implements store.Source. Most files are one chunk and have no
+// list object, so the chunk is asked for first and kept for the Frame
+// call that follows; only a missing chunk means a list.
+func (s *Source) ChunkList(ctx context.Context, h hash.Hash) (store.FileRecord, error) {
+	c, err := s.object(ctx, Chunk, h)
+	if err == nil {
+		s.frames.Put(h, c.Frame, int64(len(c.Frame.Data))+128)
+		return store.FileRecord{Size: int64(c.Frame.Size)}, nil
+	}
+	if !IsNotFound(err) {
+		return store.FileRecord{}, err
+	}
+	o, err := s.object(ctx, ChunkList, h)
+	return o.File, err
+}
+
+// Frame implements store.Source.
+func (s *Source) Frame(ctx context.Context, h hash.Hash) (store.Frame, error) {
+	if !store.IsRefetch(ctx) {
+		if f, ok := s.frames.Get(h); ok {
+			return f, nil
+		}
+	}
+	o, err := s.object(ctx, Chunk, h)
+	return o.Frame, err
+}
+
+// Dict implements store.Source.
+func (s *Source) Dict(ctx context.Context, h hash.Hash) ([]byte, error) {
+	o, err := s.object(ctx, Dict, h)
+	return o.Data, err
+}

@@ -1,0 +1,201 @@
+// Package remote fetches published layouts (package layout) over HTTP(S):
+// from `spraydryfs serve http`, a static web server or a CDN, through any
+// HTTP cache.
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spraydryfs/spraydryfs/backend/layout"
+	"github.com/spraydryfs/spraydryfs/backend/store"
+)
+
+// HTTP is a layout.Fetcher over HTTP(S). It keeps connections alive
+// between requests, bounds every request in time, retries network errors
+// and server errors a few times with backoff, and revalidates the index
+// with its ETag. It is safe for concurrent use.
+type HTTP struct {
+	base   *url.URL
+	client *http.Client
+	opt    Options
+
+	mu        sync.Mutex
+	indexETag string
+	indexBody []byte
+}
+
+// Options tune an HTTP fetcher; zero values pick the defaults.
+type Options struct {
+	// Timeout bounds one request, from dialling to the last byte (30 s).
+	Timeout time.Duration
+	// Attempts is how many times a request is tried (3).
+	Attempts int
+	// Backoff is the wait before the second attempt; it doubles (200 ms).
+	Backoff time.Duration
+	// Conns is how many idle connections are kept (32).
+	Conns int
+	// Log receives retry warnings; nil is slog.Default.
+	Log *slog.Logger
+}
+
+// IsURL reports whether s names an HTTP(S) layout.
+func IsURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
+}
+
+// NewHTTP returns the fetcher of the layout at rawURL
+// (http[s]://HOST[:PORT]/PREFIX).
+func NewHTTP(rawURL string, opt Options) (*HTTP, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("not an http(s) URL: %q", rawURL)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("layout URL %q: no query or fragment allowed", rawURL)
+	}
+	if !strings.HasSuffix(u.Path, "/") {
+		u.Path += "/"
+		u.RawPath = ""
+	}
+	if opt.Timeout <= 0 {
+		opt.Timeout = 30 * time.Second
+	}
+	if opt.Attempts <= 0 {
+		opt.Attempts = 3
+	}
+	if opt.Backoff <= 0 {
+		opt.Backoff = 200 * time.Millisecond
+	}
+	if opt.Conns <= 0 {
+		opt.Conns = 32
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: 10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		MaxIdleConns:          opt.Conns,
+		MaxIdleConnsPerHost:   opt.Conns,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+		// Objects are compressed already; asking for gzip would only
+		// cost the server time.
+		DisableCompression: true,
+	}
+	return &HTTP{base: u, client: &http.Client{Transport: tr}, opt: opt}, nil
+}
+
+// String returns the layout's URL.
+func (h *HTTP) String() string { return h.base.String() }
+
+// Close drops idle connections.
+func (h *HTTP) Close() error {
+	h.client.CloseIdleConnections()
+	return nil
+}
+
+// errPermanent marks failures that another attempt would not change.
+type errPermanent struct{ error }
+
+func (e errPermanent) Unwrap() error { return e.error }
+
+// Fetch implements layout.Fetcher.
+func (h *HTTP) Fetch(ctx context.Context, key string, limit int64, fresh bool) ([]byte, error) {
+	u := h.base.JoinPath(key).String()
+	wait := h.opt.Backoff
+	var err error
+	for attempt := 1; ; attempt++ {
+		var b []byte
+		b, err = h.get(ctx, u, key, limit, fresh)
+		var perm errPermanent
+		if err == nil || errors.As(err, &perm) || ctx.Err() != nil || attempt >= h.opt.Attempts {
+			if errors.As(err, &perm) {
+				err = perm.error
+			}
+			return b, err
+		}
+		h.opt.Log.Warn("fetch failed; retrying", "url", u, "attempt", attempt, "err", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (after: %v)", ctx.Err(), err)
+		}
+		wait *= 2
+	}
+}
+
+// get makes one attempt.
+func (h *HTTP) get(ctx context.Context, u, key string, limit int64, fresh bool) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.opt.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, errPermanent{err}
+	}
+	isIndex := key == layout.IndexKey
+	if fresh {
+		req.Header.Set("Cache-Control", "no-cache")
+		req.Header.Set("Pragma", "no-cache")
+	}
+	if isIndex {
+		h.mu.Lock()
+		if h.indexETag != "" {
+			req.Header.Set("If-None-Match", h.indexETag)
+		}
+		h.mu.Unlock()
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusNotModified && isIndex:
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.indexBody != nil {
+			return h.indexBody, nil
+		}
+		return nil, fmt.Errorf("GET %s: 304 without a cached copy", u)
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
+		return nil, errPermanent{fmt.Errorf("%s: %w", u, layout.ErrNotFound)}
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout:
+		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+	default:
+		return nil, errPermanent{fmt.Errorf("GET %s: %s", u, resp.Status)}
+	}
+	if resp.ContentLength > limit {
+		return nil, errPermanent{fmt.Errorf("%w: %s is %d bytes, more than %d", store.ErrCorrupt, u, resp.ContentLength, limit)}
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", u, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, errPermanent{fmt.Errorf("%w: %s is more than %d bytes", store.ErrCorrupt, u, limit)}
+	}
+	if resp.ContentLength >= 0 && int64(len(b)) != resp.ContentLength {
+		return nil, fmt.Errorf("GET %s: %d of %d bytes", u, len(b), resp.ContentLength)
+	}
+	if isIndex {
+		h.mu.Lock()
+		h.indexETag, h.indexBody = resp.Header.Get("ETag"), b
+		h.mu.Unlock()
+	}
+	return b, nil
+}

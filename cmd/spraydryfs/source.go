@@ -1,0 +1,56 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spraydryfs/spraydryfs/backend/layout"
+	"github.com/spraydryfs/spraydryfs/backend/remote"
+	"github.com/spraydryfs/spraydryfs/backend/store"
+)
+
+// readStore is what the reading commands read: the objects of a store
+// file, of a layout directory or of a layout at an http(s) URL.
+type readStore struct {
+	*store.Objects
+	// file is the SQLite store when -s names one, else nil.
+	file  *store.Store
+	where string
+	close func() error
+}
+
+// Close releases the store.
+func (r *readStore) Close() error { return r.close() }
+
+// openReader opens what -s names for reading: an http(s):// URL or a
+// directory is a published layout, anything else a store file. Write
+// commands use open.
+func (g *globals) openReader() (*readStore, error) {
+	p := g.storePath
+	switch {
+	case p == "":
+		return nil, usageError{errors.New("no store given: use -s/--store PATH or URL, or set SPRAYDRYFS_STORE")}
+	case remote.IsURL(p):
+		h, err := remote.NewHTTP(p, remote.Options{Log: g.log})
+		if err != nil {
+			return nil, usageError{err}
+		}
+		return g.layoutReader(h, p, true, h.Close)
+	case layout.IsDir(p):
+		return g.layoutReader(layout.NewDir(p), p, false, func() error { return nil })
+	}
+	s, err := g.open(false)
+	if err != nil {
+		return nil, err
+	}
+	return &readStore{Objects: s.Objects, file: s, where: s.Path(), close: s.Close}, nil
+}
+
+func (g *globals) layoutReader(f layout.Fetcher, where string, refetches bool, closer func() error) (*readStore, error) {
+	src := layout.NewSource(f, layout.SourceOptions{Refetches: refetches, Log: g.log})
+	o, err := store.NewObjects(src, 0, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", where, err)
+	}
+	return &readStore{Objects: o, where: where, close: closer}, nil
+}

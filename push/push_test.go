@@ -1,0 +1,233 @@
+package push_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/spraydryfs/spraydryfs/backend"
+	"github.com/spraydryfs/spraydryfs/backend/hash"
+	"github.com/spraydryfs/spraydryfs/backend/layout"
+	"github.com/spraydryfs/spraydryfs/backend/store"
+	"github.com/spraydryfs/spraydryfs/ingest"
+	"github.com/spraydryfs/spraydryfs/push"
+	"github.com/spraydryfs/spraydryfs/train"
+)
+
+func noise(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 1))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.IntN(256))
+	}
+	return b
+}
+
+func writeTree(t *testing.T, dir string, files map[string][]byte) {
+	for p, b := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// versions are the trees of t@1, t@2 (a few changes: delta chunks and a
+// delta listing) and t@3 (dried with a trained dictionary).
+func versions() []map[string][]byte {
+	v1 := map[string][]byte{"empty": {}, "small.txt": []byte("hello"), "big.bin": noise(600<<10, 1),
+		"a/b/c.txt": bytes.Repeat([]byte("text compresses well. "), 3000), "twin1/f": []byte("twin"), "twin2/f": []byte("twin")}
+	for i := range 40 {
+		v1[fmt.Sprintf("many/f%02d", i)] = []byte(fmt.Sprintf("file %d of many, with some words in it", i))
+	}
+	v2 := map[string][]byte{}
+	for p, b := range v1 {
+		v2[p] = b
+	}
+	big := bytes.Clone(v1["big.bin"])
+	copy(big[300<<10:], "a change in the middle")
+	v2["big.bin"], v2["many/f07"], v2["new.txt"] = big, []byte("changed"), []byte("new")
+	v3 := map[string][]byte{}
+	for i := range 150 {
+		v3[fmt.Sprintf("src/f%02d.go", i)] = fmt.Appendf(nil, "package p\n\nfunc F%d() error { return nil } // %s\n", i, bytes.Repeat([]byte("x"), i*7%900))
+	}
+	return []map[string][]byte{v1, v2, v3}
+}
+
+func newStore(t *testing.T) (*store.Store, []map[string][]byte) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := store.Open(filepath.Join(t.TempDir(), "s.sdfs"), store.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	vs := versions()
+	for i, files := range vs {
+		dir := t.TempDir()
+		writeTree(t, dir, files)
+		opt := ingest.Options{Name: "t", Version: fmt.Sprint(i + 1), Sources: []ingest.Source{{Dir: dir}}}
+		if i == 2 {
+			samples, err := train.Collect(ctx, s, []ingest.Source{{Dir: dir}}, 1<<20, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := train.Train(samples, train.Options{Size: 4 << 10, Level: zstd.SpeedDefault})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := store.Dict{Name: "d", Version: "1", Params: "{}", Stats: "{}", Hash: hash.Sum(res.Dict), Data: res.Dict, Created: time.Now()}
+			if d.ID, err = s.AddDict(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+			opt.Dict = &d
+		}
+		if _, err := ingest.Run(ctx, s, opt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, vs
+}
+
+// readBack checks every version through a Source over the layout in dir.
+func readBack(t *testing.T, dir string, vs []map[string][]byte) {
+	t.Helper()
+	ctx := context.Background()
+	o, err := store.NewObjects(layout.NewSource(layout.NewDir(dir), layout.SourceOptions{}), 1<<20, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, files := range vs {
+		v, err := backend.OpenRoot(ctx, o, store.Ref{Name: "t", Version: fmt.Sprint(i + 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p, want := range files {
+			got, err := v.FS().ReadFile(p)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("t@%d/%s: %d bytes, %v", i+1, p, len(got), err)
+			}
+		}
+	}
+}
+
+func roots(t *testing.T, s *store.Store, refs ...string) []store.Root {
+	all, err := s.Roots(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rs []store.Ref
+	for _, r := range refs {
+		ref, _ := store.ParseRef(r, false)
+		rs = append(rs, ref)
+	}
+	sel, err := push.Select(all, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sel
+}
+
+// TestPushAndReadBack pushes three versions (delta chunks, a delta
+// listing, a dictionary) to a directory and reads every file back
+// through the layout; a second push sends nothing.
+func TestPushAndReadBack(t *testing.T) {
+	s, vs := newStore(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	rep, err := push.Run(ctx, s.Objects, layout.NewDir(dir), roots(t, s), push.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Sent == 0 || rep.Sent != rep.Objects || rep.Present != 0 {
+		t.Fatalf("first push: %+v", rep)
+	}
+	for _, kind := range []string{"chunk", "dir", "list", "dict"} {
+		if m, _ := filepath.Glob(filepath.Join(dir, "objects", kind, "*", "*")); len(m) == 0 {
+			t.Errorf("no %s objects", kind)
+		}
+	}
+	readBack(t, dir, vs)
+	again, err := push.Run(ctx, s.Objects, layout.NewDir(dir), roots(t, s), push.Options{})
+	if err != nil || again.Sent != 0 || again.Present != again.Objects {
+		t.Fatalf("second push: %+v, %v", again, err)
+	}
+	// Verify walks the same objects.
+	if v, err := push.Verify(ctx, s.Objects, roots(t, s), push.Options{}); err != nil || v.Objects != rep.Objects {
+		t.Fatalf("verify: %+v, %v", v, err)
+	}
+}
+
+// failing fails every Put after the first n, as a push killed midway.
+type failing struct {
+	layout.Target
+	n    atomic.Int64
+	puts atomic.Int64
+}
+
+func (f *failing) Put(ctx context.Context, key string, b []byte) error {
+	if f.puts.Add(1) > f.n.Load() {
+		return errors.New("killed")
+	}
+	return f.Target.Put(ctx, key, b)
+}
+
+// TestInterruptedPushResumes: a push that stops midway publishes no
+// index; the next sends only what is missing.
+func TestInterruptedPushResumes(t *testing.T) {
+	s, vs := newStore(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	f := &failing{Target: layout.NewDir(dir)}
+	f.n.Store(20)
+	if _, err := push.Run(ctx, s.Objects, f, roots(t, s), push.Options{Workers: 4}); err == nil {
+		t.Fatal("interrupted push succeeded")
+	}
+	if layout.IsDir(dir) {
+		t.Fatal("an interrupted push wrote the index")
+	}
+	rep, err := push.Run(ctx, s.Objects, layout.NewDir(dir), roots(t, s), push.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Present != 20 || rep.Sent != rep.Objects-20 {
+		t.Fatalf("resumed push: %+v, want 20 present", rep)
+	}
+	readBack(t, dir, vs)
+}
+
+// TestConcurrentPushesKeepBoth: two pushes of different roots into one
+// directory both end up in the index.
+func TestConcurrentPushesKeepBoth(t *testing.T) {
+	s, vs := newStore(t)
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = push.Run(context.Background(), s.Objects, layout.NewDir(dir), roots(t, s, fmt.Sprintf("t@%d", i+1)), push.Options{})
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	readBack(t, dir, vs)
+}
