@@ -134,7 +134,7 @@ func roots(t *testing.T, s *store.Store, refs ...string) []store.Root {
 		ref, _ := store.ParseRef(r, false)
 		rs = append(rs, ref)
 	}
-	sel, err := push.Select(all, rs)
+	sel, err := layout.Select(all, rs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -174,3 +174,34 @@ func MergeIndex(old, add []store.Root) ([]store.Root, error) {
 	}
 	return sortRoots(out), nil
 }
+
+// Select returns the roots named by refs (NAME for every version of a
+// name, NAME@VERSION for one; none for every root) from all.
+func Select(all []store.Root, refs []store.Ref) ([]store.Root, error) {
+	if len(refs) == 0 {
+		return all, nil
+	}
+	var out []store.Root
+	taken := map[string]bool{}
+	for _, ref := range refs {
+		found := false
+		for i := len(all) - 1; i >= 0; i-- { // newest first, for latest
+			r := all[i]
+			if r.Name != ref.Name || (ref.Version != "" && ref.Version != store.Latest && r.Version != ref.Version) {
+				continue
+			}
+			found = true
+			if !taken[r.ID()] {
+				taken[r.ID()] = true
+				out = append(out, r)
+			}
+			if ref.Version == store.Latest {
+				break
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("root %s: %w", ref, store.ErrNotFound)
+		}
+	}
+	return out, nil
+}

@@ -25,11 +25,15 @@ every multi-chunk file. It prints what is broken and exits 1 if anything is.`,
 		Example: "  spraydryfs check --read-data",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := g.open(false)
+			r, err := g.openReader()
 			if err != nil {
 				return err
 			}
-			defer s.Close()
+			defer r.Close()
+			if r.file == nil {
+				return checkLayout(cmd.Context(), r)
+			}
+			s := r.file
 			var bar *progressbar.ProgressBar
 			phase := ""
 			progress := func(p string, done, total int64) {}

@@ -67,7 +67,7 @@ with other content is refused.`,
 			if err != nil {
 				return err
 			}
-			roots, err := push.Select(all, refs)
+			roots, err := layout.Select(all, refs)
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,201 @@
+package remote_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spraydryfs/spraydryfs/backend"
+	"github.com/spraydryfs/spraydryfs/backend/hash"
+	"github.com/spraydryfs/spraydryfs/backend/layout"
+	"github.com/spraydryfs/spraydryfs/backend/remote"
+	"github.com/spraydryfs/spraydryfs/backend/store"
+	"github.com/spraydryfs/spraydryfs/ingest"
+	"github.com/spraydryfs/spraydryfs/push"
+)
+
+var files = map[string][]byte{
+	"small.txt": []byte("hello over http"),
+	"big.txt":   bytes.Repeat([]byte("many chunks of text, not all alike; "), 40000),
+	"d/e.txt":   []byte("nested"),
+}
+
+// published pushes files as t@1 into a layout directory.
+func published(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	src := t.TempDir()
+	for p, b := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755)
+		os.WriteFile(filepath.Join(src, p), b, 0o644)
+	}
+	s, err := store.Open(filepath.Join(t.TempDir(), "s.sdfs"), store.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := ingest.Run(ctx, s, ingest.Options{Name: "t", Version: "1", Sources: []ingest.Source{{Dir: src}}}); err != nil {
+		t.Fatal(err)
+	}
+	roots, _ := s.Roots(ctx)
+	dir := t.TempDir()
+	if _, err := push.Run(ctx, s.Objects, layout.NewDir(dir), roots, push.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// server serves a layout directory and can misbehave on purpose.
+type server struct {
+	dir  string
+	mu   sync.Mutex
+	hits map[string]int
+	// damage: objects served with a flipped byte unless asked with no-cache
+	// (a bad cache), or always (a bad origin).
+	damage       string
+	damageOrigin bool
+	unavailable  int // answer 503 this many times
+	hang         bool
+	conns        map[string]bool
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.hits[r.URL.Path]++
+	s.conns[r.RemoteAddr] = true
+	unavailable := s.unavailable > 0
+	if unavailable {
+		s.unavailable--
+	}
+	s.mu.Unlock()
+	if s.hang {
+		<-r.Context().Done()
+		return
+	}
+	if unavailable {
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return
+	}
+	key := strings.TrimPrefix(r.URL.Path, "/pub/")
+	if s.damage != "" && key == s.damage && (s.damageOrigin || r.Header.Get("Cache-Control") != "no-cache") {
+		b, _ := os.ReadFile(filepath.Join(s.dir, key))
+		b[len(b)-1] ^= 1
+		w.Write(b)
+		return
+	}
+	http.StripPrefix("/pub/", http.FileServer(http.Dir(s.dir))).ServeHTTP(w, r)
+}
+
+func start(t *testing.T) (*server, *store.Objects, *remote.HTTP) {
+	srv := &server{dir: published(t), hits: map[string]int{}, conns: map[string]bool{}}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	f, err := remote.NewHTTP(ts.URL+"/pub", remote.Options{Timeout: 500 * time.Millisecond, Backoff: 10 * time.Millisecond,
+		Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := store.NewObjects(layout.NewSource(f, layout.SourceOptions{Refetches: true, Log: slog.New(slog.DiscardHandler)}), 1<<20, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, o, f
+}
+
+func view(t *testing.T, o *store.Objects) *backend.View {
+	v, err := backend.OpenRoot(context.Background(), o, store.Ref{Name: "t", Version: "latest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestReadOverHTTP(t *testing.T) {
+	srv, o, _ := start(t)
+	v := view(t, o)
+	for p, want := range files {
+		got, err := v.FS().ReadFile(p)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %d bytes, %v", p, len(got), err)
+		}
+	}
+	for p, n := range srv.hits {
+		if strings.Contains(p, "/objects/") && n != 1 {
+			t.Errorf("%s fetched %d times", p, n)
+		}
+	}
+	if len(srv.conns) > 2 {
+		t.Errorf("%d connections for one sequential reader", len(srv.conns))
+	}
+}
+
+func chunkKey(t *testing.T, content []byte) string {
+	return layout.Key(layout.Chunk, hash.Sum(content))
+}
+
+// TestDamagedCacheIsRefetched: a copy damaged on the way is fetched once
+// more with no-cache, and the right bytes come back.
+func TestDamagedCacheIsRefetched(t *testing.T) {
+	srv, o, _ := start(t)
+	srv.damage = chunkKey(t, files["small.txt"])
+	got, err := view(t, o).FS().ReadFile("small.txt")
+	if err != nil || !bytes.Equal(got, files["small.txt"]) {
+		t.Fatalf("read: %q, %v", got, err)
+	}
+	if n := srv.hits["/pub/"+srv.damage]; n != 2 {
+		t.Errorf("damaged object fetched %d times, want 2", n)
+	}
+}
+
+// TestDamagedOriginFails: an object damaged at the origin fails with
+// ErrCorrupt after one refetch; nothing wrong is returned.
+func TestDamagedOriginFails(t *testing.T) {
+	srv, o, _ := start(t)
+	srv.damage, srv.damageOrigin = chunkKey(t, files["small.txt"]), true
+	v := view(t, o)
+	if got, err := v.FS().ReadFile("small.txt"); !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("read: %q, %v; want ErrCorrupt", got, err)
+	}
+	if n := srv.hits["/pub/"+srv.damage]; n != 2 {
+		t.Errorf("damaged object fetched %d times, want 2", n)
+	}
+	if _, err := v.FS().ReadFile("d/e.txt"); err != nil {
+		t.Errorf("healthy file: %v", err)
+	}
+}
+
+// TestRetriesAndTimeouts: server errors are retried with backoff; a
+// server that never answers fails the read within the timeout; a missing
+// object is not retried.
+func TestRetriesAndTimeouts(t *testing.T) {
+	srv, o, f := start(t)
+	srv.unavailable = 2
+	if _, err := o.Roots(context.Background()); err != nil {
+		t.Fatalf("after two 503s: %v", err)
+	}
+	if _, err := f.Fetch(context.Background(), "objects/chunk/00/"+strings.Repeat("0", 62), 100, false); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing object: %v", err)
+	}
+	if n := srv.hits["/pub/objects/chunk/00/"+strings.Repeat("0", 62)]; n != 1 {
+		t.Errorf("missing object asked %d times", n)
+	}
+	v := view(t, o)
+	srv.hang = true
+	start := time.Now()
+	_, err := v.FS().ReadFile("big.txt")
+	if err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("read from a hung server: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("hung server failed the read after %v", d)
+	}
+}
