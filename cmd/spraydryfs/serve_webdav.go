@@ -1,16 +1,6 @@
 package main
 
 import (
-	"context"
-	"crypto/tls"
-	"errors"
-	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
-	"os"
-	"time"
-
 	"github.com/spf13/cobra"
 
 	"github.com/spraydryfs/spraydryfs/frontends/webdav"
@@ -18,9 +8,9 @@ import (
 
 func newServeWebDAVCommand(g *globals) *cobra.Command {
 	var (
-		listen, htpasswd, cert, key string
-		opt                         webdav.Options
-		quiet                       bool
+		hf    httpFlags
+		opt   webdav.Options
+		quiet bool
 	)
 	cmd := &cobra.Command{
 		Use:   "webdav [NAME[@VERSION[/path]]]",
@@ -57,27 +47,11 @@ status is out, by closing the connection short of the Content-Length.`,
 		Args: args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			ctx := cmd.Context()
-			if (cert == "") != (key == "") {
-				return usageError{errors.New("serve webdav: --tls-cert and --tls-key go together")}
+			auth, err := hf.load("serve webdav")
+			if err != nil {
+				return err
 			}
-			// Everything that can fail is checked before the URL is
-			// announced: the certificate, the password file, the store and
-			// root, the address.
-			var tlsConfig *tls.Config
-			if cert != "" {
-				pair, err := tls.LoadX509KeyPair(cert, key)
-				if err != nil {
-					return fmt.Errorf("serve webdav: TLS certificate %s, key %s: %w", cert, key, err)
-				}
-				tlsConfig = &tls.Config{Certificates: []tls.Certificate{pair}}
-			}
-			if htpasswd != "" {
-				h, err := webdav.LoadHtpasswd(htpasswd)
-				if err != nil {
-					return err
-				}
-				opt.Auth = h
-			}
+			opt.Auth = auth
 			which := ""
 			if len(a) == 1 {
 				which = a[0]
@@ -87,64 +61,14 @@ status is out, by closing the connection short of the Content-Length.`,
 				return err
 			}
 			defer s.Close()
-			level := slog.LevelInfo
-			switch {
-			case g.verbose:
-				level = slog.LevelDebug
-			case quiet:
-				level = slog.LevelWarn
-			}
-			opt.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			ln, err := net.Listen("tcp", listen)
-			if err != nil {
-				return fmt.Errorf("serve webdav: %w", err)
-			}
-			srv := &http.Server{
-				Handler:           webdav.New(v, opt),
-				ReadHeaderTimeout: 10 * time.Second,
-				ReadTimeout:       60 * time.Second,
-				IdleTimeout:       120 * time.Second,
-				MaxHeaderBytes:    64 << 10,
-				ErrorLog:          slog.NewLogLogger(opt.Log.Handler(), slog.LevelDebug),
-				BaseContext:       func(net.Listener) context.Context { return ctx },
-				TLSConfig:         tlsConfig,
-			}
-			scheme := "http"
-			if cert != "" {
-				scheme = "https"
-			}
-			url := fmt.Sprintf("%s://%s/", scheme, ln.Addr())
-			fmt.Fprintln(os.Stdout, url)
-			fmt.Fprintf(os.Stderr, "spraydryfs: serving %s read-only at %s (Ctrl-C to stop)\n", describe(which), url)
-			errc := make(chan error, 1)
-			go func() {
-				if tlsConfig != nil {
-					errc <- srv.ServeTLS(ln, "", "")
-				} else {
-					errc <- srv.Serve(ln)
-				}
-			}()
-			select {
-			case err := <-errc:
-				return fmt.Errorf("serve webdav: %w", err)
-			case <-ctx.Done():
-			}
-			// Let requests in flight finish, for a while.
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := srv.Shutdown(sctx); err != nil {
-				srv.Close()
-			}
-			return nil
+			opt.Log = g.accessLog(quiet)
+			return hf.serve(ctx, "serve webdav", describe(which), webdav.New(v, opt), opt.Log)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
+	hf.register(f, "127.0.0.1:8080")
 	f.BoolVar(&opt.AllowInfinity, "allow-infinity", false, "answer PROPFIND with Depth infinity (walks whole trees)")
 	f.BoolVar(&opt.NoListing, "no-listing", false, "no HTML listings of directories for browsers")
-	f.StringVar(&htpasswd, "htpasswd", "", "require HTTP basic auth against this htpasswd file (bcrypt)")
-	f.StringVar(&cert, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
-	f.StringVar(&key, "tls-key", "", "the certificate's private key (PEM)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "log errors only, no access log")
 	return cmd
 }

@@ -54,6 +54,7 @@ import (
 	"golang.org/x/net/webdav"
 
 	"github.com/spraydryfs/spraydryfs/backend"
+	"github.com/spraydryfs/spraydryfs/frontends/httpauth"
 )
 
 // Options configure a Handler.
@@ -172,24 +173,8 @@ func (h *Handler) serve(w *recorder, r *http.Request) bool {
 		w.WriteHeader(http.StatusOK)
 		return false
 	}
-	if h.opt.Auth != nil {
-		user, pass, ok := r.BasicAuth()
-		if ok {
-			var err error
-			if ok, err = h.opt.Auth.Check(r.Context(), user, pass); err != nil {
-				if errors.Is(err, ErrAuthBusy) {
-					h.log.Warn("webdav: password checks saturated", "method", r.Method, "path", r.URL.Path)
-				}
-				w.Header().Set("Retry-After", "5")
-				http.Error(w, "503 too many password checks at once; retry later", http.StatusServiceUnavailable)
-				return false
-			}
-		}
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Basic realm="spraydryfs", charset="UTF-8"`)
-			http.Error(w, "401 authentication required", http.StatusUnauthorized)
-			return false
-		}
+	if h.opt.Auth != nil && !httpauth.Allow(w, r, h.opt.Auth, h.log) {
+		return false
 	}
 	p, ok := cleanPath(r)
 	if !ok {

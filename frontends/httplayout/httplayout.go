@@ -1,0 +1,166 @@
+// Package httplayout serves a store as a published layout (package
+// layout) over HTTP, read-only: the objects and the roots index that
+// `spraydryfs push` would write, made from the store on each request, so
+// that readers, HTTP caches and CDNs see the same bytes as from a pushed
+// directory behind a static web server.
+//
+// Objects are immutable (Cache-Control: public, max-age=31536000,
+// immutable; a strong ETag, the object's address); the index may change
+// (max-age=61, as CernVM-FS: Squid does not cache 60 s and below; an ETag
+// of its content, so If-None-Match revalidates it with a 304). GET and
+// HEAD are served; everything else gets 405.
+package httplayout
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spraydryfs/spraydryfs/backend/layout"
+	"github.com/spraydryfs/spraydryfs/backend/store"
+	"github.com/spraydryfs/spraydryfs/frontends/httpauth"
+)
+
+// Options tune a Handler.
+type Options struct {
+	// Roots limits the index to these (NAME or NAME@VERSION); empty is
+	// every root. Objects are served by address whatever root names them.
+	Roots []store.Ref
+	// Auth, if set, is asked on every request.
+	Auth httpauth.Checker
+	// Log receives one line per request (Info) and failures (Error).
+	Log *slog.Logger
+}
+
+// Handler serves the layout of a Source.
+type Handler struct {
+	src store.Source
+	opt Options
+}
+
+// New returns the handler serving src's layout.
+func New(src store.Source, opt Options) *Handler {
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	return &Handler{src: src, opt: opt}
+}
+
+// Cache-Control values.
+const (
+	Immutable  = "public, max-age=31536000, immutable"
+	IndexCache = "public, max-age=61"
+)
+
+// status records the response status for the access log.
+type status struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *status) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &status{ResponseWriter: w, code: http.StatusOK}
+	h.serve(sw, r)
+	h.opt.Log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.code, "ms", time.Since(start).Milliseconds())
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "405 read-only: allowed methods are GET, HEAD", http.StatusMethodNotAllowed)
+		return
+	}
+	if h.opt.Auth != nil && !httpauth.Allow(w, r, h.opt.Auth, h.opt.Log) {
+		return
+	}
+	key := strings.TrimPrefix(r.URL.Path, "/")
+	if key == layout.IndexKey {
+		h.index(w, r)
+		return
+	}
+	kind, addr, err := layout.ParseKey(key)
+	if err != nil {
+		http.Error(w, "404 not found", http.StatusNotFound)
+		return
+	}
+	body, err := h.object(r, kind, addr)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", Immutable)
+	w.Header().Set("ETag", `"`+hex.EncodeToString(addr[1:])+`"`)
+	h.send(w, r, body)
+}
+
+// object encodes object addr of kind from the source.
+func (h *Handler) object(r *http.Request, kind layout.Kind, addr [33]byte) ([]byte, error) {
+	ctx := r.Context()
+	switch kind {
+	case layout.Chunk:
+		f, err := h.src.Frame(ctx, addr)
+		return layout.EncodeChunk(addr, f), err
+	case layout.Listing:
+		rec, err := h.src.Listing(ctx, addr)
+		return layout.EncodeListing(addr, rec), err
+	case layout.ChunkList:
+		f, err := h.src.ChunkList(ctx, addr)
+		if err == nil && f.List == nil { // a one-chunk file is its chunk
+			err = store.ErrNotFound
+		}
+		return layout.EncodeChunkList(addr, f), err
+	default:
+		d, err := h.src.Dict(ctx, addr)
+		return layout.EncodeDict(addr, d), err
+	}
+}
+
+func (h *Handler) index(w http.ResponseWriter, r *http.Request) {
+	all, err := h.src.Roots(r.Context())
+	if err == nil {
+		all, err = layout.Select(all, h.opt.Roots)
+	}
+	var body []byte
+	if err == nil {
+		body, err = layout.EncodeIndex(all)
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	sum := sha256.Sum256(body)
+	w.Header().Set("Cache-Control", IndexCache)
+	w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:16])+`"`)
+	h.send(w, r, body)
+}
+
+// send writes body with HEAD, Range and If-None-Match handled.
+func (h *Handler) send(w http.ResponseWriter, r *http.Request, body []byte) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if strings.HasSuffix(r.URL.Path, ".json") {
+		w.Header().Set("Content-Type", "application/json")
+	}
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, store.ErrNotFound) {
+		http.Error(w, "404 not found", http.StatusNotFound)
+		return
+	}
+	h.opt.Log.Error("request failed", "path", r.URL.Path, "err", err)
+	http.Error(w, "500 internal error", http.StatusInternalServerError)
+}
