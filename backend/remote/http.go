@@ -108,6 +108,11 @@ func (h *HTTP) Close() error {
 	return nil
 }
 
+// ErrUnavailable reports that the remote could not be reached or did not
+// answer in time or in full. It carries no errno of its own, so that file
+// system frontends answer EIO, as for any other failed read.
+var ErrUnavailable = errors.New("remote unavailable")
+
 // errPermanent marks failures that another attempt would not change.
 type errPermanent struct{ error }
 
@@ -160,7 +165,7 @@ func (h *HTTP) get(ctx context.Context, u, key string, limit int64, fresh bool) 
 	}
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", u, err)
+		return nil, h.unavailable(ctx, u, err)
 	}
 	defer resp.Body.Close()
 	switch {
@@ -175,7 +180,7 @@ func (h *HTTP) get(ctx context.Context, u, key string, limit int64, fresh bool) 
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
 		return nil, errPermanent{fmt.Errorf("%s: %w", u, layout.ErrNotFound)}
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout:
-		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+		return nil, fmt.Errorf("%w: GET %s: %s", ErrUnavailable, u, resp.Status)
 	default:
 		return nil, errPermanent{fmt.Errorf("GET %s: %s", u, resp.Status)}
 	}
@@ -184,13 +189,13 @@ func (h *HTTP) get(ctx context.Context, u, key string, limit int64, fresh bool) 
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", u, err)
+		return nil, h.unavailable(ctx, u, err)
 	}
 	if int64(len(b)) > limit {
 		return nil, errPermanent{fmt.Errorf("%w: %s is more than %d bytes", store.ErrCorrupt, u, limit)}
 	}
 	if resp.ContentLength >= 0 && int64(len(b)) != resp.ContentLength {
-		return nil, fmt.Errorf("GET %s: %d of %d bytes", u, len(b), resp.ContentLength)
+		return nil, fmt.Errorf("%w: GET %s: %d of %d bytes", ErrUnavailable, u, len(b), resp.ContentLength)
 	}
 	if isIndex {
 		h.mu.Lock()
@@ -198,4 +203,14 @@ func (h *HTTP) get(ctx context.Context, u, key string, limit int64, fresh bool) 
 		h.mu.Unlock()
 	}
 	return b, nil
+}
+
+// unavailable describes a failed request: the caller's cancellation as
+// such, anything else (refused, reset, timed out) as ErrUnavailable
+// without the errno underneath.
+func (h *HTTP) unavailable(ctx context.Context, u string, err error) error {
+	if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("GET %s: %w", u, ctx.Err())
+	}
+	return fmt.Errorf("%w: GET %s: %v", ErrUnavailable, u, err)
 }

@@ -59,6 +59,10 @@ type Mounter func(t *testing.T, storePath, which string) (dir string, unmount fu
 type Suite struct {
 	Caps  Caps
 	Mount Mounter
+	// Damage, if set, damages chunk h of the store file at storePath where
+	// the frontend reads it (a remote copy, say) before it is mounted; nil
+	// flips a byte of it in the store file (Flip).
+	Damage func(t *testing.T, storePath string, h hash.Hash)
 }
 
 // data is the stored fixture shared by the subtests.
@@ -364,7 +368,11 @@ func (s Suite) corruption(t *testing.T, d *data) {
 		t.Fatal(err)
 	}
 	content, _ := os.ReadFile(filepath.Join(d.src, "text.txt"))
-	Flip(t, damaged, hash.Sum(content))
+	if s.Damage != nil {
+		s.Damage(t, damaged, hash.Sum(content))
+	} else {
+		Flip(t, damaged, hash.Sum(content))
+	}
 	dir, unmount := s.Mount(t, damaged, "fix@1")
 	defer unmount()
 	if got, err := os.ReadFile(filepath.Join(dir, "text.txt")); !errors.Is(err, s.Caps.CorruptErrno) {

@@ -1,0 +1,394 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spraydryfs/spraydryfs/backend/hash"
+	"github.com/spraydryfs/spraydryfs/backend/layout"
+	"github.com/spraydryfs/spraydryfs/integration/conformance"
+	"github.com/spraydryfs/spraydryfs/integration/fixture"
+)
+
+// nginxBin finds Debian's nginx.
+func nginxBin() string {
+	if p, err := exec.LookPath("nginx"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
+		return "/usr/sbin/nginx"
+	}
+	return ""
+}
+
+// requireNginx skips (fails in CI) without nginx.
+func requireNginx(t *testing.T) string {
+	t.Helper()
+	n := nginxBin()
+	reason := ""
+	if n == "" {
+		reason = "missing nginx (apt-get install nginx)"
+	}
+	unavailable(t, "nginx tests", reason)
+	return n
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// nginx is a running nginx child: a static server or a cache.
+type nginx struct {
+	port    int
+	dir     string // its prefix: config, logs, temp files, cache
+	cmd     *exec.Cmd
+	exited  chan error
+	stopped bool
+}
+
+// startNginx runs nginx in the foreground on a loopback port with
+// server, the body of its one server block, and waits until it accepts
+// connections. The access log (access.log in n.dir) has one
+// "METHOD URI STATUS CACHE-STATUS cc=CACHE-CONTROL" line per request.
+func startNginx(t *testing.T, server string) *nginx {
+	t.Helper()
+	bin := requireNginx(t)
+	n := &nginx{port: freePort(t), dir: t.TempDir(), exited: make(chan error, 1)}
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root root;" // the test's temp dirs are private to us
+	}
+	conf := fmt.Sprintf(`%s
+worker_processes 1;
+pid %[2]s/nginx.pid;
+error_log %[2]s/error.log warn;
+events { worker_connections 256; }
+http {
+	log_format counted '$request_method $uri $status $upstream_cache_status cc=$http_cache_control';
+	access_log %[2]s/access.log counted;
+	client_body_temp_path %[2]s/body;
+	proxy_temp_path %[2]s/proxy;
+	fastcgi_temp_path %[2]s/fastcgi;
+	uwsgi_temp_path %[2]s/uwsgi;
+	scgi_temp_path %[2]s/scgi;
+	proxy_cache_path %[2]s/cache keys_zone=objects:10m max_size=1g inactive=1h use_temp_path=off;
+	types { application/json json; }
+	default_type application/octet-stream;
+	server {
+		listen 127.0.0.1:%[3]d;
+		%[4]s
+	}
+}
+`, user, n.dir, n.port, server)
+	cfg := filepath.Join(n.dir, "nginx.conf")
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n.cmd = exec.Command(bin, "-p", n.dir, "-c", cfg, "-e", filepath.Join(n.dir, "error.log"), "-g", "daemon off;")
+	var stderr bytes.Buffer
+	n.cmd.Stderr = &stderr
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { n.exited <- n.cmd.Wait() }()
+	t.Cleanup(n.stop)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", n.port)); err == nil {
+			c.Close()
+			return n
+		}
+		select {
+		case err := <-n.exited:
+			log, _ := os.ReadFile(filepath.Join(n.dir, "error.log"))
+			t.Fatalf("nginx exited: %v\n%s%s", err, stderr.String(), log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("nginx did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// url returns the address of path on the server.
+func (n *nginx) url(path string) string { return fmt.Sprintf("http://127.0.0.1:%d/%s", n.port, path) }
+
+// stop ends nginx (SIGQUIT would wait for idle keep-alive clients).
+func (n *nginx) stop() {
+	if n.stopped {
+		return
+	}
+	n.stopped = true
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.exited:
+	case <-time.After(10 * time.Second):
+		n.cmd.Process.Kill()
+		<-n.exited
+	}
+}
+
+// requests counts the access log's lines per "METHOD URI STATUS
+// cc=CACHE-CONTROL".
+func (n *nginx) requests(t *testing.T) map[string]int {
+	return countLines(t, filepath.Join(n.dir, "access.log"), func(l string) string {
+		f := strings.Fields(l)
+		if len(f) < 5 {
+			return ""
+		}
+		return strings.Join(append(f[:3], f[4]), " ")
+	})
+}
+
+func countLines(t *testing.T, path string, key func(string) string) map[string]int {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m := map[string]int{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k := key(sc.Text()); k != "" {
+			m[k]++
+		}
+	}
+	return m
+}
+
+// staticSuite publishes stores into layout directories under one nginx
+// static server, one layout per store file, pushed once.
+type staticSuite struct {
+	t    *testing.T
+	root string
+	srv  *nginx
+	mu   sync.Mutex
+	seen map[string]string // store path → layout name
+}
+
+func newStaticSuite(t *testing.T) *staticSuite {
+	root := t.TempDir()
+	s := &staticSuite{t: t, root: root, seen: map[string]string{}}
+	s.srv = startNginx(t, fmt.Sprintf("root %s; location / { }", root))
+	return s
+}
+
+// layout pushes storePath (once) and returns its layout directory and URL.
+func (s *staticSuite) layout(t *testing.T, storePath string) (string, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name, pushed := s.seen[storePath]
+	if !pushed {
+		name = fmt.Sprintf("l%d", len(s.seen))
+		ok(t, "-s", storePath, "push", filepath.Join(s.root, name))
+		s.seen[storePath] = name
+	}
+	return filepath.Join(s.root, name), s.srv.url(name + "/")
+}
+
+func (s *staticSuite) mount(t *testing.T, storePath, which string) (string, func()) {
+	_, url := s.layout(t, storePath)
+	return mountFUSE(t, url, which)
+}
+
+// damage alters chunk h's object in the published copy, not the store.
+func (s *staticSuite) damage(t *testing.T, storePath string, h hash.Hash) {
+	dir, _ := s.layout(t, storePath)
+	flipObject(t, dir, h)
+}
+
+// flipObject damages the last byte of chunk h's object in a layout.
+func flipObject(t *testing.T, dir string, h hash.Hash) {
+	p := filepath.Join(dir, layout.Key(layout.Chunk, h))
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 0x10
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRemoteStaticConformance pushes the conformance fixture to layout
+// directories served by a real nginx as plain files, and runs the shared
+// suite through `mount -s http://…` (the kernel's FUSE client): the tree,
+// find/tar/diff, read-only errors, stable inodes, parallel readers, the
+// namespace, and an object altered on the server failing with EIO.
+func TestRemoteStaticConformance(t *testing.T) {
+	requireFUSE(t)
+	s := newStaticSuite(t)
+	conformance.Run(t, conformance.Suite{
+		Caps: conformance.Caps{
+			Caps:         fixture.All(),
+			StableInodes: true,
+			Tools:        true,
+			WriteErrno:   syscall.EROFS,
+			CorruptErrno: syscall.EIO,
+		},
+		Mount:  s.mount,
+		Damage: s.damage,
+	})
+}
+
+// remoteStore ingests a small tree with a few larger files and returns
+// the store path and the source directory.
+func remoteStore(t *testing.T, files int) (string, string) {
+	st := filepath.Join(t.TempDir(), "s.sdfs")
+	src := t.TempDir()
+	for i := range files {
+		d := filepath.Join(src, fmt.Sprintf("d%d", i%10))
+		os.MkdirAll(d, 0o755)
+		body := strings.Repeat(fmt.Sprintf("file %d line; ", i), 5+i%50)
+		if i%25 == 0 {
+			body = strings.Repeat(fmt.Sprintf("a larger file %d, several chunks: %x ", i, i*7919), 20000)
+		}
+		os.WriteFile(filepath.Join(d, fmt.Sprintf("f%04d.txt", i)), []byte(body), 0o644)
+	}
+	ok(t, "-s", st, "ingest", "r@1", src)
+	return st, src
+}
+
+// TestRemoteAlteredObject: a chunk altered on the static server is
+// fetched once more with no-cache, then fails with EIO, logged with its
+// address; the other files read.
+func TestRemoteAlteredObject(t *testing.T) {
+	requireFUSE(t)
+	s := newStaticSuite(t)
+	st, src := remoteStore(t, 30)
+	victim := filepath.Join("d3", "f0003.txt")
+	content, _ := os.ReadFile(filepath.Join(src, victim))
+	h := hash.Sum(content)
+	s.damage(t, st, h)
+	_, url := s.layout(t, st)
+	dir, stderr, stop := startMount(t, url, "r@1")
+	_, err := os.ReadFile(filepath.Join(dir, victim))
+	good, gerr := os.ReadFile(filepath.Join(dir, "d4", "f0004.txt"))
+	stop()
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("altered object: %v, want EIO", err)
+	}
+	if want, _ := os.ReadFile(filepath.Join(src, "d4", "f0004.txt")); gerr != nil || !bytes.Equal(good, want) {
+		t.Fatalf("healthy file: %v", gerr)
+	}
+	if !strings.Contains(stderr.String(), h.String()) || !strings.Contains(stderr.String(), "fetching it again") {
+		t.Errorf("mount log lacks the address %s or the refetch:\n%s", h, stderr.String())
+	}
+	// Each read that needs it refetches it once with no-cache (the kernel
+	// may retry a failed read).
+	key := "GET /l0/" + layout.Key(layout.Chunk, h) + " 200"
+	reqs := s.srv.requests(t)
+	if plain, fresh := reqs[key+" cc=-"], reqs[key+" cc=no-cache"]; plain != 1 || fresh < 1 || fresh > 3 {
+		t.Errorf("altered object fetched %d times plainly and %d with no-cache; want 1 and 1 per read", plain, fresh)
+	}
+}
+
+// TestRemoteStoppedMidRead: with the server stopped, what the mount has
+// read keeps reading; what it has not fails with EIO, quickly.
+func TestRemoteStoppedMidRead(t *testing.T) {
+	requireFUSE(t)
+	s := newStaticSuite(t)
+	st, src := remoteStore(t, 60)
+	_, url := s.layout(t, st)
+	dir, _, stop := startMount(t, url, "r@1")
+	defer stop()
+	read := filepath.Join("d1", "f0001.txt")
+	if _, err := os.ReadFile(filepath.Join(dir, read)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.ReadDir(filepath.Join(dir, "d2")); err != nil {
+		t.Fatal(err)
+	}
+	s.srv.stop()
+	want, _ := os.ReadFile(filepath.Join(src, read))
+	if got, err := os.ReadFile(filepath.Join(dir, read)); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("a file read before the server stopped: %v", err)
+	}
+	start := time.Now()
+	for _, p := range []string{filepath.Join("d2", "f0002.txt"), filepath.Join("d0", "f0025.txt")} {
+		if got, err := os.ReadFile(filepath.Join(dir, p)); !errors.Is(err, syscall.EIO) {
+			t.Errorf("%s with the server stopped: %d bytes, %v; want EIO", p, len(got), err)
+		}
+	}
+	if _, err := os.ReadDir(filepath.Join(dir, "d5")); !errors.Is(err, syscall.EIO) {
+		t.Errorf("an unread directory with the server stopped: %v; want EIO", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("failing took %v", d)
+	}
+}
+
+var pushLine = regexp.MustCompile(`: (\d+) objects, (\d+) sent \(.*\), (\d+) already there`)
+
+// pushCounts parses push's summary: objects, sent, already there.
+func pushCounts(t *testing.T, out string) (int, int, int) {
+	m := pushLine.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no push summary in %q", out)
+	}
+	var a, b, c int
+	fmt.Sscan(m[1], &a)
+	fmt.Sscan(m[2], &b)
+	fmt.Sscan(m[3], &c)
+	return a, b, c
+}
+
+// TestPushKilledResumes: push killed with SIGKILL midway publishes no
+// index; the re-run sends only what is missing, and the layout reads back.
+func TestPushKilledResumes(t *testing.T) {
+	st, src := remoteStore(t, 3000)
+	dest := filepath.Join(t.TempDir(), "pub")
+	cmd := exec.Command(bin, "-s", st, "push", "-j", "2", dest)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	for range 5000 {
+		m, _ := filepath.Glob(filepath.Join(dest, "objects", "*", "*", "*"))
+		if len(m) >= 200 {
+			cmd.Process.Kill()
+			killed = true
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	err := cmd.Wait()
+	if !killed || err == nil {
+		t.Fatalf("push finished before it could be killed (%v)", err)
+	}
+	if layout.IsDir(dest) {
+		t.Fatal("a killed push left an index")
+	}
+	before, _ := filepath.Glob(filepath.Join(dest, "objects", "*", "*", "*"))
+	total, sent, there := pushCounts(t, ok(t, "-s", st, "push", dest).stdout)
+	if there < len(before)-5 || sent != total-there || sent == 0 {
+		t.Fatalf("re-run: %d objects, %d sent, %d there; %d were there after the kill", total, sent, there, len(before))
+	}
+	if _, sent, _ := pushCounts(t, ok(t, "-s", st, "push", dest).stdout); sent != 0 {
+		t.Errorf("third push sent %d objects", sent)
+	}
+	ok(t, "-s", dest, "check", "--read-data")
+	out := filepath.Join(t.TempDir(), "out")
+	ok(t, "-s", dest, "extract", "r@1", out)
+	if b, err := exec.Command("diff", "-r", src, out).CombinedOutput(); err != nil {
+		t.Fatalf("diff: %v\n%s", err, b)
+	}
+}
