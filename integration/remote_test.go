@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/spraydryfs/spraydryfs/backend/hash"
 	"github.com/spraydryfs/spraydryfs/backend/layout"
@@ -323,7 +326,7 @@ func TestRemoteStoppedMidRead(t *testing.T) {
 		t.Errorf("a file read before the server stopped: %v", err)
 	}
 	start := time.Now()
-	for _, p := range []string{filepath.Join("d2", "f0002.txt"), filepath.Join("d0", "f0025.txt")} {
+	for _, p := range []string{filepath.Join("d2", "f0002.txt"), filepath.Join("d0", "f0050.txt")} {
 		if got, err := os.ReadFile(filepath.Join(dir, p)); !errors.Is(err, syscall.EIO) {
 			t.Errorf("%s with the server stopped: %d bytes, %v; want EIO", p, len(got), err)
 		}
@@ -390,5 +393,160 @@ func TestPushKilledResumes(t *testing.T) {
 	ok(t, "-s", dest, "extract", "r@1", out)
 	if b, err := exec.Command("diff", "-r", src, out).CombinedOutput(); err != nil {
 		t.Fatalf("diff: %v\n%s", err, b)
+	}
+}
+
+// serveHTTP runs `spraydryfs serve http` on store st and returns its URL
+// and its stderr (the access log), complete once stop has returned.
+func serveHTTP(t *testing.T, st string) (string, *bytes.Buffer, func()) {
+	t.Helper()
+	cmd := exec.Command(bin, "-s", st, "serve", "http", "--listen", "127.0.0.1:0")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	url, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("serve http: %v\n%s", err, stderr.String())
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("serve http exited with %v:\n%s", err, stderr.String())
+		}
+	}
+	t.Cleanup(stop)
+	return strings.TrimSpace(url), &stderr, stop
+}
+
+var originLine = regexp.MustCompile(`msg=request method=(\S+) path=(\S+) status=(\d+)`)
+
+// TestRemoteProxyCache puts nginx's proxy_cache between `serve http` and
+// two readers with their own empty caches (an extract, then a FUSE mount
+// read with diff -r): both get the tree, and the origin sees each object
+// once, the second reader being served from nginx's cache.
+func TestRemoteProxyCache(t *testing.T) {
+	requireFUSE(t)
+	st, src := remoteStore(t, 300)
+	origin, originLog, stopOrigin := serveHTTP(t, st)
+	cache := startNginx(t, fmt.Sprintf(`location / {
+		proxy_pass %s;
+		proxy_http_version 1.1;
+		proxy_set_header Connection "";
+		proxy_cache objects;
+		proxy_cache_lock on;
+		proxy_cache_valid 404 1m;
+		proxy_cache_revalidate on;
+		proxy_cache_bypass $http_cache_control;
+	}`, origin))
+	url := cache.url("")
+
+	out := filepath.Join(t.TempDir(), "out")
+	ok(t, "-s", url, "extract", "r@1", out)
+	if b, err := exec.Command("diff", "-r", src, out).CombinedOutput(); err != nil {
+		t.Fatalf("first reader: %v\n%s", err, b)
+	}
+	first := cache.requests(t)
+	dir, unmount := mountFUSE(t, url, "r@1")
+	b, err := exec.Command("diff", "-r", src, dir).CombinedOutput()
+	unmount()
+	if err != nil {
+		t.Fatalf("second reader: %v\n%s", err, b)
+	}
+	stopOrigin()
+
+	perPath := map[string]int{}
+	originGets := 0
+	for _, m := range originLine.FindAllStringSubmatch(originLog.String(), -1) {
+		if m[1] == "GET" {
+			perPath[m[2]]++
+			originGets++
+		}
+	}
+	for p, n := range perPath {
+		if n != 1 {
+			t.Errorf("origin served %s %d times", p, n)
+		}
+	}
+	total := 0
+	for _, n := range first {
+		total += n
+	}
+	all := countLines(t, filepath.Join(cache.dir, "access.log"), func(l string) string {
+		if f := strings.Fields(l); len(f) > 3 {
+			return f[3]
+		}
+		return ""
+	})
+	t.Logf("origin: %d GETs for %d paths; cache: %d requests from the first reader, %d in all (cache status: %v)",
+		originGets, len(perPath), total, sum(all), all)
+	if all["HIT"] < total/2 {
+		t.Errorf("the second reader was not served from the cache: %v", all)
+	}
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// TestServeHTTPCommands reads a `serve http --htpasswd` origin with the
+// reading commands: roots, ls, cat and check with the password in the URL,
+// a clear failure without it, and 405 for writes.
+func TestServeHTTPCommands(t *testing.T) {
+	st, src := remoteStore(t, 30)
+	h, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := filepath.Join(t.TempDir(), "htpasswd")
+	os.WriteFile(pw, []byte("reader:"+string(h)+"\n"), 0o600)
+	cmd := exec.Command(bin, "-s", st, "serve", "http", "--listen", "127.0.0.1:0", "--htpasswd", pw, "-q")
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	base, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	base = strings.TrimSpace(base)
+	authed := strings.Replace(base, "http://", "http://reader:pw@", 1)
+
+	if r := ok(t, "-s", authed, "roots"); !strings.Contains(r.stdout, "r@1") {
+		t.Errorf("roots: %q", r.stdout)
+	}
+	if r := ok(t, "-s", authed, "ls", "r@1/d3"); !strings.Contains(r.stdout, "f0003.txt") {
+		t.Errorf("ls: %q", r.stdout)
+	}
+	want, _ := os.ReadFile(filepath.Join(src, "d0", "f0000.txt"))
+	if r := ok(t, "-s", authed, "cat", "r@1/d0/f0000.txt"); r.stdout != string(want) {
+		t.Errorf("cat: %d bytes, want %d", len(r.stdout), len(want))
+	}
+	ok(t, "-s", authed, "check", "--read-data")
+	r := spraydryfs(t, "-s", base, "roots")
+	wantFail(t, r, 1, "401")
+	if strings.Contains(r.stderr, "pw@") {
+		t.Errorf("password in an error: %s", r.stderr)
+	}
+	req, _ := http.NewRequest("PUT", authed+"index.json", strings.NewReader("x"))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 405 {
+		t.Errorf("PUT: %v %v", resp, err)
 	}
 }

@@ -99,8 +99,8 @@ func NewHTTP(rawURL string, opt Options) (*HTTP, error) {
 	return &HTTP{base: u, client: &http.Client{Transport: tr}, opt: opt}, nil
 }
 
-// String returns the layout's URL.
-func (h *HTTP) String() string { return h.base.String() }
+// String returns the layout's URL, without a password.
+func (h *HTTP) String() string { return h.base.Redacted() }
 
 // Close drops idle connections.
 func (h *HTTP) Close() error {
@@ -120,12 +120,13 @@ func (e errPermanent) Unwrap() error { return e.error }
 
 // Fetch implements layout.Fetcher.
 func (h *HTTP) Fetch(ctx context.Context, key string, limit int64, fresh bool) ([]byte, error) {
-	u := h.base.JoinPath(key).String()
+	target := h.base.JoinPath(key)
+	u := target.Redacted() // for messages: no password
 	wait := h.opt.Backoff
 	var err error
 	for attempt := 1; ; attempt++ {
 		var b []byte
-		b, err = h.get(ctx, u, key, limit, fresh)
+		b, err = h.get(ctx, target, u, key, limit, fresh)
 		var perm errPermanent
 		if err == nil || errors.As(err, &perm) || ctx.Err() != nil || attempt >= h.opt.Attempts {
 			if errors.As(err, &perm) {
@@ -143,11 +144,11 @@ func (h *HTTP) Fetch(ctx context.Context, key string, limit int64, fresh bool) (
 	}
 }
 
-// get makes one attempt.
-func (h *HTTP) get(ctx context.Context, u, key string, limit int64, fresh bool) ([]byte, error) {
+// get makes one attempt at target, u in messages.
+func (h *HTTP) get(ctx context.Context, target *url.URL, u, key string, limit int64, fresh bool) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.opt.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
 	if err != nil {
 		return nil, errPermanent{err}
 	}

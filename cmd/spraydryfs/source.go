@@ -38,7 +38,7 @@ func (g *globals) openReader() (*readStore, error) {
 		if err != nil {
 			return nil, usageError{err}
 		}
-		return g.layoutReader(h, p, true, h.Close)
+		return g.layoutReader(h, h.String(), true, h.Close)
 	case layout.IsDir(p):
 		return g.layoutReader(layout.NewDir(p), p, false, func() error { return nil })
 	}
