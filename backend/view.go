@@ -402,6 +402,11 @@ func (v *View) Open(ctx context.Context, n *Node) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A chunk list is named by the file's content hash, which only reading
+	// every chunk verifies; its size must at least be the listing's.
+	if f.Size != n.Size {
+		return nil, fmt.Errorf("%w: file %s has %d bytes, its directory says %d", ErrCorrupt, n.Hash, f.Size, n.Size)
+	}
 	v.prefetchNext(n)
 	return &Reader{s: v.s, f: f}, nil
 }
