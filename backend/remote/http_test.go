@@ -142,17 +142,31 @@ func chunkKey(t *testing.T, content []byte) string {
 	return layout.Key(layout.Chunk, hash.Sum(content))
 }
 
-// TestDamagedCacheIsRefetched: a copy damaged on the way is fetched once
-// more with no-cache, and the right bytes come back.
+// TestDamagedCacheIsRefetched: a chunk, a listing or a chunk list
+// damaged on the way is fetched once more with no-cache, and the right
+// bytes come back.
 func TestDamagedCacheIsRefetched(t *testing.T) {
-	srv, o, _ := start(t)
-	srv.damage = chunkKey(t, files["small.txt"])
-	got, err := view(t, o).FS().ReadFile("small.txt")
-	if err != nil || !bytes.Equal(got, files["small.txt"]) {
-		t.Fatalf("read: %q, %v", got, err)
-	}
-	if n := srv.hits["/pub/"+srv.damage]; n != 2 {
-		t.Errorf("damaged object fetched %d times, want 2", n)
+	for _, kind := range []layout.Kind{layout.Chunk, layout.Listing, layout.ChunkList} {
+		srv, o, _ := start(t)
+		root, err := o.Root(context.Background(), "t", "1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := map[layout.Kind]string{
+			layout.Chunk:     chunkKey(t, files["small.txt"]),
+			layout.Listing:   layout.Key(layout.Listing, root.Top.Hash),
+			layout.ChunkList: layout.Key(layout.ChunkList, hash.Sum(files["big.txt"])),
+		}[kind]
+		srv.damage = key
+		v := view(t, o)
+		for p, want := range files {
+			if got, err := v.FS().ReadFile(p); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("%s damaged: %s: %d bytes, %v", key, p, len(got), err)
+			}
+		}
+		if n := srv.hits["/pub/"+key]; n != 2 {
+			t.Errorf("damaged %s fetched %d times, want 2", key, n)
+		}
 	}
 }
 
