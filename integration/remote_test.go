@@ -305,7 +305,8 @@ func TestRemoteAlteredObject(t *testing.T) {
 }
 
 // TestRemoteStoppedMidRead: with the server stopped, what the mount has
-// read keeps reading; what it has not fails with EIO, quickly.
+// read keeps reading; files it has not read (nor prefetched) fail with
+// EIO, quickly.
 func TestRemoteStoppedMidRead(t *testing.T) {
 	requireFUSE(t)
 	s := newStaticSuite(t)
@@ -331,9 +332,7 @@ func TestRemoteStoppedMidRead(t *testing.T) {
 			t.Errorf("%s with the server stopped: %d bytes, %v; want EIO", p, len(got), err)
 		}
 	}
-	if _, err := os.ReadDir(filepath.Join(dir, "d5")); !errors.Is(err, syscall.EIO) {
-		t.Errorf("an unread directory with the server stopped: %v; want EIO", err)
-	}
+	// (Directories are not checked: listing the top prefetched them all.)
 	if d := time.Since(start); d > 20*time.Second {
 		t.Errorf("failing took %v", d)
 	}

@@ -28,6 +28,7 @@ type Source struct {
 	// frames holds the chunks ChunkList fetched to learn that a file is
 	// one chunk, for the Frame call that follows.
 	frames *lru.Cache[hash.Hash, store.Frame]
+	pre    *prefetcher // nil unless Prefetch was called
 }
 
 // SourceOptions tune a Source.
@@ -146,6 +147,9 @@ func (s *Source) object(ctx context.Context, k Kind, h hash.Hash) (Object, error
 // Listing implements store.Source.
 func (s *Source) Listing(ctx context.Context, h hash.Hash) ([]byte, error) {
 	o, err := s.object(ctx, Listing, h)
+	if err == nil && s.pre != nil {
+		s.pre.listed(ctx, h)
+	}
 	return o.Record, err
 }
 
@@ -153,6 +157,9 @@ func (s *Source) Listing(ctx context.Context, h hash.Hash) ([]byte, error) {
 // list object, so the chunk is asked for first and kept for the Frame
 // call that follows; only a missing chunk means a list.
 func (s *Source) ChunkList(ctx context.Context, h hash.Hash) (store.FileRecord, error) {
+	if s.pre != nil {
+		s.pre.opened(ctx, h)
+	}
 	c, err := s.object(ctx, Chunk, h)
 	if err == nil {
 		s.frames.Put(h, c.Frame, int64(len(c.Frame.Data))+128)

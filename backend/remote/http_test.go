@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -30,7 +31,7 @@ var files = map[string][]byte{
 }
 
 // published pushes files as t@1 into a layout directory.
-func published(t *testing.T) string {
+func published(t *testing.T, files map[string][]byte) string {
 	t.Helper()
 	ctx := context.Background()
 	src := t.TempDir()
@@ -96,7 +97,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func start(t *testing.T) (*server, *store.Objects, *remote.HTTP) {
-	srv := &server{dir: published(t), hits: map[string]int{}, conns: map[string]bool{}}
+	return startWith(t, files, false)
+}
+
+// startWith serves files over HTTP, with the Source reading ahead if
+// prefetch.
+func startWith(t *testing.T, files map[string][]byte, prefetch bool) (*server, *store.Objects, *remote.HTTP) {
+	srv := &server{dir: published(t, files), hits: map[string]int{}, conns: map[string]bool{}}
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	f, err := remote.NewHTTP(ts.URL+"/pub", remote.Options{Timeout: 500 * time.Millisecond, Backoff: 10 * time.Millisecond,
@@ -104,9 +111,13 @@ func start(t *testing.T) (*server, *store.Objects, *remote.HTTP) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := store.NewObjects(layout.NewSource(f, layout.SourceOptions{Refetches: true, Log: slog.New(slog.DiscardHandler)}), 1<<20, 1<<20)
+	src := layout.NewSource(f, layout.SourceOptions{Refetches: true, Log: slog.New(slog.DiscardHandler)})
+	o, err := store.NewObjects(src, 1<<20, 1<<20)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if prefetch {
+		src.Prefetch(o)
 	}
 	return srv, o, f
 }
@@ -211,5 +222,69 @@ func TestRetriesAndTimeouts(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("hung server failed the read after %v", d)
+	}
+}
+
+func (s *server) count(path string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hits[path]
+}
+
+// TestPrefetch: listing a directory fetches its subdirectories' listings
+// in the background, and opening a file fetches the next files of its
+// directory; reading them then asks the server for nothing more.
+func TestPrefetch(t *testing.T) {
+	many := map[string][]byte{}
+	for i := range 30 {
+		many[fmt.Sprintf("d/f%02d", i)] = []byte(fmt.Sprintf("small file %d", i))
+	}
+	many["d/sub/x"], many["e/y"] = []byte("x"), []byte("y")
+	srv, o, _ := startWith(t, many, true)
+	v := view(t, o)
+	ctx := context.Background()
+	d, err := v.Walk(ctx, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := v.Walk(ctx, "d/sub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subKey := "/pub/" + layout.Key(layout.Listing, sub.Hash)
+	eventually := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s was not prefetched", what)
+			}
+		}
+	}
+	eventually("d/sub's listing", func() bool { return srv.count(subKey) == 1 })
+	if _, err := v.ReadDir(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.FS().ReadFile("d/f00"); err != nil {
+		t.Fatal(err)
+	}
+	key := func(i int) string { return "/pub/" + chunkKey(t, many[fmt.Sprintf("d/f%02d", i)]) }
+	eventually("d/f01…f16", func() bool {
+		for i := 1; i <= 16; i++ {
+			if srv.count(key(i)) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for i := 1; i <= 16; i++ {
+		if b, err := v.FS().ReadFile(fmt.Sprintf("d/f%02d", i)); err != nil || !bytes.Equal(b, many[fmt.Sprintf("d/f%02d", i)]) {
+			t.Fatalf("d/f%02d: %q, %v", i, b, err)
+		}
+		if n := srv.count(key(i)); n != 1 {
+			t.Errorf("d/f%02d fetched %d times", i, n)
+		}
+	}
+	if srv.count(subKey) != 1 {
+		t.Errorf("d/sub's listing fetched %d times", srv.count(subKey))
 	}
 }

@@ -55,6 +55,9 @@ func (g *globals) layoutReader(f layout.Fetcher, where string, refetches bool, c
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", where, err)
 	}
+	if refetches { // a remote: read ahead rather than wait a round trip per object
+		src.Prefetch(o)
+	}
 	return &readStore{Objects: o, where: where, close: closer}, nil
 }
 
