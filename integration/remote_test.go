@@ -3,8 +3,15 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -547,5 +554,65 @@ func TestServeHTTPCommands(t *testing.T) {
 	req, _ := http.NewRequest("PUT", authed+"index.json", strings.NewReader("x"))
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 405 {
 		t.Errorf("PUT: %v %v", resp, err)
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key.
+func selfSigned(t *testing.T) (cert, key string) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	return cert, key
+}
+
+// TestServeHTTPS: serve http over TLS, read with -s https:// by a client
+// that trusts the certificate (SSL_CERT_FILE), refused by one that does
+// not.
+func TestServeHTTPS(t *testing.T) {
+	st, src := remoteStore(t, 5)
+	cert, key := selfSigned(t)
+	cmd := exec.Command(bin, "-s", st, "serve", "http", "--listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key, "-q")
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	url, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(url, "https://") {
+		t.Fatalf("URL %q, %v", url, err)
+	}
+	url = strings.TrimSpace(url)
+	read := func(env ...string) (string, error) {
+		c := exec.Command(bin, "-s", url, "cat", "r@1/d1/f0001.txt")
+		c.Env = append(os.Environ(), env...)
+		var stderr bytes.Buffer
+		c.Stderr = &stderr
+		b, err := c.Output()
+		if err != nil {
+			return stderr.String(), err
+		}
+		return string(b), nil
+	}
+	want, _ := os.ReadFile(filepath.Join(src, "d1", "f0001.txt"))
+	if got, err := read("SSL_CERT_FILE=" + cert); err != nil || got != string(want) {
+		t.Fatalf("trusting client: %q, %v", got, err)
+	}
+	if msg, err := read("SSL_CERT_FILE=/dev/null", "SSL_CERT_DIR=/nonexistent"); err == nil || !strings.Contains(msg, "certificate") {
+		t.Fatalf("untrusting client: %q, %v", msg, err)
 	}
 }

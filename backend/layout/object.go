@@ -65,6 +65,7 @@ const (
 
 var kindDirs = map[Kind]string{Chunk: "chunk", Listing: "dir", ChunkList: "list", Dict: "dict"}
 
+// String names the kind as its objects' directory does.
 func (k Kind) String() string {
 	if d, ok := kindDirs[k]; ok {
 		return d

@@ -5,6 +5,7 @@ package remote
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -212,6 +213,10 @@ func (h *HTTP) get(ctx context.Context, target *url.URL, u, key string, limit in
 func (h *HTTP) unavailable(ctx context.Context, u string, err error) error {
 	if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("GET %s: %w", u, ctx.Err())
+	}
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &cv) { // another attempt would be refused alike
+		return errPermanent{fmt.Errorf("%w: GET %s: %v", ErrUnavailable, u, err)}
 	}
 	return fmt.Errorf("%w: GET %s: %v", ErrUnavailable, u, err)
 }
