@@ -61,7 +61,7 @@ func NewSource(f Fetcher, opt SourceOptions) *Source {
 func (s *Source) Refetches() bool { return s.opt.Refetches }
 
 // index returns the roots, fetching the index when the last copy is older
-// than the TTL.
+// than the TTL; if that fails, the last copy is kept.
 func (s *Source) index(ctx context.Context) ([]store.Root, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -69,12 +69,21 @@ func (s *Source) index(ctx context.Context) ([]store.Root, error) {
 		return s.roots, nil
 	}
 	b, err := s.f.Fetch(ctx, IndexKey, MaxIndexSize, false)
-	if err != nil {
-		return nil, fmt.Errorf("roots index: %w", err)
+	var roots []store.Root
+	if err == nil {
+		roots, err = DecodeIndex(b)
+	} else {
+		err = fmt.Errorf("roots index: %w", err)
 	}
-	roots, err := DecodeIndex(b)
 	if err != nil {
-		return nil, err
+		if s.roots == nil || ctx.Err() != nil {
+			return nil, err
+		}
+		// Keep serving the roots last seen (published roots never change)
+		// and try again after another TTL.
+		s.opt.Log.Warn("cannot refresh the roots index; using the last one", "err", err)
+		s.fetched = time.Now()
+		return s.roots, nil
 	}
 	s.roots, s.fetched = roots, time.Now()
 	return roots, nil

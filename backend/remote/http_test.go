@@ -288,3 +288,18 @@ func TestPrefetch(t *testing.T) {
 		t.Errorf("d/sub's listing fetched %d times", srv.count(subKey))
 	}
 }
+
+// TestIndexKeptWhileDown: once the index is known, a remote that stops
+// answering leaves the roots as they were.
+func TestIndexKeptWhileDown(t *testing.T) {
+	srv, _, f := start(t)
+	src := layout.NewSource(f, layout.SourceOptions{IndexTTL: time.Nanosecond, Log: slog.New(slog.DiscardHandler)})
+	ctx := context.Background()
+	if _, err := src.Roots(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.unavailable = 1000
+	if roots, err := src.Roots(ctx); err != nil || len(roots) != 1 {
+		t.Fatalf("roots with the remote down: %v, %v", roots, err)
+	}
+}
