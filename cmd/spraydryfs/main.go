@@ -85,7 +85,7 @@ Roots are named NAME@VERSION.`,
 			slog.SetDefault(g.log)
 		},
 	}
-	root.PersistentFlags().StringVarP(&g.storePath, "store", "s", os.Getenv("SPRAYDRYFS_STORE"), "store file (default $SPRAYDRYFS_STORE)")
+	root.PersistentFlags().StringVarP(&g.storePath, "store", "s", os.Getenv("SPRAYDRYFS_STORE"), "store file; reading commands also take a published layout: a directory or http(s)://HOST/PREFIX (default $SPRAYDRYFS_STORE)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log debug messages")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
