@@ -29,6 +29,23 @@ type Source struct {
 	// one chunk, for the Frame call that follows.
 	frames *lru.Cache[hash.Hash, store.Frame]
 	pre    *prefetcher // nil unless Prefetch was called
+
+	// flying joins concurrent fetches of one object (delta references
+	// are read by every dependant that misses the cache, and read-ahead
+	// races the reader).
+	flyMu  sync.Mutex
+	flying map[flight]*fetch
+}
+
+type flight struct {
+	key   string
+	fresh bool
+}
+
+type fetch struct {
+	done chan struct{}
+	obj  Object
+	err  error
 }
 
 // SourceOptions tune a Source.
@@ -54,7 +71,7 @@ func NewSource(f Fetcher, opt SourceOptions) *Source {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	return &Source{f: f, opt: opt, frames: lru.New[hash.Hash, store.Frame](frameCache)}
+	return &Source{f: f, opt: opt, frames: lru.New[hash.Hash, store.Frame](frameCache), flying: map[flight]*fetch{}}
 }
 
 // Refetches implements store.Refetcher.
@@ -131,9 +148,34 @@ func (s *Source) Newest(ctx context.Context, name string) (store.Root, error) {
 	return out, nil
 }
 
-// object fetches and decodes object h of kind k, once more with fresh
-// set if it fails its header checks.
+// object fetches and decodes object h of kind k, joining a fetch of it in
+// flight.
 func (s *Source) object(ctx context.Context, k Kind, h hash.Hash) (Object, error) {
+	fl := flight{Key(k, h), store.IsRefetch(ctx)}
+	s.flyMu.Lock()
+	if f, ok := s.flying[fl]; ok {
+		s.flyMu.Unlock()
+		select {
+		case <-f.done:
+			return f.obj, f.err
+		case <-ctx.Done():
+			return Object{}, ctx.Err()
+		}
+	}
+	f := &fetch{done: make(chan struct{})}
+	s.flying[fl] = f
+	s.flyMu.Unlock()
+	f.obj, f.err = s.fetch(ctx, k, h)
+	s.flyMu.Lock()
+	delete(s.flying, fl)
+	s.flyMu.Unlock()
+	close(f.done)
+	return f.obj, f.err
+}
+
+// fetch fetches and decodes object h of kind k, once more with fresh set
+// if it fails its header checks.
+func (s *Source) fetch(ctx context.Context, k Kind, h hash.Hash) (Object, error) {
 	key := Key(k, h)
 	fresh := store.IsRefetch(ctx)
 	if fresh {
