@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -512,8 +513,8 @@ func sum(m map[string]int) int {
 }
 
 // TestServeHTTPCommands reads a `serve http --htpasswd` origin with the
-// reading commands: roots, ls, cat and check with the password in the URL,
-// a clear failure without it, and 405 for writes.
+// reading commands: roots, ls, cat, check and serve webdav with the
+// password in the URL, a clear failure without it, and 405 for writes.
 func TestServeHTTPCommands(t *testing.T) {
 	st, src := remoteStore(t, 30)
 	h, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
@@ -546,6 +547,18 @@ func TestServeHTTPCommands(t *testing.T) {
 		t.Errorf("cat: %d bytes, want %d", len(r.stdout), len(want))
 	}
 	ok(t, "-s", authed, "check", "--read-data")
+	// The frontends serve a remote store too.
+	dav, _, stopDAV := startDAV(t, authed, "r@1", "-q")
+	resp, err := http.Get(dav + "d0/f0000.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	stopDAV()
+	if resp.StatusCode != 200 || string(got) != string(want) {
+		t.Errorf("serve webdav -s URL: %s, %d bytes", resp.Status, len(got))
+	}
 	r := spraydryfs(t, "-s", base, "roots")
 	wantFail(t, r, 1, "401")
 	if strings.Contains(r.stderr, "pw@") {
