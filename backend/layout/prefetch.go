@@ -18,8 +18,9 @@ const (
 	// prefetchAhead is how many of the following files of a directory a
 	// file's opening prefetches (their chunk lists and first chunks).
 	prefetchAhead = 16
-	// prefetchDirs bounds the directories whose file order is kept.
-	prefetchDirs = 256
+	// prefetchFiles bounds the files whose place in their directory is
+	// kept (about 100 bytes each).
+	prefetchFiles = 1 << 16
 )
 
 // prefetcher reads ahead through Objects, so that what it reads lands in
@@ -34,6 +35,7 @@ type prefetcher struct {
 	dirs  []hash.Hash               // listings whose files are known, oldest first
 	files map[hash.Hash][]hash.Hash // listing → its files in order
 	where map[hash.Hash]filePos     // file → its place in a known listing
+	known int                       // files in files
 }
 
 type filePos struct {
@@ -98,10 +100,10 @@ func (p *prefetcher) remember(h hash.Hash, d *tree.Dir) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.files[h]; ok || len(files) < 2 {
+	if _, ok := p.files[h]; ok || len(files) < 2 || len(files) > prefetchFiles {
 		return
 	}
-	if len(p.dirs) >= prefetchDirs {
+	for p.known+len(files) > prefetchFiles {
 		old := p.dirs[0]
 		p.dirs = p.dirs[1:]
 		for _, f := range p.files[old] {
@@ -109,8 +111,10 @@ func (p *prefetcher) remember(h hash.Hash, d *tree.Dir) {
 				delete(p.where, f)
 			}
 		}
+		p.known -= len(p.files[old])
 		delete(p.files, old)
 	}
+	p.known += len(files)
 	p.dirs = append(p.dirs, h)
 	p.files[h] = files
 	for i, f := range files {
