@@ -199,6 +199,11 @@ func TestInterruptedPushResumes(t *testing.T) {
 	if layout.IsDir(dir) {
 		t.Fatal("an interrupted push wrote the index")
 	}
+	// What a killed push left in tmp/ goes once it is an hour old.
+	old, fresh := filepath.Join(dir, "tmp", "put-old"), filepath.Join(dir, "tmp", "put-fresh")
+	os.WriteFile(old, []byte("partial"), 0o644)
+	os.WriteFile(fresh, []byte("in flight"), 0o644)
+	os.Chtimes(old, time.Now().Add(-2*time.Hour), time.Now().Add(-2*time.Hour))
 	rep, err := push.Run(ctx, s.Objects, layout.NewDir(dir), roots(t, s), push.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -207,6 +212,12 @@ func TestInterruptedPushResumes(t *testing.T) {
 		t.Fatalf("resumed push: %+v, want 20 present", rep)
 	}
 	readBack(t, dir, vs)
+	if _, err := os.Stat(old); err == nil {
+		t.Error("a stale temporary file survived")
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a fresh temporary file was removed: %v", err)
+	}
 }
 
 // TestConcurrentPushesKeepBoth: two pushes of different roots into one

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -60,8 +61,14 @@ func (d *Dir) Has(_ context.Context, key string) (bool, error) {
 	return err == nil, err
 }
 
-// Put implements Target: a temporary file in the object's directory,
-// renamed into place.
+// tmpDir holds files being written; what a killed push left there is
+// removed by a later push once it is staleAfter old.
+const (
+	tmpDir     = "tmp"
+	staleAfter = time.Hour
+)
+
+// Put implements Target: a temporary file in tmp/, renamed into place.
 func (d *Dir) Put(_ context.Context, key string, data []byte) error {
 	p := d.path(key)
 	if _, err := os.Lstat(p); err == nil {
@@ -70,13 +77,17 @@ func (d *Dir) Put(_ context.Context, key string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("layout %s: %w", d.root, err)
 	}
-	return writeAtomic(p, data, false)
+	return d.writeAtomic(p, data, false)
 }
 
 // writeAtomic writes data to p through a temporary file and a rename;
 // with sync, the file is synced before the rename and the directory after.
-func writeAtomic(p string, data []byte, sync bool) error {
-	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+func (d *Dir) writeAtomic(p string, data []byte, sync bool) error {
+	tmps := filepath.Join(d.root, tmpDir)
+	if err := os.MkdirAll(tmps, 0o755); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	f, err := os.CreateTemp(tmps, "put-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
@@ -134,7 +145,22 @@ func (d *Dir) UpdateIndex(_ context.Context, update func(old []byte) ([]byte, er
 	if err := unix.Syncfs(int(lock.Fd())); err != nil {
 		return fmt.Errorf("layout %s: sync: %w", d.root, err)
 	}
-	return writeAtomic(p, b, true)
+	if err := d.writeAtomic(p, b, true); err != nil {
+		return err
+	}
+	d.removeStale()
+	return nil
+}
+
+// removeStale removes temporary files that killed pushes left behind.
+func (d *Dir) removeStale() {
+	tmps := filepath.Join(d.root, tmpDir)
+	ents, _ := os.ReadDir(tmps)
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > staleAfter {
+			os.Remove(filepath.Join(tmps, e.Name()))
+		}
+	}
 }
 
 // Fetch implements Fetcher.
