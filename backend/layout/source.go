@@ -208,9 +208,6 @@ func (s *Source) Listing(ctx context.Context, h hash.Hash) ([]byte, error) {
 // list object, so the chunk is asked for first and kept for the Frame
 // call that follows; only a missing chunk means a list.
 func (s *Source) ChunkList(ctx context.Context, h hash.Hash) (store.FileRecord, error) {
-	if s.pre != nil {
-		s.pre.opened(ctx, h)
-	}
 	c, err := s.object(ctx, Chunk, h)
 	if err == nil {
 		s.frames.Put(h, c.Frame, int64(len(c.Frame.Data))+128)

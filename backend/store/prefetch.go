@@ -10,8 +10,9 @@ import (
 
 // Prefetch queue bounds. A queued job is one chunk (at most the chunker's
 // 256 KiB maximum) or one small file, so at most prefetchQueue jobs plus
-// one per worker are decoded ahead of readers: 16 MiB at the most, on top
-// of the chunk cache they land in.
+// one per worker are decoded ahead of readers: 17 MiB on two cores, 20 MiB
+// with a remote source's 16 workers, on top of the chunk cache they land
+// in.
 const (
 	prefetchQueue = 64
 	// PrefetchFileMax is the largest file prefetched whole ahead of a
@@ -19,9 +20,9 @@ const (
 	PrefetchFileMax = 256 << 10
 )
 
-// prefetcher decodes objects ahead of readers on one worker per core, so
-// that one sequential stream, or a walk over small files, keeps every core
-// decoding and verifying. A job that does not fit the queue is dropped:
+// prefetcher decodes objects ahead of readers on one worker per core (or
+// as many as a Parallel source asks for), so that one sequential stream,
+// or a walk over small files, keeps every core decoding and verifying. A job that does not fit the queue is dropped:
 // the reader loads it itself. Errors are dropped too: a reader that needs
 // a damaged chunk loads it again and gets the error, and no other reader
 // sees it.
@@ -40,7 +41,11 @@ type prefetchJob struct {
 func (o *Objects) startPrefetch() {
 	p := &o.pf
 	p.jobs, p.stop = make(chan prefetchJob, prefetchQueue), make(chan struct{})
-	for range runtime.GOMAXPROCS(0) {
+	workers := runtime.GOMAXPROCS(0)
+	if par, ok := o.src.(Parallel); ok {
+		workers = max(workers, par.Parallelism())
+	}
+	for range workers {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()

@@ -59,3 +59,10 @@ type FileRecord struct {
 type Sizer interface {
 	StoredSize() (int64, error)
 }
+
+// Parallel is implemented by sources whose reads wait on something other
+// than this machine's cores, such as a network: Objects runs that many
+// prefetches at once instead of one per core.
+type Parallel interface {
+	Parallelism() int
+}
