@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -74,6 +75,7 @@ Identical chunks, files and directories are stored once across all roots.
 
 The store is one SQLite file, chosen with -s/--store or $SPRAYDRYFS_STORE.
 Roots are named NAME@VERSION.`,
+		Version:       version() + " " + runtime.Version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
@@ -87,6 +89,7 @@ Roots are named NAME@VERSION.`,
 	}
 	root.PersistentFlags().StringVarP(&g.storePath, "store", "s", os.Getenv("SPRAYDRYFS_STORE"), "store file; reading commands also take a published layout: a directory or http(s)://HOST/PREFIX (default $SPRAYDRYFS_STORE)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log debug messages")
+	root.SetVersionTemplate("spraydryfs {{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newIngestCommand(g),
@@ -105,6 +108,7 @@ Roots are named NAME@VERSION.`,
 		newDuCommand(g),
 		newRmCommand(g),
 		newPushCommand(g),
+		newVersionCommand(),
 	)
 	usageErrors(root)
 	return root
