@@ -42,6 +42,12 @@ func splitPath(p string) []string {
 	return strings.Split(p, "/")
 }
 
+// validPath is fs.ValidPath without its UTF-8 rule: stored names are bytes
+// (as on Linux), and a name ReadDir returns must open.
+func validPath(name string) bool {
+	return fs.ValidPath(strings.ToValidUTF8(name, "_"))
+}
+
 func sortNodes(ns []*Node) {
 	slices.SortFunc(ns, func(a, b *Node) int { return strings.Compare(a.Name, b.Name) })
 }
@@ -50,7 +56,7 @@ func sortNodes(ns []*Node) {
 // path and, if follow, at its end. Targets that leave the view (absolute, or
 // too many "..") do not exist here.
 func (f *FS) resolve(op, name string, follow bool) (*Node, error) {
-	if !fs.ValidPath(name) {
+	if !validPath(name) {
 		return nil, &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
 	}
 	stack := []*Node{f.v.root}

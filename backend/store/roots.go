@@ -78,7 +78,8 @@ func (r Ref) String() string {
 }
 
 // ParseRef parses NAME@VERSION[/path]. With needVersion false, NAME alone
-// (and NAME/path is refused) is accepted too.
+// (and NAME/path is refused) is accepted too. NAME and VERSION are UTF-8
+// (CheckName); the path is bytes, as stored names are, with no NUL.
 func ParseRef(s string, needVersion bool) (Ref, error) {
 	head, path, _ := strings.Cut(s, "/")
 	name, version, hasAt := strings.Cut(head, "@")
@@ -94,6 +95,9 @@ func ParseRef(s string, needVersion bool) (Ref, error) {
 	}
 	if err := CheckName("version", version); err != nil {
 		return r, fmt.Errorf("invalid root %q: %w", s, err)
+	}
+	if strings.IndexByte(r.Path, 0) >= 0 {
+		return r, fmt.Errorf("invalid root path %q: contains a NUL byte", s)
 	}
 	for _, part := range strings.Split(r.Path, "/") {
 		if part == "." || part == ".." {

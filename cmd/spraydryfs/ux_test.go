@@ -1,0 +1,157 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/spraydryfs/spraydryfs/backend/store"
+)
+
+// lsJSON runs ls --json and returns its objects by path.
+func lsJSON(t *testing.T, args ...string) map[string]map[string]any {
+	t.Helper()
+	r := cli(t, append([]string{"ls", "--json"}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("ls --json: %+v", r)
+	}
+	out := map[string]map[string]any{}
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("ls --json line %q: %v", line, err)
+		}
+		out[m["path"].(string)] = m
+	}
+	return out
+}
+
+func TestNonUTF8Names(t *testing.T) {
+	dir := t.TempDir()
+	st := filepath.Join(dir, "s.sdfs")
+	src := filepath.Join(dir, "src")
+	bad := "bad\xffname"
+	writeFiles(t, src, map[string][]byte{bad: []byte("bytes"), "d\xfe/f": []byte("in a bad dir")})
+	os.Symlink("t\xfdrget", filepath.Join(src, "ln"))
+	xattrs := unix.Setxattr(filepath.Join(src, bad), "user.v", []byte("\xff\x00x"), 0) == nil
+	if r := cli(t, "-s", st, "ingest", "misc@1", src); r.code != 0 {
+		t.Fatalf("ingest: %+v", r)
+	}
+	if r := cli(t, "-s", st, "cat", "misc@1/"+bad); r.code != 0 || r.stdout != "bytes" {
+		t.Errorf("cat of a non-UTF-8 name: %+v", r)
+	}
+	if r := cli(t, "-s", st, "cat", "misc@1/d\xfe/f"); r.code != 0 || r.stdout != "in a bad dir" {
+		t.Errorf("cat in a non-UTF-8 directory: %+v", r)
+	}
+	if _, err := store.ParseRef("misc@1/a\x00b", true); err == nil || !strings.Contains(err.Error(), "NUL") {
+		t.Errorf("ParseRef accepted a NUL byte: %v", err)
+	}
+	wantFail(t, cli(t, "-s", st, "cat", "mi\xffsc@1/f"), 2, "not UTF-8")
+	// Plain ls into a pipe writes names as their bytes, as ls(1) does.
+	if r := cli(t, "-s", st, "ls", "misc@1"); !strings.Contains(r.stdout, bad+"\n") {
+		t.Errorf("ls lost the name's bytes: %q", r.stdout)
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	all := lsJSON(t, "-s", st, "-R", "misc@1")
+	var got map[string]any
+	for _, m := range all {
+		if m["path_base64"] == b64([]byte(bad)) {
+			got = m
+		}
+	}
+	if got == nil {
+		t.Fatalf("no path_base64 for %q: %v", bad, all)
+	}
+	if got["path"] != strings.ToValidUTF8(bad, "\uFFFD") {
+		t.Errorf("path %q", got["path"])
+	}
+	if xattrs {
+		raw, _ := json.Marshal(got["xattrs_base64"])
+		if want := `[{"name":"` + b64([]byte("user.v")) + `","value":"` + b64([]byte("\xff\x00x")) + `"}]`; string(raw) != want {
+			t.Errorf("xattrs_base64 %s, want %s", raw, want)
+		}
+	}
+	if m := all["ln"]; m == nil || m["target_base64"] != b64([]byte("t\xfdrget")) {
+		t.Errorf("symlink target not lossless: %v", m)
+	}
+	if m := all["ln"]; m != nil && m["path_base64"] != nil {
+		t.Errorf("base64 beside a UTF-8 name: %v", m)
+	}
+	for _, m := range all {
+		if strings.HasPrefix(m["path"].(string), "d") && m["path_base64"] == nil {
+			t.Errorf("no path_base64 for %v", m)
+		}
+	}
+}
+
+func TestLsLongModes(t *testing.T) {
+	dir := t.TempDir()
+	st := filepath.Join(dir, "s.sdfs")
+	src := filepath.Join(dir, "src")
+	writeFiles(t, src, map[string][]byte{"suid": nil, "sgid-nox": nil, "plain": nil})
+	chmod := func(name string, mode uint32) {
+		if err := syscall.Chmod(filepath.Join(src, name), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chmod("suid", 0o4755)
+	chmod("sgid-nox", 0o2644)
+	for name, mode := range map[string]uint32{"tmp": 0o1777, "sticky-nox": 0o1776} {
+		os.Mkdir(filepath.Join(src, name), 0o755)
+		chmod(name, mode)
+	}
+	os.Symlink("plain", filepath.Join(src, "ln"))
+	syscall.Mkfifo(filepath.Join(src, "fifo"), 0o644)
+	want := map[string]string{"suid": "-rwsr-xr-x", "sgid-nox": "-rw-r-Sr--", "plain": "-rw-r--r--", "tmp": "drwxrwxrwt",
+		"sticky-nox": "drwxrwxrwT", "ln": "lrwxrwxrwx", "fifo": "prw-r--r--"}
+	if os.Getuid() == 0 {
+		if err := syscall.Mknod(filepath.Join(src, "chr"), syscall.S_IFCHR|0o620, int(unix.Mkdev(4, 1))); err == nil {
+			chmod("chr", 0o620)
+			want["chr"] = "crw--w----"
+		}
+		if err := syscall.Mknod(filepath.Join(src, "blk"), syscall.S_IFBLK|0o660, int(unix.Mkdev(8, 0))); err == nil {
+			chmod("blk", 0o660)
+			want["blk"] = "brw-rw----"
+		}
+	}
+	if r := cli(t, "-s", st, "ingest", "m@1", src); r.code != 0 {
+		t.Fatalf("ingest: %+v", r)
+	}
+	r := cli(t, "-s", st, "ls", "-l", "m@1")
+	got := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		f := strings.Fields(line)
+		name := f[len(f)-1]
+		if len(f) > 2 && f[len(f)-2] == "->" {
+			name = f[len(f)-3]
+		}
+		got[name] = f[0]
+	}
+	for name, m := range want {
+		if got[name] != m {
+			t.Errorf("ls -l %s: mode %q, want %q\n%s", name, got[name], m, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stdout, "4, 1") && want["chr"] != "" {
+		t.Errorf("ls -l shows no device number:\n%s", r.stdout)
+	}
+
+	// -d lists a directory itself, not its entries.
+	r = cli(t, "-s", st, "ls", "-l", "-d", "m@1/tmp")
+	if f := strings.Fields(r.stdout); r.code != 0 || strings.Count(r.stdout, "\n") != 1 || f[0] != "drwxrwxrwt" || f[len(f)-1] != "m@1/tmp" {
+		t.Errorf("ls -l -d m@1/tmp: %+v", r)
+	}
+	r = cli(t, "-s", st, "ls", "-d", "m@1")
+	if r.code != 0 || r.stdout != "m@1\n" {
+		t.Errorf("ls -d m@1: %+v", r)
+	}
+	if m := lsJSON(t, "-s", st, "-d", "m@1/tmp"); len(m) != 1 || m["m@1/tmp"]["mode"] != "1777" {
+		t.Errorf("ls --json -d: %v", m)
+	}
+}
