@@ -37,7 +37,7 @@ type WriteStats struct {
 	Chunks      int64 // new chunks
 	Deltas      int64 // of which stored against a reference
 	ChunkBytes  int64 // their raw bytes
-	StoredBytes int64 // bytes added to the store: chunk data, chunk lists, listings
+	StoredBytes int64 // bytes added to the store: chunk data, chunk lists, listings (not the reuse index)
 }
 
 type opKind uint8
@@ -407,6 +407,7 @@ func (w *Writer) apply(c *sqlite.Conn, o op) (int64, error) {
 		if err := exec(c, `INSERT OR REPLACE INTO ingest_index(name, gen, path, data) VALUES (?, ?, ?, ?)`, o.name, o.gen, o.h[:], o.data); err != nil {
 			return 0, fmt.Errorf("store ingest index: %w", err)
 		}
+		return 0, nil // it replaces the name's previous index at Commit: bookkeeping, not content
 	}
 	if c.Changes() == 0 {
 		return 0, nil

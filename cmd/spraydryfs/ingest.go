@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -114,6 +116,9 @@ it had stored. The store file is created if missing.`,
 			if bar != nil {
 				bar.finish()
 			}
+			if errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
+				return fmt.Errorf("ingest %s: interrupted: nothing committed", a[0])
+			}
 			if err != nil {
 				return err
 			}
@@ -123,8 +128,12 @@ it had stored. The store file is created if missing.`,
 					"read_bytes": res.ReadBytes, "new_chunks": res.NewChunks, "delta_chunks": res.DeltaChunks, "stored_bytes": res.StoredBytes,
 					"seconds": res.Elapsed.Seconds()})
 			}
-			fmt.Printf("ingested %s: %d files, %s logical, %d files read (%s), %s new in the store after dedup and compression, %.1fs\n",
-				res.Root.ID(), res.Files, size(res.Bytes), res.ReadFiles, size(res.ReadBytes), size(res.StoredBytes), res.Elapsed.Seconds())
+			stored := size(res.StoredBytes) + " new in the store after dedup and compression"
+			if res.StoredBytes == 0 {
+				stored = "nothing new in the store"
+			}
+			fmt.Printf("ingested %s: %s, %s logical, %s read (%s), %s, %.1fs\n",
+				res.Root.ID(), count(res.Files, "file"), size(res.Bytes), count(res.ReadFiles, "file"), size(res.ReadBytes), stored, res.Elapsed.Seconds())
 			return nil
 		},
 	}
@@ -206,6 +215,14 @@ func (p *progressBar) finish() {
 	if p.bar != nil {
 		p.bar.Finish()
 	}
+}
+
+// count formats n things: "1 file", "2 files".
+func count(n int64, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 // size formats a byte count with a binary unit.

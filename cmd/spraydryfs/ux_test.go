@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -153,5 +154,60 @@ func TestLsLongModes(t *testing.T) {
 	}
 	if m := lsJSON(t, "-s", st, "-d", "m@1/tmp"); len(m) != 1 || m["m@1/tmp"]["mode"] != "1777" {
 		t.Errorf("ls --json -d: %v", m)
+	}
+}
+
+func TestIngestSummary(t *testing.T) {
+	dir := t.TempDir()
+	st := filepath.Join(dir, "s.sdfs")
+	src := filepath.Join(dir, "src")
+	writeFiles(t, src, map[string][]byte{"one": noise(100<<10, 7), "d/two": []byte("two")})
+	one := filepath.Join(dir, "one")
+	writeFiles(t, one, map[string][]byte{"f": []byte("only")})
+	r := cli(t, "-s", st, "ingest", "s@1", one)
+	if !strings.Contains(r.stdout, ": 1 file, 4 B logical, 1 file read (4 B),") {
+		t.Errorf("singular summary: %q", r.stdout)
+	}
+	if r := cli(t, "-s", st, "ingest", "s@2", src); !strings.Contains(r.stdout, "2 files, ") || !strings.Contains(r.stdout, "2 files read") {
+		t.Errorf("plural summary: %q", r.stdout)
+	}
+	// An identical re-ingest stores nothing: the reuse index it rewrites
+	// replaces the previous one and is not growth.
+	res := ingestJSONOf(t, "-s", st, "s@3", src)
+	if res.StoredBytes != 0 {
+		t.Errorf("identical re-ingest reports %d bytes stored", res.StoredBytes)
+	}
+	if r := cli(t, "-s", st, "ingest", "s@4", src); !strings.Contains(r.stdout, " nothing new in the store") {
+		t.Errorf("identical re-ingest summary: %q", r.stdout)
+	}
+}
+
+func TestInterruptedIngest(t *testing.T) {
+	dir := t.TempDir()
+	st := filepath.Join(dir, "s.sdfs")
+	src := filepath.Join(dir, "src")
+	files := map[string][]byte{}
+	for i := range 64 {
+		files[filepath.Join("d", strings.Repeat("x", i+1))] = noise(1<<20, uint64(i))
+	}
+	writeFiles(t, src, files)
+	cli(t, "-s", st, "ingest", "k@0", t.TempDir())
+
+	cmd := command("-s", st, "ingest", "k@1", src)
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && committedChunks(st) == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err == nil {
+		t.Fatal("ingest finished before it could be interrupted: the test needs more data")
+	}
+	if got := strings.TrimSpace(errb.String()); got != "spraydryfs: ingest k@1: interrupted: nothing committed" {
+		t.Errorf("interrupted ingest says %q", got)
 	}
 }
