@@ -31,20 +31,20 @@ type Stats struct {
 	DirBytes    int64 `json:"dir_bytes"`
 	ListBytes   int64 `json:"chunk_list_bytes"`
 	FileSize    int64 `json:"file_size"` // the store's file(s) on disk
+	PageSize    int64 `json:"page_size"`
+	Trees       int64 `json:"btrees"` // tables and indexes: each takes at least one page
 }
+
+// EmptySize is the least the store file takes, however little it holds:
+// the schema page and one page per table and index.
+func (s Stats) EmptySize() int64 { return (1 + s.Trees) * s.PageSize }
+
+// Unheld reports distinct chunks that no root holds: the store has chunks
+// but no root has content, as after an interrupted first ingest.
+func (s Stats) Unheld() bool { return s.Logical == 0 && s.Chunks > 0 }
 
 // MeanDepth is the mean reference chain depth of delta chunks.
 func (s Stats) MeanDepth() float64 { return ratio(s.DepthSum, s.Deltas) }
-
-// DeltaSaved estimates the bytes deltas saved: their raw bytes at the
-// compression ratio of the other chunks, less what they take.
-func (s Stats) DeltaSaved() int64 {
-	other := ratio(s.ChunkBytes-s.DeltaBytes, s.ChunkStored-s.DeltaStored)
-	if other == 0 {
-		return 0
-	}
-	return int64(float64(s.DeltaBytes)/other) - s.DeltaStored
-}
 
 // DedupRatio is logical bytes over distinct chunk bytes.
 func (s Stats) DedupRatio() float64 { return ratio(s.Logical, s.ChunkBytes) }
@@ -77,6 +77,8 @@ func (s *Store) Stats(ctx context.Context) (*Stats, error) {
 				coalesce(sum(depth), 0), coalesce(max(depth), 0), coalesce(sum(codec = ` + strconv.Itoa(int(chunk.Cross)) + `), 0) FROM chunks`,
 				[]*int64{&st.Chunks, &st.ChunkBytes, &st.ChunkStored, &st.RawChunks, &st.Deltas, &st.DeltaBytes, &st.DeltaStored, &st.DepthSum, &st.MaxDepth, &st.Cross}},
 			{`SELECT count(*), coalesce(sum(length(data)), 0) FROM dirs`, []*int64{&st.Dirs, &st.DirBytes}},
+			{`PRAGMA page_size`, []*int64{&st.PageSize}},
+			{`SELECT count(*) FROM sqlite_schema WHERE rootpage > 0`, []*int64{&st.Trees}},
 		}
 		for _, x := range q {
 			err := sqlitex.Execute(c, x.sql, &sqlitex.ExecOptions{ResultFunc: func(row *sqlite.Stmt) error {

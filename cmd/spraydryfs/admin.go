@@ -80,17 +80,29 @@ every multi-chunk file. It prints what is broken and exits 1 if anything is.`,
 }
 
 func newStatsCommand(g *globals) *cobra.Command {
-	var jsonOut bool
+	var (
+		jsonOut bool
+		sample  int
+	)
 	cmd := &cobra.Command{
 		Use:   "stats",
 		Short: "Show sizes, dedup and compression ratios",
 		Long: `Stats shows the logical bytes of all roots, the distinct chunk bytes after
 dedup, their stored bytes after compression, the resulting ratios, and
-object counts. Delta chunks (stored against a reference chunk) are counted
-with their chain depths; the bytes they saved are estimated at the
-compression ratio of the other chunks. --json adds one record per root (files, logical bytes, and
-the bytes its ingest added to the store). How the stored bytes split between
-roots (shared, unique to one, needed by none) is what du shows.`,
+object counts. Chunks an interrupted ingest stored count as distinct chunks
+(a re-run reuses them). Delta chunks (stored against a reference chunk) are
+counted with their chain depths and what they saved, measured: up to
+--sample of them (chosen by hash) are rehydrated and dried again without a
+reference, and the saving is scaled to all of them by raw bytes.
+
+The store file is SQLite with 64 KiB pages (smaller files than 4 KiB pages
+once the store holds real data); every table and index takes at least one
+page, so an empty store is about 768 KiB and a small one is larger than
+its data.
+
+--json adds one record per root (files, logical bytes, and the bytes its
+ingest added to the store). How the stored bytes split between roots
+(shared, unique to one, needed by none) is what du shows.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := g.open(false)
@@ -99,6 +111,10 @@ roots (shared, unique to one, needed by none) is what du shows.`,
 			}
 			defer s.Close()
 			st, err := s.Stats(cmd.Context())
+			if err != nil {
+				return err
+			}
+			saved, err := s.DeltaSavings(cmd.Context(), sample)
 			if err != nil {
 				return err
 			}
@@ -111,26 +127,40 @@ roots (shared, unique to one, needed by none) is what du shows.`,
 				for i, r := range roots {
 					per[i] = map[string]any{"root": r.ID(), "files": r.Files, "logical_bytes": r.Bytes, "stored_bytes": r.Stored}
 				}
-				return json.NewEncoder(os.Stdout).Encode(map[string]any{"store": st, "dedup_ratio": st.DedupRatio(),
-					"compression_ratio": st.CompressionRatio(), "total_ratio": st.TotalRatio(),
-					"mean_depth": st.MeanDepth(), "delta_saved_estimate": st.DeltaSaved(), "roots": per})
+				var dedup any = st.DedupRatio()
+				if st.Unheld() {
+					dedup = nil
+				}
+				return json.NewEncoder(os.Stdout).Encode(map[string]any{"store": st, "dedup_ratio": dedup,
+					"compression_ratio": st.CompressionRatio(), "total_ratio": st.TotalRatio(), "empty_size": st.EmptySize(),
+					"mean_depth": st.MeanDepth(), "delta_saved": saved.Saved, "delta_saved_sampled": saved.Sampled, "roots": per})
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintf(tw, "roots\t%d\n", st.Roots)
 			fmt.Fprintf(tw, "logical size\t%s\t(all files of all roots)\n", size(st.Logical))
 			fmt.Fprintf(tw, "chunked files\t%d\t%s\t(distinct files of several chunks)\n", st.ListedFiles, size(st.FileBytes))
-			fmt.Fprintf(tw, "distinct chunks\t%d\t%s\t(dedup %.2fx)\n", st.Chunks, size(st.ChunkBytes), st.DedupRatio())
+			dedup := fmt.Sprintf("dedup %.2fx", st.DedupRatio())
+			if st.Unheld() {
+				dedup = "no root holds them yet: an interrupted ingest stored them, and its re-run reuses them"
+			}
+			fmt.Fprintf(tw, "distinct chunks\t%d\t%s\t(%s)\n", st.Chunks, size(st.ChunkBytes), dedup)
 			fmt.Fprintf(tw, "stored chunks\t%s\t(compression %.2fx, %d stored raw)\n", size(st.ChunkStored), st.CompressionRatio(), st.RawChunks)
 			if st.Deltas > 0 {
-				fmt.Fprintf(tw, "delta chunks\t%d\t%s stored as %s\t(%d against other files; chain depth mean %.2f, max %d; about %s saved)\n",
-					st.Deltas, size(st.DeltaBytes), size(st.DeltaStored), st.Cross, st.MeanDepth(), st.MaxDepth, size(st.DeltaSaved()))
+				how := fmt.Sprintf("measured on %d of them", saved.Sampled)
+				if saved.Sampled == st.Deltas {
+					how = "measured on all"
+				}
+				fmt.Fprintf(tw, "delta chunks\t%d\t%s stored as %s\t(%d against other files; chain depth mean %.2f, max %d; %s saved over drying alone, %s)\n",
+					st.Deltas, size(st.DeltaBytes), size(st.DeltaStored), st.Cross, st.MeanDepth(), st.MaxDepth, size(saved.Saved), how)
 			}
 			fmt.Fprintf(tw, "directories\t%d\t%s\n", st.Dirs, size(st.DirBytes))
 			fmt.Fprintf(tw, "chunk lists\t%s\n", size(st.ListBytes))
-			fmt.Fprintf(tw, "store file\t%s\t(logical size / store size: %.2f)\n", size(st.FileSize), st.TotalRatio())
+			fmt.Fprintf(tw, "store file\t%s\t(logical size / store size: %.2f; %d KiB pages, at least one per table and index: %s when empty)\n",
+				size(st.FileSize), st.TotalRatio(), st.PageSize>>10, size(st.EmptySize()))
 			return tw.Flush()
 		},
 	}
+	cmd.Flags().IntVar(&sample, "sample", 256, "delta chunks to rehydrate and dry alone to measure their saving")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
 	return cmd
 }

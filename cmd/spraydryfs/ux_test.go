@@ -210,4 +210,53 @@ func TestInterruptedIngest(t *testing.T) {
 	if got := strings.TrimSpace(errb.String()); got != "spraydryfs: ingest k@1: interrupted: nothing committed" {
 		t.Errorf("interrupted ingest says %q", got)
 	}
+	// Its chunks are in the store but no root holds them: no ratio of 0.
+	r := cli(t, "-s", st, "stats")
+	if strings.Contains(r.stdout, "0.00x") || !strings.Contains(r.stdout, "no root") {
+		t.Errorf("stats after an interrupted ingest:\n%s", r.stdout)
+	}
+}
+
+func TestStatsHonest(t *testing.T) {
+	dir := t.TempDir()
+	st := filepath.Join(dir, "s.sdfs")
+	src := filepath.Join(dir, "src")
+	// Zeros compress a thousandfold, the text a few times: scaling the
+	// deltas' raw bytes by the other chunks' ratio made their saving negative.
+	files := textFiles("t", 20, 6<<10, 1)
+	files["zeros"] = make([]byte, 8<<20)
+	writeFiles(t, src, files)
+	cli(t, "-s", st, "ingest", "h@1", src)
+	writeFiles(t, src, edited(textFiles("t", 20, 6<<10, 1)))
+	if res := ingestJSONOf(t, "-s", st, "h@2", src); res.DeltaChunks == 0 {
+		t.Fatal("no delta chunks: the test needs edits")
+	}
+	var out struct {
+		Store struct {
+			Deltas      int64 `json:"delta_chunks"`
+			DeltaBytes  int64 `json:"delta_bytes"`
+			DeltaStored int64 `json:"delta_stored"`
+		} `json:"store"`
+		Saved   int64 `json:"delta_saved"`
+		Sampled int64 `json:"delta_saved_sampled"`
+	}
+	r := cli(t, "-s", st, "stats", "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("stats --json: %+v", r)
+	}
+	// Each delta was kept because it beat plain zstd: the saving is real,
+	// positive and less than the deltas' raw bytes.
+	if out.Saved <= 0 || out.Saved >= out.Store.DeltaBytes || out.Sampled != out.Store.Deltas {
+		t.Errorf("delta saving %d (sampled %d of %d chunks, %d raw bytes stored as %d)", out.Saved, out.Sampled,
+			out.Store.Deltas, out.Store.DeltaBytes, out.Store.DeltaStored)
+	}
+	r = cli(t, "-s", st, "stats")
+	if !strings.Contains(r.stdout, "saved") || strings.Contains(r.stdout, "-") {
+		t.Errorf("stats:\n%s", r.stdout)
+	}
+	// A small store is mostly SQLite's minimum of one page per table and
+	// index; stats says so instead of leaving a ratio below 1 unexplained.
+	if !strings.Contains(r.stdout, "64 KiB pages") {
+		t.Errorf("stats does not explain the page size:\n%s", r.stdout)
+	}
 }
