@@ -163,7 +163,7 @@ func (s *Store) RemoveDict(ctx context.Context, d Dict) (err error) {
 		return err
 	}
 	if users > 0 {
-		return fmt.Errorf("dictionary %s: %w by %d chunks (recompress them with another dictionary first)", d.Ref(), ErrInUse, users)
+		return fmt.Errorf("dictionary %s: %w by %d chunks (re-dry them first: recompress --dict none, or --dict with another)", d.Ref(), ErrInUse, users)
 	}
 	if err = sqlitex.Execute(s.wconn, `DELETE FROM meta WHERE key = 'default_dict' AND value = ?`, &sqlitex.ExecOptions{Args: []any{strconv.FormatInt(d.ID, 10)}}); err != nil {
 		return err

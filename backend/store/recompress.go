@@ -27,6 +27,8 @@ const recompressBatch = 256
 // Recompress re-dries chunks with dictionary d wherever that stores them
 // smaller: the chunks only names (walk.Chunks finds a root's), or every
 // chunk of the store if only is nil.
+// With d nil it re-dries every chunk that uses a dictionary without one,
+// whatever the size, so that the dictionaries can be removed.
 // Each batch is one transaction that replaces a chunk's bytes and its
 // codec together, so a killed run leaves every chunk readable and a second
 // run continues; readers keep reading throughout. Every chunk is verified
@@ -36,7 +38,12 @@ func (s *Store) Recompress(ctx context.Context, d *Dict, level chunk.Level, only
 	if s.wconn == nil {
 		return st, fmt.Errorf("store opened read-only")
 	}
-	dryer, err := chunk.NewDryer(level, d.Data)
+	var id int64 // the dictionary chunks are re-dried with: 0 for none
+	var dict []byte
+	if d != nil {
+		id, dict = d.ID, d.Data
+	}
+	dryer, err := chunk.NewDryer(level, dict)
 	if err != nil {
 		return st, err
 	}
@@ -75,7 +82,7 @@ func (s *Store) Recompress(ctx context.Context, d *Dict, level chunk.Level, only
 		var updates []rechunk
 		for _, c := range batch {
 			st.Chunks++
-			if c.dict == d.ID || c.codec.HasRef() {
+			if c.dict == id || c.codec.HasRef() {
 				continue // delta chunks stay deltas: a dictionary does not beat a reference
 			}
 			y, err := s.hydratorByID(ctx, c.dict)
@@ -87,13 +94,13 @@ func (s *Store) Recompress(ctx context.Context, d *Dict, level chunk.Level, only
 				return st, err
 			}
 			out, codec, withDict := dryer.Dry(nil, raw)
-			if !withDict || len(out) >= len(c.data) {
+			if d != nil && (!withDict || len(out) >= len(c.data)) {
 				continue
 			}
 			st.Rewritten++
 			st.Before += int64(len(c.data))
 			st.After += int64(len(out))
-			updates = append(updates, rechunk{h: c.h, dataID: c.dataID, codec: codec, dict: d.ID, data: out})
+			updates = append(updates, rechunk{h: c.h, dataID: c.dataID, codec: codec, dict: id, data: out})
 		}
 		if err := s.rewrite(updates); err != nil {
 			return st, err

@@ -266,12 +266,14 @@ func newRecompressCommand(g *globals) *cobra.Command {
 		depth          int
 	)
 	cmd := &cobra.Command{
-		Use:   "recompress (--dict NAME@VERSION | --delta) [ROOT...]",
+		Use:   "recompress (--dict NAME@VERSION|none | --delta) [ROOT...]",
 		Short: "Re-dry stored chunks with a dictionary or against older versions",
 		Long: `Recompress rewrites stored chunks wherever that stores them smaller.
 
 --dict NAME@VERSION re-dries the chunks of the given roots (or of the whole
-store) with that trained dictionary.
+store) with that trained dictionary. --dict none re-dries every chunk of
+them that uses a dictionary without one, even where that is larger: what
+'dicts rm' needs before it can remove a dictionary.
 
 --delta re-dries the given roots (or every root) as ingest does for new
 versions: each root, in creation order, against the previous version of
@@ -282,11 +284,11 @@ already have a reference, or that others depend on, are left alone.
 It works in batches of one transaction each: readers and mounts keep
 serving, a killed run leaves every chunk readable, and running it again
 finishes the job.`,
-		Example: "  spraydryfs recompress --dict src@1 toolchain@1.0 toolchain@1.1\n  spraydryfs recompress --delta",
+		Example: "  spraydryfs recompress --dict src@1 toolchain@1.0 toolchain@1.1\n  spraydryfs recompress --dict none && spraydryfs dicts rm src@1\n  spraydryfs recompress --delta",
 		Args:    args(cobra.ArbitraryArgs),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if (dictArg == "") == !delta {
-				return usageError{errors.New("recompress: give exactly one of --dict NAME@VERSION and --delta")}
+				return usageError{errors.New("recompress: give exactly one of --dict NAME@VERSION|none and --delta")}
 			}
 			if err := ingest.CheckDepth(depth); err != nil {
 				return usageError{fmt.Errorf("--delta-depth: %w", err)}
@@ -330,9 +332,13 @@ finishes the job.`,
 					st.Roots, st.Chunks, st.Rewritten, size(st.Before), size(st.After), time.Since(start).Seconds())
 				return err
 			}
-			d, err := lookupDict(cmd, s, dictArg)
-			if err != nil {
-				return err
+			var d *store.Dict // nil: re-dry without a dictionary
+			with := "without a dictionary"
+			if dictArg != "none" {
+				if d, err = lookupDict(cmd, s, dictArg); err != nil {
+					return err
+				}
+				with = "with " + d.Ref()
 			}
 			var only []hash.Hash // nil: every chunk of the store
 			if len(roots) > 0 {
@@ -343,12 +349,12 @@ finishes the job.`,
 			progress, done := countBar("recompress", false)
 			st, err := s.Recompress(cmd.Context(), d, lvl, only, progress)
 			done()
-			fmt.Printf("recompressed with %s: %d chunks looked at, %d rewritten, %s -> %s, %.1fs\n",
-				d.Ref(), st.Chunks, st.Rewritten, size(st.Before), size(st.After), time.Since(start).Seconds())
+			fmt.Printf("recompressed %s: %d chunks looked at, %d rewritten, %s -> %s, %.1fs\n",
+				with, st.Chunks, st.Rewritten, size(st.Before), size(st.After), time.Since(start).Seconds())
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&dictArg, "dict", "", "re-dry with this trained dictionary")
+	cmd.Flags().StringVar(&dictArg, "dict", "", "re-dry with this trained dictionary (none: without one)")
 	cmd.Flags().BoolVar(&delta, "delta", false, "re-dry changed files against their previous versions")
 	cmd.Flags().IntVar(&depth, "delta-depth", ingest.DefaultMaxDepth, "longest reference chain a rewritten chunk may start (with --delta)")
 	cmd.Flags().StringVar(&level, "level", "default", "zstd level: fastest, default, better, best")

@@ -260,3 +260,39 @@ func TestStatsHonest(t *testing.T) {
 		t.Errorf("stats does not explain the page size:\n%s", r.stdout)
 	}
 }
+
+func TestRecompressWithoutDictionary(t *testing.T) {
+	dir := t.TempDir()
+	st := filepath.Join(dir, "s.sdfs")
+	src := filepath.Join(dir, "src")
+	files := textFiles("", 400, 1500, 3)
+	writeFiles(t, src, files)
+	cli(t, "-s", st, "ingest", "--no-delta", "k@1", src)
+	if r := cli(t, "-s", st, "train", "--size", "16KiB", "d@1", "root:k@1"); r.code != 0 {
+		t.Fatalf("train: %+v", r)
+	}
+	if r := cli(t, "-s", st, "recompress", "--dict", "d@1"); r.code != 0 || query(st, `SELECT count(*) FROM chunks WHERE dict != 0`) == 0 {
+		t.Fatalf("recompress --dict d@1: %+v", r)
+	}
+	r := cli(t, "-s", st, "dicts", "rm", "d@1")
+	wantFail(t, r, 1, "recompress --dict none")
+	// dicts rm's advice works: re-dry without a dictionary, then remove it.
+	if r := cli(t, "-s", st, "recompress", "--dict", "none"); r.code != 0 || !strings.Contains(r.stdout, "without a dictionary") {
+		t.Fatalf("recompress --dict none: %+v", r)
+	}
+	if n := query(st, `SELECT count(*) FROM chunks WHERE dict != 0`); n != 0 {
+		t.Fatalf("%d chunks still use a dictionary", n)
+	}
+	if r := cli(t, "-s", st, "dicts", "rm", "d@1"); r.code != 0 {
+		t.Fatalf("dicts rm after recompress --dict none: %+v", r)
+	}
+	if r := cli(t, "-s", st, "check", "--read-data"); r.code != 0 {
+		t.Fatalf("check: %+v", r)
+	}
+	for p, want := range files {
+		if r := cli(t, "-s", st, "cat", "k@1/"+p); r.stdout != string(want) {
+			t.Fatalf("%s changed after recompress --dict none", p)
+		}
+		break
+	}
+}
