@@ -174,8 +174,14 @@ func OpenRoot(ctx context.Context, s *store.Objects, ref store.Ref) (*View, erro
 }
 
 // OpenNamespace returns the view of every root as /<name>/<version>/….
+// Its top directory's mtime and link count are those of the roots at this
+// moment (none if they cannot be read: the view's reads will say why).
 func OpenNamespace(s *store.Objects) *View {
-	return &View{s: s, root: &Node{level: levelTop, Attr: Attr{Ino: RootIno, Type: tree.TypeDir, Mode: 0555, Nlink: 2}}}
+	v := &View{s: s, root: &Node{level: levelTop, Attr: Attr{Ino: RootIno, Type: tree.TypeDir, Mode: 0555, Nlink: 2}}}
+	if roots, err := s.Roots(context.Background()); err == nil {
+		topAttr(v.root, roots)
+	}
+	return v
 }
 
 // OpenName returns the view of one name's versions as /<version>/…, with
@@ -184,7 +190,13 @@ func OpenName(ctx context.Context, s *store.Objects, name string) (*View, error)
 	if _, err := s.Newest(ctx, name); err != nil {
 		return nil, err
 	}
-	return &View{s: s, root: &Node{level: levelName, name: name, Attr: Attr{Ino: RootIno, Type: tree.TypeDir, Mode: 0555, Nlink: 2}}}, nil
+	roots, err := s.Roots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v := &View{s: s, root: &Node{level: levelName, name: name, Attr: Attr{Ino: RootIno, Type: tree.TypeDir, Mode: 0555, Nlink: 2}}}
+	topAttr(v.root, roots)
+	return v, nil
 }
 
 // HasXattrs reports whether anything in the view's tree has extended

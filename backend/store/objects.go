@@ -313,12 +313,13 @@ func (o *Objects) baseDir(ctx context.Context, h hash.Hash, budget int) (*tree.D
 	return d, err
 }
 
-// StoredSize returns the bytes the source occupies, where it knows.
-func (o *Objects) StoredSize() (int64, bool) {
-	if s, ok := o.src.(Sizer); ok {
-		if n, err := s.StoredSize(); err == nil {
-			return n, true
+// Space returns the bytes the source occupies and the bytes free for it
+// on its disk, where it is on a local disk.
+func (o *Objects) Space() (used, avail int64, ok bool) {
+	if s, is := o.src.(Spacer); is {
+		if used, avail, err := s.Space(); err == nil {
+			return used, avail, true
 		}
 	}
-	return 0, false
+	return 0, 0, false
 }

@@ -54,10 +54,11 @@ type FileRecord struct {
 	List []byte
 }
 
-// Sizer is implemented by sources that know how many bytes they occupy,
-// for statfs.
-type Sizer interface {
-	StoredSize() (int64, error)
+// Spacer is implemented by sources on a local disk, for statfs.
+type Spacer interface {
+	// Space returns the bytes the source occupies, and the bytes free
+	// for it to grow on its disk.
+	Space() (used, avail int64, err error)
 }
 
 // Parallel is implemented by sources whose reads wait on something other

@@ -381,13 +381,19 @@ func (s *Store) load() error {
 // Path returns the store's file name.
 func (s *Store) Path() string { return s.path }
 
-// StoredSize implements Sizer: the size of the store file.
-func (s *Store) StoredSize() (int64, error) {
-	fi, err := os.Stat(s.path)
-	if err != nil {
-		return 0, err
+// Space implements Spacer: the store file and its write-ahead log, and
+// the room on their disk.
+func (s *Store) Space() (used, avail int64, err error) {
+	for _, suffix := range []string{"", "-wal"} {
+		if fi, err := os.Stat(s.path + suffix); err == nil {
+			used += fi.Size()
+		}
 	}
-	return fi.Size(), nil
+	avail, err = diskFree(filepath.Dir(s.path))
+	if err != nil {
+		return used, 0, fmt.Errorf("free space of %s: %w", filepath.Dir(s.path), err)
+	}
+	return used, avail, nil
 }
 
 // Params returns the chunker parameters every writer of this store uses.

@@ -44,10 +44,9 @@ const (
 
 // mount is state shared by every node of one mount.
 type mount struct {
-	v      *backend.View
-	opt    Options
-	log    *slog.Logger
-	statfs gofuse.StatfsOut
+	v   *backend.View
+	opt Options
+	log *slog.Logger
 	// noXattrs: nothing in the view has extended attributes, so xattr
 	// calls answer ENOSYS and Linux stops making them (ls -l asks two per
 	// entry: ACLs and security labels). See noXattrs.
@@ -80,7 +79,6 @@ func Mount(dir string, v *backend.View, opt Options) (*gofuse.Server, error) {
 		opt.Log = slog.Default()
 	}
 	m := &mount{v: v, opt: opt, log: opt.Log}
-	m.statfs = statfs(v)
 	m.noXattrs = noXattrs(v, opt.Log)
 	long, short := immutableTimeout, namespaceTimeout
 	timeout := &long
@@ -138,22 +136,6 @@ func isMountPoint(dir string) (bool, error) {
 		return false, err
 	}
 	return a.Dev != b.Dev || a.Ino == b.Ino, nil
-}
-
-// statfs describes the view: the store's size in blocks, the files the
-// view's roots hold, nothing free.
-func statfs(v *backend.View) gofuse.StatfsOut {
-	const bsize = 4096
-	out := gofuse.StatfsOut{Bsize: bsize, Frsize: bsize, NameLen: 255}
-	if n, ok := v.Objects().StoredSize(); ok {
-		out.Blocks = uint64(n+bsize-1) / bsize
-	}
-	if roots, err := v.Objects().Roots(context.Background()); err == nil {
-		for _, r := range roots {
-			out.Files += uint64(r.Files)
-		}
-	}
-	return out
 }
 
 // errno maps a backend error to an errno, logging what the kernel's caller
@@ -379,6 +361,11 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 
 // Statfs implements gofs.NodeStatfser.
 func (n *node) Statfs(ctx context.Context, out *gofuse.StatfsOut) syscall.Errno {
-	*out = n.m.statfs
+	st, err := n.m.v.Statfs(ctx)
+	if err != nil {
+		return n.m.errno("statfs", n.n, err)
+	}
+	*out = gofuse.StatfsOut{Bsize: st.Bsize, Frsize: st.Bsize, Blocks: st.Blocks, Bfree: st.Free, Bavail: st.Avail,
+		Files: st.Files, Ffree: st.FreeFiles, NameLen: st.NameLen}
 	return 0
 }

@@ -158,7 +158,14 @@ func (f *file) GetAttr(p9.AttrMask) (p9.QID, p9.AttrMask, p9.Attr, error) {
 }
 
 // StatFS implements p9.File.StatFS.
-func (f *file) StatFS() (p9.FSStat, error) { return f.srv.statfs, nil }
+func (f *file) StatFS() (p9.FSStat, error) {
+	st, err := f.v.Statfs(f.srv.ctx)
+	if err != nil {
+		return p9.FSStat{}, f.srv.errno("statfs", f.n.Name, err)
+	}
+	return p9.FSStat{Type: 0x01021997, BlockSize: st.Bsize, Blocks: st.Blocks, BlocksFree: st.Free, BlocksAvailable: st.Avail, // V9FS_MAGIC
+		Files: st.Files, FilesFree: st.FreeFiles, NameLength: st.NameLen}, nil
+}
 
 // Close implements p9.File.Close: called once for the fid that made f and
 // once per xattr fid made of it, each giving back its slot.

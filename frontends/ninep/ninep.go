@@ -52,7 +52,6 @@ type Server struct {
 	s         *store.Objects
 	def       *backend.View
 	log       *slog.Logger
-	statfs    p9.FSStat
 	maxFids   int
 	maxListed int
 
@@ -79,7 +78,7 @@ func New(s *store.Objects, def *backend.View, opt Options) *Server {
 		opt.MaxListed = DefaultMaxListed
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{s: s, def: def, log: opt.Log, statfs: statfs(s), maxFids: opt.MaxFids, maxListed: opt.MaxListed, ctx: ctx, cancel: cancel,
+	return &Server{s: s, def: def, log: opt.Log, maxFids: opt.MaxFids, maxListed: opt.MaxListed, ctx: ctx, cancel: cancel,
 		conns: make(map[*wire]struct{})}
 }
 
@@ -147,22 +146,6 @@ func (srv *Server) Close() error {
 	}
 	srv.conns = nil
 	return nil
-}
-
-// statfs describes the store: its size in 4 KiB blocks, the files its
-// roots hold, nothing free.
-func statfs(s *store.Objects) p9.FSStat {
-	const bsize = 4096
-	out := p9.FSStat{Type: 0x01021997, BlockSize: bsize, NameLength: 255} // V9FS_MAGIC
-	if n, ok := s.StoredSize(); ok {
-		out.Blocks = uint64(n+bsize-1) / bsize
-	}
-	if roots, err := s.Roots(context.Background()); err == nil {
-		for _, r := range roots {
-			out.Files += uint64(r.Files)
-		}
-	}
-	return out
 }
 
 // attacher gives p9 the attach point of every attach; the wire shim has
