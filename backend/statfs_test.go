@@ -18,11 +18,11 @@ func TestTopDirectoryAndStatfs(t *testing.T) {
 	ingestDir(t, s, "beta@1", src)
 	alpha := ingestDir(t, s, "alpha@3", filepath.Join(src, "d"))
 
-	ns := backend.OpenNamespace(s)
+	ns := backend.OpenNamespace(s.Objects)
 	if top := ns.Root(); top.MTime != alpha.Root.Created.UnixNano() || top.Nlink != 4 {
 		t.Errorf("namespace top: mtime %d, nlink %d; want the newest root's created time and 2+2 names", top.MTime, top.Nlink)
 	}
-	nv, err := backend.OpenName(ctx, s, "alpha")
+	nv, err := backend.OpenName(ctx, s.Objects, "alpha")
 	if err != nil {
 		t.Fatal(err)
 	}
