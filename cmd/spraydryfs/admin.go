@@ -44,9 +44,8 @@ every multi-chunk file. It prints what is broken and exits 1 if anything is.`,
 							bar.Finish()
 						}
 						phase = p
-						bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetDescription("check "+p),
-							progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond),
-							progressbar.OptionClearOnFinish(), progressbar.OptionFullWidth())
+						bar = progressbar.NewOptions64(total, append(barOptions(os.Stderr, "check "+p),
+							progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond))...)
 					}
 					bar.Set64(done)
 				}

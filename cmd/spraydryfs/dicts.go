@@ -29,9 +29,7 @@ func countBar(desc string, bytes bool) (func(done, total int64), func()) {
 	var bar *progressbar.ProgressBar
 	return func(done, total int64) {
 			if bar == nil {
-				opts := []progressbar.Option{progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetDescription(desc),
-					progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100 * time.Millisecond),
-					progressbar.OptionClearOnFinish(), progressbar.OptionFullWidth()}
+				opts := append(barOptions(os.Stderr, desc), progressbar.OptionThrottle(100*time.Millisecond))
 				if bytes {
 					opts = append(opts, progressbar.OptionShowBytes(true))
 				} else {

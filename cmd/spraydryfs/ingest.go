@@ -109,7 +109,7 @@ it had stored. The store file is created if missing.`,
 			}
 			var bar *progressBar
 			if term.IsTerminal(int(os.Stderr.Fd())) {
-				bar = newProgressBar("ingest " + a[0])
+				bar = newProgressBar(os.Stderr, "ingest "+a[0])
 				opt.Progress = bar
 			}
 			res, err := ingest.Run(cmd.Context(), s, opt)
@@ -174,47 +174,76 @@ func parseSources(args []string) ([]ingest.Source, error) {
 	return srcs, nil
 }
 
-// progressBar shows files, bytes, rate and ETA on a terminal.
+// barOptions are the options every progress bar on terminal f shares: IEC
+// units (as every size spraydryfs prints), and the terminal's width when
+// it has one (a pty under script(1) may report 0 columns: then a fixed
+// width, or the bar would be empty).
+func barOptions(f *os.File, desc string) []progressbar.Option {
+	opts := []progressbar.Option{progressbar.OptionSetWriter(f), progressbar.OptionSetDescription(desc),
+		progressbar.OptionUseIECUnits(true), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish()}
+	if w, _, err := term.GetSize(int(f.Fd())); err == nil && w >= 60 {
+		return append(opts, progressbar.OptionFullWidth())
+	}
+	return append(opts, progressbar.OptionSetWidth(20))
+}
+
+// progressBar shows files, bytes, rate and ETA on a terminal. Workers only
+// count; a ticker draws the file count and the bytes together, so the two
+// always describe the same moment.
 type progressBar struct {
-	bar          *progressbar.ProgressBar
-	files, total atomic.Int64
-	desc         string
-	last         atomic.Int64
+	f                   *os.File
+	desc                string
+	bar                 *progressbar.ProgressBar
+	files, bytes, total atomic.Int64
+	stop, stopped       chan struct{}
 }
 
-func newProgressBar(desc string) *progressBar {
-	return &progressBar{desc: desc}
+func newProgressBar(f *os.File, desc string) *progressBar {
+	return &progressBar{f: f, desc: desc}
 }
 
+// Total implements ingest.Progress: it starts drawing.
 func (p *progressBar) Total(files, bytes int64) {
 	p.total.Store(files)
-	p.bar = progressbar.NewOptions64(bytes,
-		progressbar.OptionSetWriter(os.Stderr),
-		progressbar.OptionSetDescription(p.desc),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionShowElapsedTimeOnFinish(),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionFullWidth(),
-		progressbar.OptionClearOnFinish())
+	p.bar = progressbar.NewOptions64(bytes, append(barOptions(p.f, p.desc), progressbar.OptionShowBytes(true),
+		progressbar.OptionShowElapsedTimeOnFinish(), progressbar.OptionThrottle(0))...)
+	p.stop, p.stopped = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(p.stopped)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				p.draw()
+			case <-p.stop:
+				return
+			}
+		}
+	}()
 }
 
+// Add implements ingest.Progress.
 func (p *progressBar) Add(files, bytes int64) {
-	if p.bar == nil {
-		return
-	}
-	n := p.files.Add(files)
-	if files > 0 && time.Now().UnixMilli()-p.last.Load() > 200 {
-		p.last.Store(time.Now().UnixMilli())
-		p.bar.Describe(fmt.Sprintf("%s: %d/%d files", p.desc, n, p.total.Load()))
-	}
-	p.bar.Add64(bytes)
+	p.files.Add(files)
+	p.bytes.Add(bytes)
+}
+
+// draw renders the counts as of now: bytes, then the description, so the
+// frame drawn last has both.
+func (p *progressBar) draw() {
+	p.bar.Set64(p.bytes.Load())
+	p.bar.Describe(fmt.Sprintf("%s: %d/%d files", p.desc, p.files.Load(), p.total.Load()))
 }
 
 func (p *progressBar) finish() {
-	if p.bar != nil {
-		p.bar.Finish()
+	if p.bar == nil {
+		return
 	}
+	close(p.stop)
+	<-p.stopped
+	p.draw()
+	p.bar.Finish()
 }
 
 // count formats n things: "1 file", "2 files".

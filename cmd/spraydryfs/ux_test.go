@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -295,4 +297,89 @@ func TestRecompressWithoutDictionary(t *testing.T) {
 		}
 		break
 	}
+}
+
+// openPTY returns a pseudo-terminal's two ends, the terminal side sized
+// 0x0 as script(1) leaves it when its own input is no terminal.
+func openPTY(t *testing.T) (master, tty *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{}); err != nil {
+		t.Fatal(err)
+	}
+	return m, s
+}
+
+func TestProgressBarOnAPTY(t *testing.T) {
+	dir := t.TempDir()
+	st := filepath.Join(dir, "s.sdfs")
+	src := filepath.Join(dir, "src")
+	files := map[string][]byte{}
+	for i := range 16 {
+		files[fmt.Sprintf("f%02d", i)] = noise(1<<20, uint64(i))
+	}
+	writeFiles(t, src, files)
+	master, tty := openPTY(t)
+	cmd := command("-s", st, "ingest", "p@1", src)
+	cmd.Stderr = tty
+	out := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(master) // ends with EIO once the child and tty are closed
+		out <- string(b)
+	}()
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	tty.Close()
+	got := <-out
+	// Frames are separated by carriage returns: the bar is drawn, with
+	// the file count, though the terminal reports no width.
+	var last string
+	for _, f := range strings.Split(got, "\r") {
+		if strings.Contains(f, "files") {
+			last = f
+		}
+	}
+	if !strings.Contains(last, "/16 files") || !strings.Contains(last, "█") {
+		t.Errorf("last frame %q of %q", last, got)
+	}
+	if !strings.Contains(got, "MiB") || strings.Contains(got, " MB") || strings.Contains(got, "kB") {
+		t.Errorf("bar mixes units: %q", got)
+	}
+}
+
+func TestProgressBarFilesAndBytesTogether(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "bar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProgressBar(f, "ingest x@1")
+	p.Total(4, 400)
+	for range 2 {
+		p.Add(0, 100)
+		p.Add(1, 0)
+	}
+	p.draw()
+	f.Seek(0, io.SeekStart)
+	b, _ := io.ReadAll(f)
+	frames := strings.Split(string(b), "\r")
+	if last := frames[len(frames)-1]; !strings.Contains(last, "2/4 files") || !strings.Contains(last, " 50%") {
+		t.Errorf("last frame %q: want 2/4 files at 50%%", last)
+	}
+	p.finish()
 }
