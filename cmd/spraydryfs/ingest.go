@@ -45,7 +45,8 @@ the store does not hold yet are compressed and written.
 
 When NAME already has versions, files whose path, size, mtime and inode
 match the newest version are reused without being read (--no-reuse reads
-everything).
+everything). The newest version is the most recently created one, the one
+NAME@latest names, whatever the version strings say.
 
 A file is stat'ed before and after it is read; if it changed in between
 (size, mtime or ctime), it is read again, up to three times. A file that
