@@ -51,8 +51,13 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeObject -fuzztime 10s ./backend/layout
 	$(GO) test -run '^$$' -fuzz FuzzDecodeIndex -fuzztime 10s ./backend/layout
 
+# With gotestsum on PATH (.ci/run installs a pinned one) every test is named
+# as it finishes and the run ends with "DONE N tests"; without it, plain go
+# test, whose per-package "ok"/"FAIL" lines come as each package finishes.
+GOTEST  ?= $(if $(shell command -v gotestsum),gotestsum --format testname --,$(GO) test)
+
 test: vet
-	$(GO) test -race -count=1 -timeout 12m ./...
+	$(GOTEST) -race -count=1 -timeout 12m ./...
 	$(MAKE) fuzz
 
 bench: build
