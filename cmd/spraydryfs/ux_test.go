@@ -330,8 +330,8 @@ func TestProgressBarOnAPTY(t *testing.T) {
 	st := filepath.Join(dir, "s.sdfs")
 	src := filepath.Join(dir, "src")
 	files := map[string][]byte{}
-	for i := range 16 {
-		files[fmt.Sprintf("f%02d", i)] = noise(1<<20, uint64(i))
+	for i := range 8 {
+		files[fmt.Sprintf("f%02d", i)] = noise(512<<10, uint64(i))
 	}
 	writeFiles(t, src, files)
 	master, tty := openPTY(t)
@@ -355,7 +355,7 @@ func TestProgressBarOnAPTY(t *testing.T) {
 			last = f
 		}
 	}
-	if !strings.Contains(last, "/16 files") || !strings.Contains(last, "█") {
+	if !strings.Contains(last, "/8 files") || !strings.Contains(last, "█") {
 		t.Errorf("last frame %q of %q", last, got)
 	}
 	if !strings.Contains(got, "MiB") || strings.Contains(got, " MB") || strings.Contains(got, "kB") {
