@@ -127,8 +127,8 @@ ingest added to the store). How the stored bytes split between roots
 					per[i] = map[string]any{"root": r.ID(), "files": r.Files, "logical_bytes": r.Bytes, "stored_bytes": r.Stored}
 				}
 				var dedup any = st.DedupRatio()
-				if st.Unheld() {
-					dedup = nil
+				if st.Chunks == 0 || st.Unheld() {
+					dedup = nil // no ratio: nothing stored, or no root holds it
 				}
 				return json.NewEncoder(os.Stdout).Encode(map[string]any{"store": st, "dedup_ratio": dedup,
 					"compression_ratio": st.CompressionRatio(), "total_ratio": st.TotalRatio(), "empty_size": st.EmptySize(),
@@ -139,11 +139,16 @@ ingest added to the store). How the stored bytes split between roots
 			fmt.Fprintf(tw, "logical size\t%s\t(all files of all roots)\n", size(st.Logical))
 			fmt.Fprintf(tw, "chunked files\t%d\t%s\t(distinct files of several chunks)\n", st.ListedFiles, size(st.FileBytes))
 			dedup := fmt.Sprintf("dedup %.2fx", st.DedupRatio())
-			if st.Unheld() {
+			switch {
+			case st.Chunks == 0:
+				dedup = "nothing stored yet"
+			case st.Unheld():
 				dedup = "no root holds them yet: an interrupted ingest stored them, and its re-run reuses them"
 			}
 			fmt.Fprintf(tw, "distinct chunks\t%d\t%s\t(%s)\n", st.Chunks, size(st.ChunkBytes), dedup)
-			fmt.Fprintf(tw, "stored chunks\t%s\t(compression %.2fx, %d stored raw)\n", size(st.ChunkStored), st.CompressionRatio(), st.RawChunks)
+			if st.Chunks > 0 {
+				fmt.Fprintf(tw, "stored chunks\t%s\t(compression %.2fx, %d stored raw)\n", size(st.ChunkStored), st.CompressionRatio(), st.RawChunks)
+			}
 			if st.Deltas > 0 {
 				how := fmt.Sprintf("measured on %d of them", saved.Sampled)
 				if saved.Sampled == st.Deltas {

@@ -194,6 +194,9 @@ func TestInterruptedIngest(t *testing.T) {
 	}
 	writeFiles(t, src, files)
 	cli(t, "-s", st, "ingest", "k@0", t.TempDir())
+	if r := cli(t, "-s", st, "stats"); strings.Contains(r.stdout, "0.00x") || !strings.Contains(r.stdout, "nothing stored yet") {
+		t.Errorf("stats of a store with only an empty root:\n%s", r.stdout)
+	}
 
 	cmd := command("-s", st, "ingest", "k@1", src)
 	var errb strings.Builder
