@@ -104,6 +104,9 @@ ingest added to the store). How the stored bytes split between roots
 (shared, unique to one, needed by none) is what du shows.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if sample < 1 {
+				return usageError{fmt.Errorf("--sample %d: measure at least 1 delta chunk", sample)}
+			}
 			s, err := g.open(false)
 			if err != nil {
 				return err

@@ -255,6 +255,7 @@ func TestStatsHonest(t *testing.T) {
 		t.Errorf("delta saving %d (sampled %d of %d chunks, %d raw bytes stored as %d)", out.Saved, out.Sampled,
 			out.Store.Deltas, out.Store.DeltaBytes, out.Store.DeltaStored)
 	}
+	wantFail(t, cli(t, "-s", st, "stats", "--sample", "0"), 2, "at least 1")
 	r = cli(t, "-s", st, "stats")
 	if !strings.Contains(r.stdout, "saved") || strings.Contains(r.stdout, "-") {
 		t.Errorf("stats:\n%s", r.stdout)
