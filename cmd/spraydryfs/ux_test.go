@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -362,7 +363,7 @@ func TestProgressBarOnAPTY(t *testing.T) {
 	if !strings.Contains(last, "/8 files") || !strings.Contains(last, "█") {
 		t.Errorf("last frame %q of %q", last, got)
 	}
-	if !strings.Contains(got, "MiB") || strings.Contains(got, " MB") || strings.Contains(got, "kB") {
+	if !regexp.MustCompile(`[KMGT]iB`).MatchString(got) || regexp.MustCompile(`[0-9] ?[kMGT]B`).MatchString(got) {
 		t.Errorf("bar mixes units: %q", got)
 	}
 }
