@@ -209,6 +209,7 @@ func (p *progressBar) Total(files, bytes int64) {
 	p.bar = progressbar.NewOptions64(bytes, append(barOptions(p.f, p.desc), progressbar.OptionShowBytes(true),
 		progressbar.OptionShowElapsedTimeOnFinish(), progressbar.OptionThrottle(0))...)
 	p.stop, p.stopped = make(chan struct{}), make(chan struct{})
+	p.draw() // at once, so that even a quick ingest shows what it is doing
 	go func() {
 		defer close(p.stopped)
 		t := time.NewTicker(200 * time.Millisecond)
