@@ -93,7 +93,7 @@ type Entry struct {
 	Size   int64  // files: content bytes; symlinks: target length; dirs: entry count
 	Nlink  uint32 // files: links within the root; dirs: 2 + subdirectories
 	LinkID uint64 // hard-link group within the root; 0 if not hard linked
-	Rdev   uint64 // devices only
+	Rdev   uint64 // devices only, in Linux's encoding (see Mkdev)
 	Target string // symlinks only
 	Xattrs []Xattr
 	Hash   hash.Hash // regular files: content; directories: listing
