@@ -17,8 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/spraydryfs/spraydryfs/backend/chunk"
 	"github.com/spraydryfs/spraydryfs/backend/hash"
 	"github.com/spraydryfs/spraydryfs/backend/store"
@@ -227,12 +225,13 @@ type linkGroup struct {
 // prepare checks sources, finds the reuse index, and prescans directories
 // for totals and hard links.
 func (in *ingester) prepare(ctx context.Context) error {
+	warnDropped(in.opt.Log)
 	in.links = map[devIno]*linkGroup{}
 	in.linkReads = map[devIno]linkRead{}
 	in.skip = map[devIno]bool{}
 	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
-		var st unix.Stat_t
-		if unix.Stat(in.s.Path()+suffix, &st) == nil {
+		var st fileStat
+		if stat(in.s.Path()+suffix, &st) == nil {
 			in.skip[devIno{uint64(st.Dev), st.Ino}] = true
 		}
 	}
@@ -289,8 +288,8 @@ func (in *ingester) prepare(ctx context.Context) error {
 			if !d.Type().IsRegular() {
 				return nil
 			}
-			var st unix.Stat_t
-			if err := unix.Lstat(p, &st); err != nil {
+			var st fileStat
+			if err := lstat(p, &st); err != nil {
 				return fmt.Errorf("ingest %s: %w", p, err)
 			}
 			k := devIno{uint64(st.Dev), st.Ino}

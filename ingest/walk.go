@@ -5,14 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
-	"syscall"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/spraydryfs/spraydryfs/backend/chunk"
 	"github.com/spraydryfs/spraydryfs/backend/hash"
@@ -41,14 +37,14 @@ type fileJob struct {
 	abs  string
 	slot *tree.Entry
 	pd   *pendingDir
-	st   unix.Stat_t
+	st   fileStat
 	base hash.Hash // the parent version's file at this path, or zero
 }
 
 // dirSource walks one source directory; its contents become a listing.
 func (in *ingester) dirSource(ctx context.Context, dir string, jobs chan<- *fileJob) (*built, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(dir, &st); err != nil {
+	var st fileStat
+	if err := stat(dir, &st); err != nil {
 		return nil, fmt.Errorf("ingest %s: %w", dir, err)
 	}
 	top := &tree.Entry{}
@@ -88,12 +84,12 @@ func (in *ingester) walk(ctx context.Context, abs string, pd *pendingDir, jobs c
 	pd.waiting = 1
 	pd.inos = map[string]uint64{}
 	entries := make([]tree.Entry, 0, len(names))
-	stats := make([]unix.Stat_t, 0, len(names))
+	stats := make([]fileStat, 0, len(names))
 	for _, name := range names {
 		p := filepath.Join(abs, name)
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			if errors.Is(err, syscall.ENOENT) {
+		var st fileStat
+		if err := lstat(p, &st); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
 				continue // removed while we walked: it is not part of this version
 			}
 			in.fail(fmt.Errorf("ingest %s: %w", p, err))
@@ -205,35 +201,35 @@ func (in *ingester) release(pd *pendingDir) {
 
 // fillEntry sets an entry's attributes from lstat and reads symlink
 // targets and extended attributes.
-func (in *ingester) fillEntry(p string, st *unix.Stat_t, e *tree.Entry) error {
+func (in *ingester) fillEntry(p string, st *fileStat, e *tree.Entry) error {
 	e.Mode = st.Mode & 07777
 	e.UID, e.GID = st.Uid, st.Gid
-	e.MTime = st.Mtim.Nano()
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFREG:
+	e.MTime = st.MTime
+	switch st.Mode & sIFMT {
+	case sIFREG:
 		e.Type, e.Size, e.Nlink = tree.TypeFile, st.Size, 1
-		if g := in.links[devIno{uint64(st.Dev), st.Ino}]; g != nil && g.count > 1 {
+		if g := in.links[devIno{st.Dev, st.Ino}]; g != nil && g.count > 1 {
 			e.Nlink, e.LinkID = g.count, g.id
 		}
-	case unix.S_IFDIR:
+	case sIFDIR:
 		e.Type = tree.TypeDir
-	case unix.S_IFLNK:
+	case sIFLNK:
 		e.Type = tree.TypeSymlink
 		t, err := os.Readlink(p)
 		if err != nil {
 			return fmt.Errorf("ingest %s: %w", p, err)
 		}
 		e.Target, e.Size = t, int64(len(t))
-	case unix.S_IFIFO:
+	case sIFIFO:
 		e.Type = tree.TypeFIFO
-	case unix.S_IFSOCK:
+	case sIFSOCK:
 		e.Type = tree.TypeSocket
-	case unix.S_IFCHR:
+	case sIFCHR:
 		e.Type, e.Rdev = tree.TypeCharDev, st.Rdev
-	case unix.S_IFBLK:
+	case sIFBLK:
 		e.Type, e.Rdev = tree.TypeBlockDev, st.Rdev
 	default:
-		return fmt.Errorf("ingest %s: unknown file type %o", p, st.Mode&unix.S_IFMT)
+		return fmt.Errorf("ingest %s: unknown file type %o", p, st.Mode&sIFMT)
 	}
 	x, err := readXattrs(p)
 	if err != nil {
@@ -241,61 +237,6 @@ func (in *ingester) fillEntry(p string, st *unix.Stat_t, e *tree.Entry) error {
 	}
 	e.Xattrs = x
 	return nil
-}
-
-// readXattrs returns a file's extended attributes sorted by name.
-func readXattrs(p string) ([]tree.Xattr, error) {
-	buf := make([]byte, 1024)
-	n, err := unix.Llistxattr(p, buf)
-	if errors.Is(err, unix.ERANGE) {
-		if n, err = unix.Llistxattr(p, nil); err == nil {
-			buf = make([]byte, n)
-			n, err = unix.Llistxattr(p, buf)
-		}
-	}
-	if errors.Is(err, unix.ENOTSUP) || n == 0 {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list xattrs: %w", err)
-	}
-	var out []tree.Xattr
-	for _, name := range splitNul(buf[:n]) {
-		sz, err := unix.Lgetxattr(p, name, nil)
-		if errors.Is(err, unix.ENODATA) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("xattr %s: %w", name, err)
-		}
-		val := make([]byte, sz)
-		if sz > 0 {
-			if sz, err = unix.Lgetxattr(p, name, val); err != nil {
-				return nil, fmt.Errorf("xattr %s: %w", name, err)
-			}
-		}
-		out = append(out, tree.Xattr{Name: name, Value: val[:sz]})
-	}
-	slices.SortFunc(out, func(a, b tree.Xattr) int { return strings.Compare(a.Name, b.Name) })
-	return out, nil
-}
-
-func splitNul(b []byte) []string {
-	var out []string
-	for len(b) > 0 {
-		i := 0
-		for i < len(b) && b[i] != 0 {
-			i++
-		}
-		if i > 0 {
-			out = append(out, string(b[:i]))
-		}
-		if i < len(b) {
-			i++
-		}
-		b = b[i:]
-	}
-	return out
 }
 
 // worker reads files: cut, hash, claim, dry and store each new chunk, then
@@ -338,9 +279,7 @@ var testHookRead func(path string, attempt int)
 // while being read and the bytes may be a state that never existed, so it
 // is read again, at most maxReadAttempts times.
 func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.Claimer, first *[]byte, j *fileJob) error {
-	// O_NONBLOCK: a file replaced by a FIFO since the walk must not block
-	// the open; it has no effect on regular files.
-	f, err := os.OpenFile(j.abs, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	f, err := os.OpenFile(j.abs, openFlags, 0)
 	if err != nil {
 		return fmt.Errorf("ingest %s: %w", j.abs, err)
 	}
@@ -356,11 +295,11 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.C
 	inode := devIno{uint64(j.st.Dev), j.st.Ino} // as the walk saw it: the key of its hard links
 	var r *readResult
 	for attempt := 1; ; attempt++ {
-		var before, after unix.Stat_t
-		if err := unix.Fstat(int(f.Fd()), &before); err != nil {
+		var before, after fileStat
+		if err := fstat(f, &before); err != nil {
 			return fmt.Errorf("ingest %s: %w", j.abs, err)
 		}
-		if before.Mode&unix.S_IFMT != unix.S_IFREG {
+		if before.Mode&sIFMT != sIFREG {
 			return fmt.Errorf("ingest %s: no longer a regular file", j.abs)
 		}
 		if !sameState(&before, &j.st) {
@@ -382,7 +321,7 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.C
 		if r, err = in.readContent(ctx, ck, cl, first, j, f, picker); err != nil {
 			return err
 		}
-		if err := unix.Fstat(int(f.Fd()), &after); err != nil {
+		if err := fstat(f, &after); err != nil {
 			return fmt.Errorf("ingest %s: %w", j.abs, err)
 		}
 		if sameState(&after, &before) && r.size == before.Size {
@@ -461,12 +400,12 @@ func (in *ingester) checkLink(k devIno, path string, h hash.Hash) error {
 }
 
 // sameState reports whether two stats show the same file, unchanged.
-func sameState(a, b *unix.Stat_t) bool {
-	return a.Dev == b.Dev && a.Ino == b.Ino && a.Size == b.Size && a.Mtim == b.Mtim && a.Ctim == b.Ctim
+func sameState(a, b *fileStat) bool {
+	return a.Dev == b.Dev && a.Ino == b.Ino && a.Size == b.Size && a.MTime == b.MTime && a.CTime == b.CTime
 }
 
 // restat makes a file's entry describe st, the file as it is now.
-func (in *ingester) restat(j *fileJob, st *unix.Stat_t) error {
+func (in *ingester) restat(j *fileJob, st *fileStat) error {
 	x, err := readXattrs(j.abs)
 	if err != nil {
 		return fmt.Errorf("ingest %s: %w", j.abs, err)
@@ -480,7 +419,7 @@ func (in *ingester) restat(j *fileJob, st *unix.Stat_t) error {
 		j.pd.dir.Xattrs--
 	}
 	j.pd.mu.Unlock()
-	e.Mode, e.UID, e.GID, e.MTime, e.Size, e.Xattrs = st.Mode&07777, st.Uid, st.Gid, st.Mtim.Nano(), st.Size, x
+	e.Mode, e.UID, e.GID, e.MTime, e.Size, e.Xattrs = st.Mode&07777, st.Uid, st.Gid, st.MTime, st.Size, x
 	j.st = *st
 	return nil
 }

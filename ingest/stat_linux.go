@@ -1,0 +1,6 @@
+package ingest
+
+import "golang.org/x/sys/unix"
+
+// errNoXattr is getxattr's error for a name that is not set.
+const errNoXattr = unix.ENODATA
