@@ -4,6 +4,13 @@
 // symlinks, hard links, FIFOs, device nodes, mode bits with setuid, setgid
 // and sticky, owners, extended attributes and nanosecond mtimes. Sockets
 // cannot be recreated meaningfully and are skipped with a warning.
+//
+// ToDir never writes outside its destination, whatever names a store
+// holds: each entry is created as a new direct child of a directory it
+// created (joinName), and names Windows cannot hold are rewritten there
+// (localName). What the platform cannot restore (on Windows: FIFOs, device
+// nodes, owners, extended attributes, and symlinks without the right to
+// create them) is left out and named in one warning per extraction.
 package extract
 
 import (
@@ -19,8 +26,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/spraydryfs/spraydryfs/backend"
 	"github.com/spraydryfs/spraydryfs/backend/tree"
 )
@@ -32,8 +37,9 @@ type Options struct {
 	// error.
 	Owner bool
 	// Log receives warnings about entries that cannot be restored here:
-	// sockets, device nodes without root, and extended attributes outside
-	// the user namespace without root. Nil uses slog.Default().
+	// sockets, device nodes without root, extended attributes outside the
+	// user namespace without root, and once per extraction what the
+	// platform cannot restore at all. Nil uses slog.Default().
 	Log *slog.Logger
 }
 
@@ -51,6 +57,7 @@ func ToDir(ctx context.Context, v *backend.View, n *backend.Node, dest string, o
 	if x.log == nil {
 		x.log = slog.Default()
 	}
+	defer x.warnDropped()
 	x.owner = x.root || opt.Owner
 	if !n.IsDir() {
 		if _, err := os.Lstat(dest); err == nil {
@@ -109,6 +116,38 @@ type dirWriter struct {
 	root  bool              // running as root
 	owner bool              // restore uid and gid
 	links map[uint64]string // hard-link inode → first path extracted
+
+	dropped []dropped // what this platform could not restore, in order first met
+}
+
+// dropped counts the entries that lost one kind of thing.
+type dropped struct {
+	what  string
+	count int
+	first string // the first path concerned
+}
+
+// drop records that path lost what (e.g. "owners").
+func (x *dirWriter) drop(what, path string) {
+	for i := range x.dropped {
+		if x.dropped[i].what == what {
+			x.dropped[i].count++
+			return
+		}
+	}
+	x.dropped = append(x.dropped, dropped{what: what, count: 1, first: path})
+}
+
+// warnDropped logs, once, everything drop recorded.
+func (x *dirWriter) warnDropped() {
+	if len(x.dropped) == 0 {
+		return
+	}
+	args := make([]any, 0, len(x.dropped))
+	for _, d := range x.dropped {
+		args = append(args, slog.String(d.what, fmt.Sprintf("%d entries, first %s", d.count, d.first)))
+	}
+	x.log.Warn("extract: this platform cannot restore everything; left out", args...)
 }
 
 // contents extracts the entries of directory dir into the existing
@@ -121,13 +160,18 @@ func (x *dirWriter) contents(ctx context.Context, dir *backend.Node, path string
 	if err != nil {
 		return fmt.Errorf("extract %s: %w", path, err)
 	}
-	// Entry names were validated when the listing was decoded: never
-	// empty, ".", ".." or containing '/', so every path stays below dest.
 	for _, k := range kids {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("extract %s: %w", path, err)
 		}
-		if err := x.entry(ctx, k, filepath.Join(path, k.Name)); err != nil {
+		p, renamed, err := joinName(path, k.Name, windowsNames)
+		if err != nil {
+			return fmt.Errorf("extract %s: %q: %w", path, k.Name, err)
+		}
+		if renamed {
+			x.drop("names not valid here, renamed", p)
+		}
+		if err := x.entry(ctx, k, p); err != nil {
 			return err
 		}
 	}
@@ -136,6 +180,10 @@ func (x *dirWriter) contents(ctx context.Context, dir *backend.Node, path string
 
 // entry creates node n at path, with its contents and metadata.
 func (x *dirWriter) entry(ctx context.Context, n *backend.Node, path string) error {
+	if what := unsupported(n.Type); what != "" {
+		x.drop(what, path)
+		return nil
+	}
 	var err error
 	switch n.Type {
 	case tree.TypeDir:
@@ -160,19 +208,18 @@ func (x *dirWriter) entry(ctx context.Context, n *backend.Node, path string) err
 		}
 		return nil
 	case tree.TypeSymlink:
-		err = os.Symlink(n.Target, path)
+		if err = os.Symlink(n.Target, path); symlinkDenied(err) {
+			x.drop("symlinks (no right to create them)", path)
+			return nil
+		}
 	case tree.TypeFIFO:
-		err = unix.Mkfifo(path, 0o600)
+		err = mkfifo(path)
 	case tree.TypeCharDev, tree.TypeBlockDev:
 		if !x.root {
 			x.log.Warn("skipping device node: creating one needs root", "path", path, "type", n.Type.String())
 			return nil
 		}
-		kind := uint32(unix.S_IFCHR)
-		if n.Type == tree.TypeBlockDev {
-			kind = unix.S_IFBLK
-		}
-		err = unix.Mknod(path, kind|0o600, int(n.Rdev))
+		err = mknod(path, n.Type == tree.TypeBlockDev, n.Rdev)
 	case tree.TypeSocket:
 		x.log.Warn("skipping socket: it cannot be restored", "path", path)
 		return nil
@@ -215,6 +262,14 @@ func (x *dirWriter) file(ctx context.Context, n *backend.Node, path string) (err
 	if err := x.meta(tmp, path, n); err != nil {
 		return err
 	}
+	// Rename replaces: a name that exists already (two stored names that
+	// are one here) is an error, as it is for every other type.
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		if err == nil {
+			err = fs.ErrExist
+		}
+		return fmt.Errorf("extract %s: %w", path, err)
+	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("extract %s: %w", path, err)
 	}
@@ -227,12 +282,18 @@ func (x *dirWriter) file(ctx context.Context, n *backend.Node, path string) (err
 // shown, the entry's final path.
 func (x *dirWriter) meta(path, shown string, n *backend.Node) error {
 	if x.owner {
-		if err := unix.Lchown(path, int(n.UID), int(n.GID)); err != nil {
+		if err := lchown(path, n.UID, n.GID); errors.Is(err, errors.ErrUnsupported) {
+			x.drop("owners", shown)
+		} else if err != nil {
 			return fmt.Errorf("extract %s: chown: %w", shown, err)
 		}
 	}
 	for _, a := range n.Xattrs {
-		if err := unix.Lsetxattr(path, a.Name, a.Value, 0); err != nil {
+		if err := lsetxattr(path, a.Name, a.Value); err != nil {
+			if errors.Is(err, errors.ErrUnsupported) {
+				x.drop("extended attributes", shown)
+				break
+			}
 			if !x.root && !strings.HasPrefix(a.Name, "user.") {
 				x.log.Warn("skipping extended attribute: setting it needs root", "path", shown, "xattr", a.Name, "err", err)
 				continue
@@ -241,12 +302,11 @@ func (x *dirWriter) meta(path, shown string, n *backend.Node) error {
 		}
 	}
 	if n.Type != tree.TypeSymlink { // Linux has no mode on symlinks
-		if err := unix.Chmod(path, n.Mode&0o7777); err != nil {
+		if err := chmod(path, n.Mode&0o7777); err != nil {
 			return fmt.Errorf("extract %s: chmod: %w", shown, err)
 		}
 	}
-	ts := unix.NsecToTimespec(n.MTime)
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, path, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := setMtime(path, n.MTime); err != nil {
 		return fmt.Errorf("extract %s: set mtime: %w", shown, err)
 	}
 	return nil
@@ -369,7 +429,7 @@ func (t *tarWriter) entry(ctx context.Context, n *backend.Node, name string) err
 		if n.Type == tree.TypeBlockDev {
 			h.Typeflag = tar.TypeBlock
 		}
-		h.Devmajor, h.Devminor = int64(unix.Major(n.Rdev)), int64(unix.Minor(n.Rdev))
+		h.Devmajor, h.Devminor = int64(tree.Major(n.Rdev)), int64(tree.Minor(n.Rdev))
 	case tree.TypeSocket:
 		slog.Warn("skipping socket: tar cannot carry it", "path", name)
 		return nil
