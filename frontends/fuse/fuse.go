@@ -1,6 +1,9 @@
+//go:build !windows
+
 // Package fuse serves a backend view through the kernel with FUSE
 // (github.com/hanwen/go-fuse/v2): read-only at every level, with long
-// cache timeouts because stored content never changes.
+// cache timeouts because stored content never changes. It builds on Linux,
+// macOS (macFUSE) and FreeBSD (fusefs); there is no FUSE on Windows.
 package fuse
 
 import (
@@ -97,7 +100,7 @@ func Mount(dir string, v *backend.View, opt Options) (*gofuse.Server, error) {
 			Name:               "spraydryfs",
 			Options:            append([]string{"ro", "default_permissions"}, opt.Extra...),
 			DirectMount:        true,
-			DirectMountFlags:   syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV,
+			DirectMountFlags:   directMountFlags,
 			MaxWrite:           1 << 20,
 			MaxReadAhead:       1 << 20,
 			DisableReadDirPlus: !opt.ReadDirPlus,
@@ -332,7 +335,7 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 			return uint32(copy(dest, x.Value)), 0
 		}
 	}
-	return 0, syscall.ENODATA
+	return 0, errNoXattr
 }
 
 // Listxattr implements gofs.NodeListxattrer.

@@ -1,0 +1,24 @@
+package main
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/spraydryfs/spraydryfs/backend"
+)
+
+// mountOptions mirror the FUSE frontend's, which does not build here, so
+// that the mount command keeps its flags.
+type mountOptions struct {
+	AllowOther  bool
+	UID, GID    *uint32
+	Extra       []string
+	ReadDirPlus bool
+	Log         *slog.Logger
+	Debug       bool
+}
+
+// mountFUSE fails: Windows has no FUSE.
+func mountFUSE(string, *backend.View, mountOptions) (fuseServer, error) {
+	return nil, errors.New("mount: not supported on this platform: use serve webdav")
+}
