@@ -188,5 +188,5 @@ func (srv *Server) errno(op, name string, err error) linux.Errno {
 	if e == syscall.EIO {
 		srv.log.Error("9p: "+op+" failed", "name", name, "err", err)
 	}
-	return linux.Errno(e)
+	return linuxErrno(e)
 }
