@@ -320,7 +320,7 @@ func TestUnreadableFileAbortsIngest(t *testing.T) {
 
 	cmd := exec.Command(exe, "-s", st, "ingest", "u@1", src)
 	cmd.Env = append(os.Environ(), "SPRAYDRYFS_AS_CLI=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	asNobody(t, cmd)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	err = cmd.Run()

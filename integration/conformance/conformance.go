@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package conformance is the end-to-end suite every frontend runs: it
 // stores the fixture tree, has the frontend serve it at a local directory
 // (a FUSE mount, a 9P or WebDAV client mount), and checks with ordinary

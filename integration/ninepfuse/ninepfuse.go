@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package ninepfuse is a test bridge: a FUSE file system
 // (github.com/hanwen/go-fuse/v2) that forwards every call to a 9P2000.L
 // server through the p9 Go client (github.com/hugelgupf/p9), so that

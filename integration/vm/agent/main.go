@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command agent describes a directory tree, one line per entry in path
 // order: type, permissions, size (not for directories), link count,
 // owner, mtime in ns, symlink target, extended attributes and the MD5 of
