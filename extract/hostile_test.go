@@ -139,7 +139,7 @@ func TestToDirHostileNames(t *testing.T) {
 	ctx := context.Background()
 	base := t.TempDir()
 	s := hostileStore(t, base)
-	v, err := backend.OpenRoot(ctx, s, store.Ref{Name: "hostile", Version: "1"})
+	v, err := backend.OpenRoot(ctx, s.Objects, store.Ref{Name: "hostile", Version: "1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestToDirUnsafeStoredNames(t *testing.T) {
 		if err := w.Commit(store.Root{Name: "unsafe", Version: version, Top: top, Created: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
-		v, err := backend.OpenRoot(ctx, s, store.Ref{Name: "unsafe", Version: version})
+		v, err := backend.OpenRoot(ctx, s.Objects, store.Ref{Name: "unsafe", Version: version})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/spraydryfs/spraydryfs/backend/store"
 )
 
@@ -83,6 +81,7 @@ func (d *Dir) Put(_ context.Context, key string, data []byte) error {
 // writeAtomic writes data to p through a temporary file and a rename;
 // with sync, the file is synced before the rename and the directory after.
 func (d *Dir) writeAtomic(p string, data []byte, sync bool) error {
+	sync = sync || syncEachObject
 	tmps := filepath.Join(d.root, tmpDir)
 	if err := os.MkdirAll(tmps, 0o755); err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
@@ -130,7 +129,7 @@ func (d *Dir) UpdateIndex(_ context.Context, update func(old []byte) ([]byte, er
 		return fmt.Errorf("layout %s: %w", d.root, err)
 	}
 	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+	if err := lockFile(lock); err != nil {
 		return fmt.Errorf("layout %s: lock index: %w", d.root, err)
 	}
 	p := d.path(IndexKey)
@@ -142,7 +141,7 @@ func (d *Dir) UpdateIndex(_ context.Context, update func(old []byte) ([]byte, er
 	if err != nil {
 		return err
 	}
-	if err := unix.Syncfs(int(lock.Fd())); err != nil {
+	if err := syncFS(lock); err != nil {
 		return fmt.Errorf("layout %s: sync: %w", d.root, err)
 	}
 	if err := d.writeAtomic(p, b, true); err != nil {

@@ -17,7 +17,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/spraydryfs/spraydryfs/backend"
@@ -216,7 +215,7 @@ func (p *lister) print(name string, n *backend.Node, arg bool) {
 	}
 	sz := strconv.FormatInt(n.Size, 10)
 	if n.Type == tree.TypeCharDev || n.Type == tree.TypeBlockDev {
-		sz = fmt.Sprintf("%d, %d", unix.Major(n.Rdev), unix.Minor(n.Rdev))
+		sz = fmt.Sprintf("%d, %d", tree.Major(n.Rdev), tree.Minor(n.Rdev))
 	}
 	fmt.Fprintf(p.tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\n", lsMode(&n.Attr), n.Nlink, n.UID, n.GID, sz,
 		time.Unix(0, n.MTime).Local().Format("2006-01-02 15:04:05"), shown)
