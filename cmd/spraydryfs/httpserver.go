@@ -77,6 +77,7 @@ func (h *httpFlags) serve(ctx context.Context, cmd, what string, handler http.Ha
 	url := fmt.Sprintf("%s://%s/", scheme, ln.Addr())
 	fmt.Fprintln(os.Stdout, url)
 	fmt.Fprintf(os.Stderr, "spraydryfs: serving %s read-only at %s (Ctrl-C to stop)\n", what, url)
+	notifyReady(ctx)
 	errc := make(chan error, 1)
 	go func() {
 		if h.tls != nil {

@@ -27,9 +27,13 @@ type globals struct {
 	storePath string
 	verbose   bool
 	log       *slog.Logger
+	remote    remoteOptions // from the mount helper's -o cache-dir=, cache-size=
 }
 
 func main() {
+	if isMountHelper(os.Args[0]) {
+		os.Exit(runMountHelper(os.Args[1:]))
+	}
 	os.Exit(run(os.Args[1:]))
 }
 

@@ -57,6 +57,7 @@ func newMountCommand(g *globals) *cobra.Command {
 		uid, gid int64
 		extra    []string
 	)
+	var background bool
 	cmd := &cobra.Command{
 		Use:   "mount MOUNTPOINT [NAME[@VERSION[/path]]]",
 		Short: "Mount roots read-only with FUSE",
@@ -72,12 +73,24 @@ Ownership and permissions are the stored ones (checked by the kernel);
 --uid/--gid show every file as owned by one user. As root it mounts
 through /dev/fuse directly; otherwise it needs fusermount3 (Debian fuse3).
 A corrupt chunk fails the reads that need it with EIO and is logged; the
-rest of the tree keeps being served.`,
+rest of the tree keeps being served.
+
+With --background it returns once the kernel has the mount (or fails with
+the server's error) and keeps serving in a detached process until
+unmounted; that process logs to the journal when started by systemd, else
+nowhere. 'mount -t spraydryfs' and fstab use the same code through the
+mount helper (see 'mount.spraydryfs --help'). In the foreground under
+systemd (Type=notify), it sends READY=1 once mounted and STOPPING=1 on
+SIGTERM.`,
 		Example: `  spraydryfs mount /mnt/trees
-  spraydryfs mount --allow-other /mnt/tc toolchain@latest`,
+  spraydryfs mount --allow-other /mnt/tc toolchain@latest
+  spraydryfs mount --background /mnt/tc toolchain@1.1 && ls /mnt/tc`,
 		Args: args(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			ctx := cmd.Context()
+			if err := goBackground(ctx, background); err != nil {
+				return err
+			}
 			which := ""
 			if len(a) == 2 {
 				which = a[1]
@@ -103,7 +116,10 @@ rest of the tree keeps being served.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "spraydryfs: serving %s at %s (Ctrl-C or 'umount %s' to stop)\n", describe(which), a[0], a[0])
+			if !isDaemonChild() {
+				fmt.Fprintf(os.Stderr, "spraydryfs: serving %s at %s (Ctrl-C or 'umount %s' to stop)\n", describe(which), a[0], a[0])
+			}
+			notifyReady(ctx)
 			done := make(chan struct{})
 			go func() {
 				server.Wait()
@@ -126,6 +142,8 @@ rest of the tree keeps being served.`,
 	cmd.Flags().StringSliceVarP(&extra, "options", "o", nil, "more mount options, comma separated (e.g. -o fsname=x)")
 	cmd.Flags().BoolVar(&opt.ReadDirPlus, "readdirplus", true, "send attributes with directory listings (measured: a first ls -lR 2.7x faster, find 9% slower)")
 	cmd.Flags().BoolVar(&opt.Debug, "debug", false, "log every FUSE request")
+	cmd.Flags().StringVar(&opt.FsName, "fsname", "spraydryfs", "the mount's source as mount(8) and df show it (the mount helper gives the store path)")
+	cmd.Flags().BoolVar(&background, "background", false, "return once mounted and keep serving in a detached process")
 	return cmd
 }
 

@@ -88,6 +88,7 @@ the guest's dentry cache shrinks); walks beyond it fail with EMFILE.`,
 			}
 			fmt.Fprintln(os.Stdout, where)
 			fmt.Fprintf(os.Stderr, "spraydryfs: serving %s read-only over 9P at %s (Ctrl-C to stop)\n", describe(which), where)
+			notifyReady(ctx)
 			if err := ninep.New(s.Objects, v, ninep.Options{Log: g.log, MaxFids: maxFids}).Serve(ctx, ln); err != nil {
 				return fmt.Errorf("serve 9p: %w", err)
 			}

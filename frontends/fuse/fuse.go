@@ -30,6 +30,9 @@ type Options struct {
 	AllowOther bool
 	// UID and GID, if set, replace every owner.
 	UID, GID *uint32
+	// FsName is the mount's source in /proc/mounts, "spraydryfs" if
+	// empty. mount -a compares it with fstab's to skip what is mounted.
+	FsName string
 	// Extra are more -o mount options, passed through.
 	Extra []string
 	// ReadDirPlus asks the kernel for attributes with directory listings.
@@ -81,6 +84,9 @@ func Mount(dir string, v *backend.View, opt Options) (*gofuse.Server, error) {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
+	if opt.FsName == "" {
+		opt.FsName = "spraydryfs"
+	}
 	m := &mount{v: v, opt: opt, log: opt.Log}
 	m.noXattrs = noXattrs(v, opt.Log)
 	long, short := immutableTimeout, namespaceTimeout
@@ -96,7 +102,7 @@ func Mount(dir string, v *backend.View, opt Options) (*gofuse.Server, error) {
 		RootStableAttr:  &gofs.StableAttr{Ino: backend.RootIno, Mode: syscall.S_IFDIR},
 		MountOptions: gofuse.MountOptions{
 			AllowOther:         opt.AllowOther,
-			FsName:             "spraydryfs", // a path here (the store) confuses umount(8)
+			FsName:             opt.FsName,
 			Name:               "spraydryfs",
 			Options:            append([]string{"ro", "default_permissions"}, opt.Extra...),
 			DirectMount:        true,
