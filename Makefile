@@ -3,13 +3,25 @@
 GO      ?= go
 BIN     := bin/spraydryfs
 DEMO    := _demo
+# install: the binary in $(DESTDIR)$(PREFIX)/bin, and mount(8)'s helper
+# for type spraydryfs, $(DESTDIR)$(SBINDIR)/mount.spraydryfs, a link to it.
+PREFIX  ?= /usr/local
+SBINDIR ?= /sbin
 
-.PHONY: all build deps demo test fuzz bench vet cross clean
+.PHONY: all build deps demo test fuzz bench vet cross clean install uninstall
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/spraydryfs
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/spraydryfs
+	install -d $(DESTDIR)$(SBINDIR)
+	ln -sfn $(PREFIX)/bin/spraydryfs $(DESTDIR)$(SBINDIR)/mount.spraydryfs
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/spraydryfs $(DESTDIR)$(SBINDIR)/mount.spraydryfs
 
 # deps: what the demo and the tests need beyond Go (Debian, as root).
 deps:
