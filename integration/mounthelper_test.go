@@ -127,13 +127,24 @@ func unmountAndWait(t *testing.T, dir string, pid int, umount ...string) {
 		syscall.Unmount(dir, syscall.MNT_DETACH)
 	}
 	for i := 0; i < 1000; i++ {
-		if syscall.Kill(pid, 0) != nil {
+		if exited(pid) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
 	t.Errorf("server %d kept running after %s", pid, umount[0])
+}
+
+// exited reports whether process pid has exited: gone, or a zombie (a
+// detached server's parent is init, which may reap it late).
+func exited(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	_, after, _ := bytes.Cut(b, []byte(") "))
+	return bytes.HasPrefix(after, []byte("Z"))
 }
 
 // TestMountHelper drives the helper through mount(8) as an operator
