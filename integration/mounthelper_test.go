@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/spraydryfs/spraydryfs/backend/hash"
+	"github.com/spraydryfs/spraydryfs/integration/conformance"
 )
 
 // helperLink is where mount(8) looks for the helper of type spraydryfs.
@@ -96,17 +99,19 @@ func serverOf(t *testing.T, dir string) int {
 	return 0
 }
 
-// checkServed checks that dir is mounted, that t@1's big file reads back
-// byte-exact, and that a detached server (its own session) serves it.
+// checkServed checks that dir is mounted, that file (unless "") reads
+// back as want, and that a detached server (its own session) serves it.
 // It returns the server's pid.
 func checkServed(t *testing.T, dir, file string, want []byte) int {
 	t.Helper()
 	if !mounted(dir) {
 		t.Fatalf("%s is not mounted", dir)
 	}
-	got, err := os.ReadFile(filepath.Join(dir, file))
-	if err != nil || !bytes.Equal(got, want) {
-		t.Errorf("read %s: %d bytes (want %d), %v", file, len(got), len(want), err)
+	if file != "" {
+		got, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("read %s: %d bytes (want %d), %v", file, len(got), len(want), err)
+		}
 	}
 	pid := serverOf(t, dir)
 	if pid == 0 {
@@ -303,5 +308,45 @@ func TestMakeInstall(t *testing.T) {
 	out, err := cmd.Output()
 	if err != nil || !strings.HasPrefix(string(out), "Usage: mount.spraydryfs STORE MOUNTPOINT") {
 		t.Errorf("installed helper --help: %v\n%s", err, out)
+	}
+}
+
+// TestMountBackgroundJournal checks where a background server logs once
+// it is ready: to the caller's stderr if that is systemd's journal
+// (JOURNAL_STREAM names it, as systemd sets it for services and mount
+// units), so a corrupt chunk read later is reported there.
+func TestMountBackgroundJournal(t *testing.T) {
+	requireFUSE(t)
+	st := filepath.Join(t.TempDir(), "s.sdfs")
+	src := t.TempDir()
+	bad := []byte(strings.Repeat("this chunk rots ", 100))
+	os.WriteFile(filepath.Join(src, "bad"), bad, 0o644)
+	ok(t, "-s", st, "ingest", "c@1", src)
+	conformance.Flip(t, st, hash.Sum(bad))
+
+	journal, err := os.Create(filepath.Join(t.TempDir(), "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer journal.Close()
+	var js syscall.Stat_t
+	if err := syscall.Fstat(int(journal.Fd()), &js); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "-s", st, "mount", "--background", dir, "c@1")
+	cmd.Env = append(os.Environ(), "JOURNAL_STREAM="+strconv.FormatUint(js.Dev, 10)+":"+strconv.FormatUint(js.Ino, 10))
+	cmd.Stderr = journal
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("mount --background: %v", err)
+	}
+	pid := checkServed(t, dir, "", nil)
+	if _, err := os.ReadFile(filepath.Join(dir, "bad")); !errors.Is(err, syscall.EIO) {
+		t.Errorf("corrupt file: %v, want EIO", err)
+	}
+	unmountAndWait(t, dir, pid, "umount")
+	logged, _ := os.ReadFile(journal.Name())
+	if want := "corrupt chunk " + hash.Sum(bad).String(); !bytes.Contains(logged, []byte(want)) {
+		t.Errorf("the journal lacks %q:\n%s", want, logged)
 	}
 }
