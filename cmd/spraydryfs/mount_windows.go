@@ -12,6 +12,7 @@ import (
 type mountOptions struct {
 	AllowOther  bool
 	UID, GID    *uint32
+	FsName      string
 	Extra       []string
 	ReadDirPlus bool
 	Log         *slog.Logger
