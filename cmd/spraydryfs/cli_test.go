@@ -18,13 +18,35 @@ import (
 	"zombiezen.com/go/sqlite/sqlitex"
 )
 
-// TestMain lets the test binary act as the spraydryfs command, so tests run
-// the real CLI in subprocesses (exit codes, output, kill -9) without a build.
+// cliBin is the spraydryfs command the tests run in subprocesses (exit
+// codes, output, kill -9), built by TestMain.
+var cliBin string
+
+// TestMain builds the command once, without the race detector whatever
+// this test binary has: the packages it is made of run their own tests
+// under -race, and race-instrumented subprocesses made the ingest-heavy
+// tests here five to ten times slower (over ten minutes in all). Without
+// a go command the test binary stands in for it.
 func TestMain(m *testing.M) {
 	if os.Getenv("SPRAYDRYFS_AS_CLI") == "1" {
 		os.Exit(run(os.Args[1:]))
 	}
-	os.Exit(m.Run())
+	dir, err := os.MkdirTemp("", "spraydryfs-cli-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	cliBin = filepath.Join(dir, "spraydryfs")
+	if out, err := exec.Command("go", "build", "-o", cliBin, ".").CombinedOutput(); err != nil {
+		if !errors.Is(err, exec.ErrNotFound) {
+			fmt.Fprintf(os.Stderr, "build spraydryfs: %v\n%s", err, out)
+			os.Exit(1)
+		}
+		cliBin = os.Args[0]
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 type result struct {
@@ -33,7 +55,7 @@ type result struct {
 }
 
 func command(args ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], args...)
+	cmd := exec.Command(cliBin, args...)
 	cmd.Env = append(os.Environ(), "SPRAYDRYFS_AS_CLI=1", "SPRAYDRYFS_STORE=")
 	return cmd
 }
@@ -303,14 +325,14 @@ func TestUnreadableFileAbortsIngest(t *testing.T) {
 		t.Skip("needs root to run the command as another user")
 	}
 	// Everything the unprivileged run needs lives in a world-accessible
-	// directory: the command (this test binary), the store, the source.
+	// directory: the command, the store, the source.
 	dir, err := os.MkdirTemp("", "unreadable-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
 	os.Chmod(dir, 0o777)
-	self, _ := os.ReadFile(os.Args[0])
+	self, _ := os.ReadFile(cliBin)
 	exe := filepath.Join(dir, "spraydryfs")
 	os.WriteFile(exe, self, 0o755)
 	src := filepath.Join(dir, "src")
