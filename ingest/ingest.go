@@ -119,6 +119,20 @@ func Run(ctx context.Context, s *store.Store, opt Options) (*Result, error) {
 		return nil, fmt.Errorf("version %q is reserved: it always names the newest version", store.Latest)
 	}
 	id := opt.Name + "@" + opt.Version
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	// Before anything is read: garbage collection deletes nothing while
+	// the lease is held, so whatever this ingest finds stored stays.
+	lease, err := s.AcquireLease(store.LeaseIngest)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := lease.Release(); err != nil {
+			opt.Log.Warn("ingest lease left behind (garbage collection drops it once this process ends)", "err", err)
+		}
+	}()
 	if _, err := s.Root(ctx, opt.Name, opt.Version); err == nil {
 		return nil, fmt.Errorf("root %s: %w (roots are never overwritten)", id, store.ErrExists)
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -126,9 +140,6 @@ func Run(ctx context.Context, s *store.Store, opt Options) (*Result, error) {
 	}
 	if len(opt.Sources) == 0 {
 		return nil, errors.New("no sources given")
-	}
-	if opt.Log == nil {
-		opt.Log = slog.New(slog.DiscardHandler)
 	}
 	if opt.Level == 0 {
 		opt.Level = chunk.Level(2) // zstd.SpeedDefault

@@ -2,7 +2,7 @@ package store
 
 // schemaVersion is the PRAGMA user_version this build writes. migrations[i]
 // moves a store from version i to i+1.
-const schemaVersion = 2
+const schemaVersion = 3
 
 var migrations = []string{
 	// 0 → 1: the initial schema. Chunk metadata and chunk bytes live in
@@ -115,5 +115,18 @@ END;
 CREATE TRIGGER chunks_ref_keep BEFORE DELETE ON chunks WHEN OLD.deps > 0 BEGIN
 	SELECT RAISE(ABORT, 'chunk is the reference of other chunks');
 END;
+`,
+	// 2 → 3: leases (gc.go). A running ingest or garbage collection holds
+	// one, naming its process (pid, start time in clock ticks since boot,
+	// boot id) so that one left by a killed process is recognised as stale.
+	`
+CREATE TABLE leases(
+	id      INTEGER PRIMARY KEY,
+	kind    TEXT NOT NULL, -- 'ingest' or 'gc'
+	pid     INTEGER NOT NULL,
+	pstart  INTEGER NOT NULL,
+	boot    TEXT NOT NULL,
+	started INTEGER NOT NULL -- Unix nanoseconds
+);
 `,
 }

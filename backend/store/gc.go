@@ -1,0 +1,468 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"github.com/spraydryfs/spraydryfs/backend/chunk"
+	"github.com/spraydryfs/spraydryfs/backend/hash"
+)
+
+// The store side of garbage collection (backend/gc drives it): deleting
+// objects in batches that each leave a consistent store, re-drying the
+// live dependants of dead references, and giving freed pages back to the
+// file system.
+
+// Object names a stored object.
+type Object struct {
+	Kind ObjectKind
+	Hash hash.Hash
+}
+
+// SweepStats counts what one Sweep deleted.
+type SweepStats struct {
+	Objects int64    // objects deleted
+	Bytes   int64    // their stored bytes
+	Held    []Object // chunks not deleted: other chunks depend on them
+}
+
+// Sweep deletes, in one write transaction, the objects pick returns, unless
+// a live ingest lease exists (then it deletes nothing and returns an error
+// wrapping ErrLeased). pick runs inside the transaction, so no root can be
+// committed meanwhile: it is given the roots as they are and must leave
+// out everything they need. A chunk is deleted only if no chunk depends on
+// it (others are returned as Held). Callers order batches so that every
+// transaction leaves a store that passes Check: listings before the chunk
+// lists and chunks they name, dependants before their references.
+func (s *Store) Sweep(ctx context.Context, pick func(ctx context.Context, roots []Root) ([]Object, error)) (SweepStats, error) {
+	var st SweepStats
+	err := s.sweepTx(ctx, func(c *sqlite.Conn) error {
+		roots, err := s.Roots(ctx)
+		if err != nil {
+			return err
+		}
+		objs, err := pick(ctx, roots)
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			n, ok, err := deleteObject(c, o)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				if o.Kind == ObjectChunk {
+					st.Held = append(st.Held, o)
+				}
+				continue
+			}
+			st.Objects++
+			st.Bytes += n
+		}
+		return nil
+	})
+	if err != nil {
+		return SweepStats{}, fmt.Errorf("sweep: %w", err)
+	}
+	return st, nil
+}
+
+// deleteObject deletes one object and returns its stored bytes; ok is
+// false if it was not there, or is a chunk others depend on.
+func deleteObject(c *sqlite.Conn, o Object) (n int64, ok bool, err error) {
+	var q string
+	switch o.Kind {
+	case ObjectListing:
+		q = `DELETE FROM dirs WHERE hash = ? RETURNING length(data), 0`
+	case ObjectList:
+		q = `DELETE FROM files WHERE hash = ? RETURNING length(chunks), 0`
+	case ObjectChunk:
+		q = `DELETE FROM chunks WHERE hash = ? AND deps = 0 RETURNING stored, data_id`
+	default:
+		return 0, false, fmt.Errorf("delete object %s: unknown kind %d", o.Hash, o.Kind)
+	}
+	var dataID int64
+	err = sqlitex.Execute(c, q, &sqlitex.ExecOptions{Args: []any{o.Hash[:]}, ResultFunc: func(st *sqlite.Stmt) error {
+		n, dataID, ok = st.ColumnInt64(0), st.ColumnInt64(1), true
+		return nil
+	}})
+	if err == nil && ok && o.Kind == ObjectChunk {
+		err = exec(c, `DELETE FROM chunk_data WHERE id = ?`, dataID)
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("delete %s: %w", o.Hash, err)
+	}
+	return n, ok, nil
+}
+
+// DropOrphanIndexes deletes reuse-index rows of ingests that never
+// committed (no root has their name and generation), unless an ingest
+// runs (ErrLeased). It returns the rows deleted.
+func (s *Store) DropOrphanIndexes(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.sweepTx(ctx, func(c *sqlite.Conn) error {
+		err := exec(c, `DELETE FROM ingest_index WHERE NOT EXISTS
+			(SELECT 1 FROM roots r WHERE r.name = ingest_index.name AND r.gen = ingest_index.gen)`)
+		n = int64(c.Changes())
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("drop orphaned reuse indexes: %w", err)
+	}
+	return n, nil
+}
+
+// ListingBase returns the base listing h is delta-coded against, or zero.
+func (s *Store) ListingBase(ctx context.Context, h hash.Hash) (hash.Hash, error) {
+	head, err := s.dirBlob(ctx, h, `substr(data, 1, 48)`)
+	if err != nil {
+		return hash.Zero, err
+	}
+	r, err := parseDirRecord(head)
+	if err != nil {
+		return hash.Zero, fmt.Errorf("%w: directory %s: %v", ErrCorrupt, h, err)
+	}
+	return r.base, nil
+}
+
+// Rebase is a new reference for a stored chunk or listing: Ref is a
+// stored object of the same kind that stays, or zero to store it alone.
+type Rebase struct {
+	Hash, Old, Ref hash.Hash // Old: the reference it has now
+	// Cands are other chunks (of neighbouring content) that a chunk is
+	// tried against too, as ingest tries them (chunk.Cross).
+	Cands []hash.Hash
+}
+
+// RebaseStats counts what RebaseChunks or RebaseListings did.
+type RebaseStats struct {
+	Done          int64 // objects now stored against Ref (or alone)
+	Before, After int64 // their stored bytes before and after
+}
+
+// RebaseChunks re-dries chunks against new references or candidates (or
+// alone, with plain zstd), whichever is smallest, in one transaction.
+// A candidate serves only if the chunk's chain stays at most maxDepth long
+// and, for a chunk others depend on, gets no deeper. When the transaction
+// runs, the chunk's reference must still be Old; if the new one is no
+// longer shallower than its new depth, or it got dependants and would get
+// deeper, it is stored alone instead. A chunk whose reference changed is
+// left alone (done[i] false): content and address never change, so
+// readers, dependants and concurrent writers are unaffected.
+func (s *Store) RebaseChunks(ctx context.Context, rs []Rebase, level chunk.Level, maxDepth int) (done []bool, st RebaseStats, err error) {
+	if s.wconn == nil {
+		return nil, st, errors.New("store opened read-only")
+	}
+	delta := chunk.NewDeltaDryer(level)
+	plain, err := chunk.NewDryer(level, nil)
+	if err != nil {
+		return nil, st, err
+	}
+	type update struct {
+		Dried
+		plain  Dried // the fallback, valid whatever ran meanwhile
+		before int
+	}
+	ups := make([]*update, len(rs))
+	for i, r := range rs {
+		info, err := s.ChunkInfo(ctx, r.Hash)
+		if err != nil {
+			return nil, st, err
+		}
+		if info.Ref != r.Old {
+			continue
+		}
+		raw, err := s.Chunk(ctx, r.Hash)
+		if err != nil {
+			return nil, st, err
+		}
+		out, codec, _ := plain.Dry(nil, raw)
+		d := Dried{Codec: codec, Data: out}
+		if !r.Ref.IsZero() {
+			ref, err := s.ChunkInfo(ctx, r.Ref)
+			if err != nil {
+				return nil, st, err
+			}
+			refData, err := s.Chunk(ctx, r.Ref)
+			if err != nil {
+				return nil, st, err
+			}
+			dd, err := delta.Dry(nil, raw, refData)
+			if err != nil {
+				return nil, st, fmt.Errorf("re-dry chunk %s: %w", r.Hash, err)
+			}
+			if len(dd) < len(d.Data) {
+				d = Dried{Codec: info.Codec, Ref: r.Ref, Depth: ref.Depth + 1, Data: dd}
+			}
+		}
+		for _, h := range r.Cands {
+			cand, err := s.ChunkInfo(ctx, h)
+			if err != nil {
+				return nil, st, err
+			}
+			if cand.Depth+1 > info.Depth && (info.Deps > 0 || cand.Depth+1 > maxDepth) {
+				continue // a reference never gets deeper; chains stay bounded
+			}
+			candData, err := s.Chunk(ctx, h)
+			if err != nil {
+				return nil, st, err
+			}
+			dd, err := delta.Dry(nil, raw, candData)
+			if err != nil {
+				return nil, st, fmt.Errorf("re-dry chunk %s: %w", r.Hash, err)
+			}
+			if len(dd) < len(d.Data) {
+				d = Dried{Codec: chunk.Cross, Ref: h, Depth: cand.Depth + 1, Data: dd}
+			}
+		}
+		ups[i] = &update{Dried: d, plain: Dried{Codec: codec, Data: out}, before: info.Stored}
+	}
+	done = make([]bool, len(rs))
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	c := s.wconn
+	end, err := sqlitex.ImmediateTransaction(c)
+	if err != nil {
+		return nil, RebaseStats{}, err
+	}
+	defer end(&err)
+	for i, u := range ups {
+		if u == nil {
+			continue
+		}
+		h, old := rs[i].Hash, rs[i].Old
+		var applied bool
+		for _, d := range []Dried{u.Dried, u.plain} {
+			var ref any
+			if !d.Ref.IsZero() {
+				ref = d.Ref[:]
+			}
+			err = exec(c, `UPDATE chunks SET codec = ?1, dict = 0, ref = ?2, depth = ?3, stored = ?4
+				WHERE hash = ?5 AND ref = ?6 AND (depth >= ?3 OR deps = 0)
+				AND (?2 IS NULL OR EXISTS (SELECT 1 FROM chunks r WHERE r.hash = ?2 AND r.depth < ?3))`,
+				int64(d.Codec), ref, int64(d.Depth), int64(len(d.Data)), h[:], old[:])
+			if err != nil {
+				return nil, RebaseStats{}, fmt.Errorf("re-dry chunk %s: %w", h, err)
+			}
+			if c.Changes() > 0 {
+				u.Dried, applied = d, true
+				break
+			}
+		}
+		if !applied {
+			continue
+		}
+		if err = exec(c, `UPDATE chunk_data SET data = ? WHERE id = (SELECT data_id FROM chunks WHERE hash = ?)`, u.Data, h[:]); err != nil {
+			return nil, RebaseStats{}, fmt.Errorf("re-dry chunk %s: %w", h, err)
+		}
+		done[i] = true
+		st.Done++
+		st.Before += int64(u.before)
+		st.After += int64(len(u.Data))
+	}
+	return done, st, nil
+}
+
+// RebaseListings re-packs listings against new bases (or alone when Ref is
+// zero), in one transaction, as RebaseChunks does for chunks: a listing is
+// left alone unless its base is still Old and Ref is present.
+func (s *Store) RebaseListings(ctx context.Context, rs []Rebase) (done []bool, st RebaseStats, err error) {
+	if s.wconn == nil {
+		return nil, st, errors.New("store opened read-only")
+	}
+	recs := make([][]byte, len(rs))
+	before := make([]int, len(rs))
+	for i, r := range rs {
+		blob, err := s.dirBlob(ctx, r.Hash, `data`)
+		if err != nil {
+			return nil, st, err
+		}
+		if rec, err := parseDirRecord(blob); err != nil || rec.base != r.Old {
+			continue
+		}
+		d, err := s.Dir(ctx, r.Hash)
+		if err != nil {
+			return nil, st, err
+		}
+		enc, err := d.Encode()
+		if err != nil {
+			return nil, st, fmt.Errorf("directory %s: %w", r.Hash, err)
+		}
+		var base *DirBase
+		if !r.Ref.IsZero() {
+			head, err := s.dirBlob(ctx, r.Ref, `substr(data, 1, 48)`)
+			if err != nil {
+				return nil, st, err
+			}
+			br, err := parseDirRecord(head)
+			if err != nil {
+				return nil, st, fmt.Errorf("%w: directory %s: %v", ErrCorrupt, r.Ref, err)
+			}
+			bd, err := s.Dir(ctx, r.Ref)
+			if err != nil {
+				return nil, st, err
+			}
+			benc, err := bd.Encode()
+			if err != nil {
+				return nil, st, fmt.Errorf("directory %s: %w", r.Ref, err)
+			}
+			base = &DirBase{Hash: r.Ref, Enc: benc, Depth: br.depth}
+		}
+		recs[i], before[i] = packDir(enc, base), len(blob)
+	}
+	done = make([]bool, len(rs))
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	c := s.wconn
+	end, err := sqlitex.ImmediateTransaction(c)
+	if err != nil {
+		return nil, RebaseStats{}, err
+	}
+	defer end(&err)
+	for i, rec := range recs {
+		if rec == nil {
+			continue
+		}
+		r := rs[i]
+		// Present and unchanged since it was read, and its new base (if it
+		// has one) still present.
+		q := `UPDATE dirs SET data = ?1 WHERE hash = ?2 AND length(data) = ?3`
+		args := []any{rec, r.Hash[:], int64(before[i])}
+		if rec[0] == byte(chunk.Delta) {
+			q += ` AND EXISTS (SELECT 1 FROM dirs WHERE hash = ?4)`
+			args = append(args, r.Ref[:])
+		}
+		if err = exec(c, q, args...); err != nil {
+			return nil, RebaseStats{}, fmt.Errorf("re-pack directory %s: %w", r.Hash, err)
+		}
+		if c.Changes() == 0 {
+			continue
+		}
+		done[i] = true
+		st.Done++
+		st.Before += int64(before[i])
+		st.After += int64(len(rec))
+	}
+	return done, st, nil
+}
+
+// Space is how the store file's pages are used.
+type Space struct {
+	FileBytes  int64 // the file's size
+	FreeBytes  int64 // in free pages inside it
+	AutoVacuum bool  // freed pages can be given back without VACUUM
+}
+
+// Space reports the file's size and its free pages.
+func (s *Store) Space(ctx context.Context) (Space, error) {
+	var sp Space
+	err := s.withRead(ctx, func(c *sqlite.Conn) error {
+		var page, free, mode int64
+		for q, v := range map[string]*int64{`PRAGMA page_size`: &page, `PRAGMA freelist_count`: &free, `PRAGMA auto_vacuum`: &mode} {
+			if err := queryRow(c, q, func(*sqlite.Stmt) {}, func(st *sqlite.Stmt) error { *v = st.ColumnInt64(0); return nil }); err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+		}
+		sp.FreeBytes, sp.AutoVacuum = page*free, mode == 2
+		return nil
+	})
+	if err != nil {
+		return sp, err
+	}
+	sp.FileBytes, err = s.StoredSize()
+	return sp, err
+}
+
+// vacuumStep is how many pages one incremental vacuum transaction frees
+// (64 KiB pages: 8 MiB), short enough that writers barely wait.
+const vacuumStep = 128
+
+// Shrink gives the store's free pages back to the file system, a few at a
+// time, each step its own short write transaction, and then checkpoints
+// the write-ahead log into the file and truncates both. Readers keep
+// reading throughout. It needs auto_vacuum=INCREMENTAL (stores created
+// since schema 3 have it; Compact converts older ones); without it, it
+// does nothing. progress is told pages freed of the total.
+func (s *Store) Shrink(ctx context.Context, progress func(done, total int64)) error {
+	if s.wconn == nil {
+		return errors.New("store opened read-only")
+	}
+	sp, err := s.Space(ctx)
+	if err != nil || !sp.AutoVacuum || sp.FreeBytes == 0 {
+		return err
+	}
+	var page int64
+	if err := s.pragmaInt(`PRAGMA page_size`, &page); err != nil {
+		return err
+	}
+	total, done := sp.FreeBytes/page, int64(0)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var free int64
+		s.wmu.Lock()
+		err := sqlitex.ExecuteTransient(s.wconn, fmt.Sprintf(`PRAGMA incremental_vacuum(%d)`, vacuumStep), nil)
+		if err == nil {
+			err = queryRow(s.wconn, `PRAGMA freelist_count`, func(*sqlite.Stmt) {}, func(st *sqlite.Stmt) error { free = st.ColumnInt64(0); return nil })
+		}
+		s.wmu.Unlock()
+		if err != nil {
+			return fmt.Errorf("incremental vacuum: %w", err)
+		}
+		done = total - free
+		if progress != nil {
+			progress(done, total)
+		}
+		if free == 0 {
+			break
+		}
+	}
+	return s.checkpoint()
+}
+
+// Compact rewrites the whole store with VACUUM, switching it to
+// auto_vacuum=INCREMENTAL on the way, so that the file holds no free
+// pages and later garbage collections shrink it without VACUUM. It holds
+// the write lock throughout, so ingests, rm and gc wait (an ingest's
+// write gives up after ten seconds); readers keep reading. The
+// write-ahead log briefly holds a copy of the whole store.
+func (s *Store) Compact(ctx context.Context) error {
+	if s.wconn == nil {
+		return errors.New("store opened read-only")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	err := pragmas(s.wconn, "auto_vacuum=INCREMENTAL")
+	if err == nil {
+		err = sqlitex.ExecuteTransient(s.wconn, `VACUUM`, nil)
+	}
+	s.wmu.Unlock()
+	if err != nil {
+		return fmt.Errorf("compact: %w", err)
+	}
+	return s.checkpoint()
+}
+
+// checkpoint copies the write-ahead log into the store file, truncating
+// the file to its pages and the log to nothing where no reader holds it.
+func (s *Store) checkpoint() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := sqlitex.ExecuteTransient(s.wconn, `PRAGMA wal_checkpoint(TRUNCATE)`, nil); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) pragmaInt(q string, v *int64) error {
+	return s.withRead(context.Background(), func(c *sqlite.Conn) error {
+		return queryRow(c, q, func(*sqlite.Stmt) {}, func(st *sqlite.Stmt) error { *v = st.ColumnInt64(0); return nil })
+	})
+}
