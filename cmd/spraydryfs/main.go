@@ -113,6 +113,7 @@ Roots are named NAME@VERSION.`,
 		newRmCommand(g),
 		newPushCommand(g),
 		newVersionCommand(),
+		newGCCommand(g),
 	)
 	usageErrors(root)
 	return root
