@@ -5,8 +5,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
 
 	"github.com/spraydryfs/spraydryfs/backend/gc"
 	"github.com/spraydryfs/spraydryfs/backend/retain"
@@ -120,4 +126,102 @@ func TestGCRemoveHalf(t *testing.T) {
 	if err != nil || again.Freed != 0 || again.Redried != 0 {
 		t.Errorf("second gc: %+v, %v; want nothing to do", again, err)
 	}
+}
+
+// TestGCWithConcurrentIngest runs collections while ingests store trees
+// whose chunks are those of removed roots (so their claims find dead
+// chunks stored): each ingest commits a root that passes check
+// --read-data and reads back byte-exact, and what no root needs is freed
+// once the ingests are done.
+func TestGCWithConcurrentIngest(t *testing.T) {
+	ctx := context.Background()
+	vs := versions(8)
+	path := filepath.Join(t.TempDir(), "s.sdfs")
+	s := storeAt(t, path)
+	ingestVersions(t, s, vs, ingest.Options{})
+	removeVersions(t, s, 1, 6)
+	other := reopen(t, path) // another process's handle, as far as SQLite is concerned
+
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for i := 0; i < 6 && err == nil; i++ {
+			src := filepath.Join(t.TempDir(), "src")
+			writeTree(t, src, vs[i], nil)
+			_, err = ingest.Run(ctx, other, ingest.Options{Name: "e", Version: fmt.Sprint(i + 1), Sources: []ingest.Source{{Dir: src}}})
+		}
+		done <- err
+	}()
+	var waited time.Duration
+	for running := true; running; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("concurrent ingest: %v", err)
+			}
+			running = false
+		default:
+		}
+		rep, err := gc.Collect(ctx, s, gc.Options{})
+		if err != nil {
+			t.Fatalf("gc: %v", err)
+		}
+		waited += rep.Waited
+	}
+	t.Logf("gc waited %v for ingests in all", waited)
+	checkClean(t, s)
+	for i := 0; i < 6; i++ {
+		fsys := openRoot(t, s, fmt.Sprintf("e@%d", i+1)).FS()
+		for p, want := range vs[i] {
+			if got, err := fsys.ReadFile(p); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("e@%d/%s: %d bytes, %v", i+1, p, len(got), err)
+			}
+		}
+	}
+	readVersions(t, s, vs, 7)
+	if rep, err := gc.Collect(ctx, s, gc.Options{DryRun: true}); err != nil || rep.DeadBytes != 0 {
+		t.Errorf("after the last gc: %+v, %v; want nothing unneeded", rep, err)
+	}
+}
+
+// TestGCStaleLease: leases left by killed ingests (their process gone, its
+// pid reused, or the machine rebooted) do not hold garbage collection up,
+// and are dropped.
+func TestGCStaleLease(t *testing.T) {
+	ctx := context.Background()
+	vs := versions(3)
+	path := filepath.Join(t.TempDir(), "s.sdfs")
+	s := storeAt(t, path)
+	ingestVersions(t, s, vs, ingest.Options{})
+	removeVersions(t, s, 1, 1)
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		t.Skip("no boot id:", err)
+	}
+	c, err := sqlite.OpenConn(path, sqlite.OpenReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A process that ended, one with a reused pid (this one, started at
+	// another time), and one from before a reboot.
+	err = sqlitex.Execute(c, `INSERT INTO leases(kind, pid, pstart, boot, started) VALUES ('ingest', ?1, 1, ?3, 0), ('ingest', ?2, 1, ?3, 0), ('ingest', ?2, 1, 'x', 0)`,
+		&sqlitex.ExecOptions{Args: []any{dead.Process.Pid, os.Getpid(), strings.TrimSpace(string(boot))}})
+	c.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	rep, err := gc.Collect(run, s, gc.Options{})
+	if err != nil || rep.Waited != 0 || rep.Freed == 0 {
+		t.Fatalf("gc with stale leases: %+v, %v; want no wait", rep, err)
+	}
+	if l, err := s.Leases(); err != nil || len(l) != 0 {
+		t.Errorf("leases after gc: %v, %v; want none", l, err)
+	}
+	checkClean(t, s)
 }
