@@ -3,17 +3,20 @@ package backend_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
+	"github.com/spraydryfs/spraydryfs/backend"
 	"github.com/spraydryfs/spraydryfs/backend/gc"
 	"github.com/spraydryfs/spraydryfs/backend/retain"
 	"github.com/spraydryfs/spraydryfs/backend/store"
@@ -224,4 +227,77 @@ func TestGCStaleLease(t *testing.T) {
 		t.Errorf("leases after gc: %v, %v; want none", l, err)
 	}
 	checkClean(t, s)
+}
+
+// TestGCRemovedRootIsStale: a view of one root that was removed and then
+// collected answers ESTALE (never EIO, never corruption) for what it can
+// no longer read: lookups below nodes it held, listings, opens and reads
+// of files opened before; other roots' views read on.
+func TestGCRemovedRootIsStale(t *testing.T) {
+	ctx := context.Background()
+	vs := versions(3)
+	path := filepath.Join(t.TempDir(), "s.sdfs")
+	s := storeAt(t, path)
+	ingestVersions(t, s, vs, ingest.Options{})
+	// The serving process: its own handle with caches too small to hold
+	// anything, so every read goes to the store.
+	srv, err := store.Open(path, store.Options{ReadOnly: true, ChunkCache: 1, MetaCache: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	v := openRoot(t, srv, "d@1")
+	var big, small string
+	for p, b := range vs[0] {
+		if _, changed := vs[2][p]; !changed {
+			continue
+		}
+		if len(b) > 300<<10 && big == "" && !bytes.Equal(b, vs[1][p]) && !bytes.Equal(b, vs[2][p]) {
+			big = p
+		} else if len(b) < 10000 && small == "" && !bytes.Equal(b, vs[1][p]) && !bytes.Equal(b, vs[2][p]) {
+			small = p
+		}
+	}
+	if big == "" || small == "" {
+		t.Fatal("no file of d@1 that later versions changed")
+	}
+	bn, err := v.Walk(ctx, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, err := v.Open(ctx, bn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn, err := v.Walk(ctx, small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := v.Walk(ctx, filepath.Dir(small))
+	if err != nil {
+		t.Fatal(err)
+	}
+	removeVersions(t, s, 1, 1)
+	if _, err := gc.Collect(ctx, s, gc.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len(vs[0][big]))
+	_, err = open.ReadAt(buf, 0)
+	if err != nil && backend.Errno(err) != syscall.ESTALE {
+		t.Errorf("read of a file opened before: %v (errno %v), want ESTALE", err, backend.Errno(err))
+	}
+	if err == nil && !bytes.Equal(buf, vs[0][big]) {
+		t.Errorf("read of a file opened before: wrong bytes")
+	}
+	if _, err := v.Open(ctx, sn); backend.Errno(err) != syscall.ESTALE {
+		t.Errorf("open after gc: %v (errno %v), want ESTALE", err, backend.Errno(err))
+	}
+	_, err = v.ReadDir(ctx, dir)
+	if backend.Errno(err) != syscall.ESTALE || errors.Is(err, store.ErrCorrupt) {
+		t.Errorf("readdir after gc: %v (errno %v), want ESTALE and no corruption", err, backend.Errno(err))
+	}
+	fsys := openRoot(t, srv, "d@3").FS()
+	if got, err := fsys.ReadFile(small); err != nil || !bytes.Equal(got, vs[2][small]) {
+		t.Errorf("d@3/%s after gc: %v", small, err)
+	}
 }

@@ -13,9 +13,10 @@ import (
 // Reader reads a stored file's content. ReadAt is safe for concurrent use;
 // Read and Seek share one offset and are not.
 type Reader struct {
-	s   *store.Objects
-	f   *store.File
-	off int64
+	s     *store.Objects
+	f     *store.File
+	off   int64
+	stale func(context.Context, error) error // maps errors of a removed root's file to ErrStale
 
 	// next is the offset just past the last read; a read starting there is
 	// sequential and makes the reader decode the following chunk ahead.
@@ -41,8 +42,9 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 
 // ReadAtContext reads len(p) bytes at off, finding the first chunk by
 // binary search and serving chunks from the store's cache. A chunk that
-// fails verification fails the read with an error wrapping ErrCorrupt; no
-// byte of it is returned.
+// fails verification fails the read with an error wrapping ErrCorrupt (or
+// ErrStale, if its root was removed and collected); no byte of it is
+// returned.
 func (r *Reader) ReadAtContext(ctx context.Context, p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, errors.New("negative offset")
@@ -54,6 +56,9 @@ func (r *Reader) ReadAtContext(ctx context.Context, p []byte, off int64) (int, e
 	for ; n < len(p) && i < len(l.Chunks); i++ {
 		data, err := r.s.Chunk(ctx, l.Chunks[i].Hash)
 		if err != nil {
+			if r.stale != nil {
+				err = r.stale(ctx, err)
+			}
 			return n, err
 		}
 		n += copy(p[n:], data[off+int64(n)-l.Start(i):])

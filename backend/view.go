@@ -26,15 +26,21 @@ var (
 	ErrNotDir   = errors.New("not a directory")
 	ErrIsDir    = errors.New("is a directory")
 	ErrCorrupt  = store.ErrCorrupt
+	// ErrStale: an object is missing because the root it belongs to was
+	// removed and garbage collected (it also matches fs.ErrNotExist).
+	ErrStale = errors.New("stale")
 )
 
 // Errno maps a view error to the errno a file-system frontend returns:
-// ENOENT, ENOTDIR, EISDIR, EINVAL, EIO for corruption and anything unknown.
+// ENOENT, ENOTDIR, EISDIR, EINVAL, ESTALE for what a removed root held,
+// EIO for corruption and anything unknown.
 func Errno(err error) syscall.Errno {
 	var en syscall.Errno
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, ErrStale):
+		return syscall.ESTALE
 	case errors.Is(err, ErrCorrupt):
 		return syscall.EIO
 	case errors.As(err, &en):
@@ -74,6 +80,27 @@ type Node struct {
 	name   string    // levelName: the root name
 	parent hash.Hash // stored entries: the listing they are in
 	bad    error     // a damaged root's top: what reading it gives
+	root   *rootID   // stored nodes: the root they belong to
+}
+
+// rootID names the root a stored node was found in.
+type rootID struct {
+	name, version string
+	top           hash.Hash
+}
+
+// stale turns a missing or undecodable object below n into ErrStale when
+// n's root is gone (removed, its objects collected): what a mount of that
+// root reports then, rather than corruption.
+func (v *View) stale(ctx context.Context, n *Node, err error) error {
+	if err == nil || n == nil || n.root == nil || !errors.Is(err, ErrCorrupt) {
+		return err
+	}
+	r, rerr := v.s.Root(ctx, n.root.name, n.root.version)
+	if errors.Is(rerr, store.ErrNotFound) || rerr == nil && r.Top.Hash != n.root.top {
+		return fmt.Errorf("%w: root %s@%s was removed (%w; %v)", ErrStale, n.root.name, n.root.version, fs.ErrNotExist, err)
+	}
+	return err
 }
 
 // Attr is what FileInfo.Sys returns: the attributes a frontend serves.
@@ -251,12 +278,12 @@ func linkIno(seed, linkID uint64) uint64 {
 
 func rootNode(r store.Root, ino uint64) *Node {
 	t := r.Top
-	return &Node{seed: ino, bad: r.Damaged, Attr: Attr{Ino: ino, Name: r.Version, Type: tree.TypeDir, Mode: t.Mode, Nlink: t.Nlink,
+	return &Node{seed: ino, bad: r.Damaged, root: &rootID{r.Name, r.Version, t.Hash}, Attr: Attr{Ino: ino, Name: r.Version, Type: tree.TypeDir, Mode: t.Mode, Nlink: t.Nlink,
 		UID: t.UID, GID: t.GID, MTime: t.MTime, Size: t.Size, Hash: t.Hash, Xattrs: t.Xattrs}}
 }
 
 func (v *View) entryNode(parent *Node, e *tree.Entry) *Node {
-	n := &Node{seed: parent.seed, parent: parent.Hash, Attr: Attr{Ino: childIno(parent.Ino, e.Name), Name: e.Name, Type: e.Type, Mode: e.Mode,
+	n := &Node{seed: parent.seed, parent: parent.Hash, root: parent.root, Attr: Attr{Ino: childIno(parent.Ino, e.Name), Name: e.Name, Type: e.Type, Mode: e.Mode,
 		Nlink: 1, UID: e.UID, GID: e.GID, MTime: e.MTime, Size: e.Size, Rdev: e.Rdev, Target: e.Target, Hash: e.Hash, Xattrs: e.Xattrs}}
 	switch e.Type {
 	case tree.TypeFile:
@@ -303,7 +330,7 @@ func (v *View) Lookup(ctx context.Context, dir *Node, name string) (*Node, error
 	}
 	d, err := v.s.Dir(ctx, dir.Hash)
 	if err != nil {
-		return nil, err
+		return nil, v.stale(ctx, dir, err)
 	}
 	e, ok := d.Lookup(name)
 	if !ok {
@@ -347,7 +374,7 @@ func (v *View) ReadDir(ctx context.Context, dir *Node) ([]*Node, error) {
 	}
 	d, err := v.s.Dir(ctx, dir.Hash)
 	if err != nil {
-		return nil, err
+		return nil, v.stale(ctx, dir, err)
 	}
 	out := make([]*Node, len(d.Entries))
 	for i := range d.Entries {
@@ -412,7 +439,7 @@ func (v *View) Open(ctx context.Context, n *Node) (*Reader, error) {
 	}
 	f, err := v.s.File(ctx, n.Hash)
 	if err != nil {
-		return nil, err
+		return nil, v.stale(ctx, n, err)
 	}
 	// A chunk list is named by the file's content hash, which only reading
 	// every chunk verifies; its size must at least be the listing's.
@@ -420,7 +447,7 @@ func (v *View) Open(ctx context.Context, n *Node) (*Reader, error) {
 		return nil, fmt.Errorf("%w: file %s has %d bytes, its directory says %d", ErrCorrupt, n.Hash, f.Size, n.Size)
 	}
 	v.prefetchNext(n)
-	return &Reader{s: v.s, f: f}, nil
+	return &Reader{s: v.s, f: f, stale: func(ctx context.Context, err error) error { return v.stale(ctx, n, err) }}, nil
 }
 
 // Cross-file prefetch: opening a file has the small files after it in its

@@ -134,7 +134,7 @@ func Collect(ctx context.Context, s *store.Store, opt Options) (*Report, error) 
 		defer lease.Release()
 	}
 	g := &collector{s: s, opt: opt, objs: map[key]*object{}, walked: map[string]bool{}, rep: &Report{}}
-	sp, err := s.Space(ctx)
+	sp, err := s.Pages(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +181,7 @@ func Collect(ctx context.Context, s *store.Store, opt Options) (*Report, error) 
 			return g.rep, err
 		}
 	}
-	if sp, err = s.Space(ctx); err != nil {
+	if sp, err = s.Pages(ctx); err != nil {
 		return g.rep, err
 	}
 	g.rep.FileAfter, g.rep.FreeAfter = sp.FileBytes, sp.FreeBytes

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
@@ -350,16 +351,16 @@ func (s *Store) RebaseListings(ctx context.Context, rs []Rebase) (done []bool, s
 	return done, st, nil
 }
 
-// Space is how the store file's pages are used.
-type Space struct {
+// PageUse is how the store file's pages are used.
+type PageUse struct {
 	FileBytes  int64 // the file's size
 	FreeBytes  int64 // in free pages inside it
 	AutoVacuum bool  // freed pages can be given back without VACUUM
 }
 
-// Space reports the file's size and its free pages.
-func (s *Store) Space(ctx context.Context) (Space, error) {
-	var sp Space
+// Pages reports the file's size and its free pages.
+func (s *Store) Pages(ctx context.Context) (PageUse, error) {
+	var sp PageUse
 	err := s.withRead(ctx, func(c *sqlite.Conn) error {
 		var page, free, mode int64
 		for q, v := range map[string]*int64{`PRAGMA page_size`: &page, `PRAGMA freelist_count`: &free, `PRAGMA auto_vacuum`: &mode} {
@@ -373,8 +374,12 @@ func (s *Store) Space(ctx context.Context) (Space, error) {
 	if err != nil {
 		return sp, err
 	}
-	sp.FileBytes, err = s.StoredSize()
-	return sp, err
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return sp, err
+	}
+	sp.FileBytes = fi.Size()
+	return sp, nil
 }
 
 // vacuumStep is how many pages one incremental vacuum transaction frees
@@ -391,7 +396,7 @@ func (s *Store) Shrink(ctx context.Context, progress func(done, total int64)) er
 	if s.wconn == nil {
 		return errors.New("store opened read-only")
 	}
-	sp, err := s.Space(ctx)
+	sp, err := s.Pages(ctx)
 	if err != nil || !sp.AutoVacuum || sp.FreeBytes == 0 {
 		return err
 	}

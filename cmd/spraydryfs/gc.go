@@ -94,7 +94,7 @@ copy of the store; readers keep reading.
 				if err := st.Compact(ctx); err != nil {
 					return err
 				}
-				sp, err := st.Space(ctx)
+				sp, err := st.Pages(ctx)
 				if err != nil {
 					return err
 				}
