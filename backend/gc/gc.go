@@ -16,8 +16,9 @@
 // batch first spares what roots committed since the mark need, and runs
 // only while no ingest holds a lease (see store.Lease): while one does,
 // the sweep waits. A killed collection leaves a consistent store, and
-// the next run frees the rest. Last, freed pages go back to the file
-// system (store.Shrink).
+// the next run frees the rest. Last, chunk data left on sparse pages is
+// moved off them (store.Defrag) and the freed pages go back to the file
+// system (store.Shrink), where the store has auto_vacuum.
 package gc
 
 import (
@@ -52,6 +53,7 @@ type Options struct {
 	// ingest.DefaultMaxDepth.
 	MaxDepth int
 	// NoShrink leaves freed pages in the file (for a VACUUM after).
+	// Otherwise a store with auto_vacuum is defragmented and shrunk.
 	NoShrink bool
 	// Progress is told the phase ("mark", "re-dry", "sweep", "shrink"),
 	// items done and the phase's total.
@@ -85,6 +87,9 @@ type Report struct {
 	Held       int64
 	// IndexRows is the reuse-index rows of ingests that never committed.
 	IndexRows int64
+	// Moved is the chunks whose data was moved off pages the sweep left
+	// sparse, so that those pages could be given back.
+	Moved int64
 	// FileBefore and FileAfter are the store file's size; FreeAfter the
 	// free space left inside it (without auto_vacuum: until gc --compact).
 	FileBefore, FileAfter, FreeAfter int64
@@ -176,7 +181,10 @@ func Collect(ctx context.Context, s *store.Store, opt Options) (*Report, error) 
 	if err != nil {
 		return g.rep, err
 	}
-	if !opt.NoShrink {
+	if !opt.NoShrink && sp.AutoVacuum {
+		if g.rep.Moved, err = s.Defrag(ctx, func(d, t int64) { opt.Progress("defragment", d, t) }); err != nil {
+			return g.rep, err
+		}
 		if err := s.Shrink(ctx, func(d, t int64) { opt.Progress("shrink", d, t) }); err != nil {
 			return g.rep, err
 		}

@@ -257,7 +257,15 @@ func (s *Store) RebaseChunks(ctx context.Context, rs []Rebase, level chunk.Level
 		if !applied {
 			continue
 		}
-		if err = exec(c, `UPDATE chunk_data SET data = ? WHERE id = (SELECT data_id FROM chunks WHERE hash = ?)`, u.Data, h[:]); err != nil {
+		// New bytes go to the end of the table, as new rows do: rewritten
+		// in place, a grown row splits its page and leaves two half empty.
+		if err = exec(c, `DELETE FROM chunk_data WHERE id = (SELECT data_id FROM chunks WHERE hash = ?)`, h[:]); err == nil {
+			err = exec(c, `INSERT INTO chunk_data(data) VALUES (?)`, u.Data)
+		}
+		if err == nil {
+			err = exec(c, `UPDATE chunks SET data_id = ? WHERE hash = ?`, c.LastInsertRowID(), h[:])
+		}
+		if err != nil {
 			return nil, RebaseStats{}, fmt.Errorf("re-dry chunk %s: %w", h, err)
 		}
 		done[i] = true
@@ -470,4 +478,95 @@ func (s *Store) pragmaInt(q string, v *int64) error {
 	return s.withRead(context.Background(), func(c *sqlite.Conn) error {
 		return queryRow(c, q, func(*sqlite.Stmt) {}, func(st *sqlite.Stmt) error { *v = st.ColumnInt64(0); return nil })
 	})
+}
+
+// defragWindow is the span of chunk_data ids Defrag looks at as one: rows
+// are stored in id order, so a window whose ids are mostly deleted lies
+// on pages that are mostly empty.
+const defragWindow = 1024
+
+// Defrag moves the chunk data left on sparse pages by deletions to the
+// end of the table, so that those pages empty and Shrink can give them
+// back: incremental vacuum frees only whole pages, and with 64 KiB pages
+// most chunks share pages. A window of ids is moved when fewer than
+// seven eighths of them are left; each window is one short transaction
+// (content and addresses never change, so readers and writers are
+// unaffected, and a killed run leaves a consistent store). It returns
+// the rows moved.
+func (s *Store) Defrag(ctx context.Context, progress func(done, total int64)) (int64, error) {
+	if s.wconn == nil {
+		return 0, errors.New("store opened read-only")
+	}
+	var sparse []int64
+	var last int64
+	err := s.withRead(ctx, func(c *sqlite.Conn) error {
+		if err := queryRow(c, `SELECT coalesce(max(id), 0) FROM chunk_data`, func(*sqlite.Stmt) {}, func(st *sqlite.Stmt) error { last = st.ColumnInt64(0); return nil }); err != nil {
+			return err
+		}
+		return sqlitex.Execute(c, `SELECT id / ?1 AS w, count(*) FROM chunk_data GROUP BY w HAVING count(*) < ?1 * 7 / 8`, &sqlitex.ExecOptions{
+			Args: []any{defragWindow},
+			ResultFunc: func(st *sqlite.Stmt) error {
+				if w := st.ColumnInt64(0); w < last/defragWindow { // the last window is still filling
+					sparse = append(sparse, w)
+				}
+				return nil
+			}})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("defragment: %w", err)
+	}
+	var moved int64
+	for i, w := range sparse {
+		if err := ctx.Err(); err != nil {
+			return moved, err
+		}
+		n, err := s.moveWindow(w)
+		if err != nil {
+			return moved, fmt.Errorf("defragment: %w", err)
+		}
+		moved += n
+		if progress != nil {
+			progress(int64(i+1), int64(len(sparse)))
+		}
+	}
+	return moved, nil
+}
+
+// moveWindow moves the rows of window w to the end of chunk_data.
+func (s *Store) moveWindow(w int64) (n int64, err error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	c := s.wconn
+	end, err := sqlitex.ImmediateTransaction(c)
+	if err != nil {
+		return 0, err
+	}
+	defer end(&err)
+	type row struct {
+		h  []byte
+		id int64
+	}
+	var rows []row
+	// One scan of the chunk rows (no index by data_id), then lookups by hash.
+	err = sqlitex.Execute(c, `SELECT hash, data_id FROM chunks WHERE data_id >= ?1 * ?2 AND data_id < (?1 + 1) * ?2`, &sqlitex.ExecOptions{
+		Args: []any{w, defragWindow},
+		ResultFunc: func(st *sqlite.Stmt) error {
+			rows = append(rows, row{columnCopy(st, 0), st.ColumnInt64(1)})
+			return nil
+		}})
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range rows {
+		if err = exec(c, `INSERT INTO chunk_data(data) SELECT data FROM chunk_data WHERE id = ?`, r.id); err != nil {
+			return 0, err
+		}
+		if err = exec(c, `UPDATE chunks SET data_id = ? WHERE hash = ?`, c.LastInsertRowID(), r.h); err != nil {
+			return 0, err
+		}
+		if err = exec(c, `DELETE FROM chunk_data WHERE id = ?`, r.id); err != nil {
+			return 0, err
+		}
+	}
+	return int64(len(rows)), nil
 }
