@@ -29,7 +29,8 @@ root needs, so du shows it as unreferenced. Mounts and servers of the
 namespace or of a name stop showing a removed root at once (within a
 second for FUSE's cached entries), and new lookups fail with ENOENT; files
 already open keep reading, and a mount of that one root keeps serving it
-until garbage collection. A removed root's reuse index goes with it.`,
+until garbage collection (after it, reads of what no other root shares
+fail with ESTALE). A removed root's reuse index goes with it.`,
 		Example: `  spraydryfs rm toolchain@1.0 toolchain@1.1
   spraydryfs rm --dry-run --keep-last 3 toolchain nightly`,
 		Args: args(cobra.MinimumNArgs(1)),
