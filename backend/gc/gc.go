@@ -356,7 +356,13 @@ func (g *collector) redry(ctx context.Context) error {
 			}
 		}
 		for len(batch) > 0 {
-			n := min(redryBatch, len(batch))
+			// A batch ends before a chunk tried against one in it, which
+			// must be committed first for its depth to be right.
+			n, in := 0, map[hash.Hash]bool{}
+			for n < len(batch) && n < redryBatch && !in[batch[n].Ref] && !slices.ContainsFunc(batch[n].Cands, func(h hash.Hash) bool { return in[h] }) {
+				in[batch[n].Hash] = true
+				n++
+			}
 			var ok []bool
 			var st store.RebaseStats
 			var err error

@@ -152,7 +152,8 @@ type RebaseStats struct {
 // runs, the chunk's reference must still be Old; if the new one is no
 // longer shallower than its new depth, or it got dependants and would get
 // deeper, it is stored alone instead. A chunk whose reference changed is
-// left alone (done[i] false): content and address never change, so
+// left alone (done[i] false); for the others rs[i].Ref is set to the
+// reference chosen (zero: none): content and address never change, so
 // readers, dependants and concurrent writers are unaffected.
 func (s *Store) RebaseChunks(ctx context.Context, rs []Rebase, level chunk.Level, maxDepth int) (done []bool, st RebaseStats, err error) {
 	if s.wconn == nil {
@@ -251,6 +252,7 @@ func (s *Store) RebaseChunks(ctx context.Context, rs []Rebase, level chunk.Level
 			}
 			if c.Changes() > 0 {
 				u.Dried, applied = d, true
+				rs[i].Ref = d.Ref
 				break
 			}
 		}
