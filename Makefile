@@ -104,6 +104,7 @@ bench: build
 	bash bench/ninep.sh
 	bash bench/dict.sh
 	bash bench/delta.sh
+	bash bench/gc.sh
 
 clean:
 	rm -rf bin $(DEMO)
