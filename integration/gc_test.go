@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,4 +141,92 @@ func TestFUSEReadersDuringGC(t *testing.T) {
 		}
 	}
 	ok(t, "-s", st, "check", "--read-data")
+}
+
+// TestWebDAVReadersDuringGC fetches the remaining versions over WebDAV
+// while gc collects three removed ones: every fetch is byte-exact and the
+// server logs nothing; a server of one removed root answers 404 for what
+// gc took.
+func TestWebDAVReadersDuringGC(t *testing.T) {
+	st := filepath.Join(t.TempDir(), "s.sdfs")
+	vs := gcVersions(t, st, 6)
+	url, stderr, stop := startDAV(t, st, "")
+	defer stop()
+	oneURL, oneErr, stopOne := startDAV(t, st, "r@1")
+	defer stopOne()
+	ok(t, "-s", st, "rm", "r@1", "r@2", "r@3")
+	var paths []string
+	for p := range vs[0] {
+		paths = append(paths, p)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var worst time.Duration
+	fetches := 0
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rnd := rand.New(rand.NewPCG(uint64(w), 2))
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				v, p := 4+rnd.IntN(3), paths[rnd.IntN(len(paths))]
+				start := time.Now()
+				resp, err := http.Get(fmt.Sprintf("%sr/%d/%s", url, v, p))
+				var got []byte
+				if err == nil {
+					got, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+				}
+				took := time.Since(start)
+				if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(got, vs[v-1][p]) {
+					t.Errorf("GET r/%d/%s during gc: %d bytes, %v", v, p, len(got), err)
+					return
+				}
+				mu.Lock()
+				worst, fetches = max(worst, took), fetches+1
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	ok(t, "-s", st, "gc")
+	time.Sleep(300 * time.Millisecond)
+	close(done)
+	wg.Wait()
+	t.Logf("%d fetches, the longest %v", fetches, worst)
+
+	gone := 0
+	for p, b := range vs[0] {
+		if bytes.Equal(b, vs[3][p]) || bytes.Equal(b, vs[4][p]) || bytes.Equal(b, vs[5][p]) {
+			continue
+		}
+		resp, err := http.Get(oneURL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusNotFound:
+			gone++
+		case http.StatusOK:
+		default:
+			t.Errorf("GET %s of removed r@1 after gc: %d, want 404 (or 200 for what survives)", p, resp.StatusCode)
+		}
+	}
+	if gone == 0 {
+		t.Error("nothing of removed r@1 answered 404 after gc")
+	}
+	stopOne()
+	stop()
+	for _, log := range []string{stderr.String(), oneErr.String()} {
+		if strings.Contains(log, "corrupt") || strings.Contains(log, "level=ERROR") {
+			t.Errorf("a server logged:\n%s", log)
+		}
+	}
 }
