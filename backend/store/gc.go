@@ -150,8 +150,9 @@ type RebaseStats struct {
 // A candidate serves only if the chunk's chain stays at most maxDepth long
 // and, for a chunk others depend on, gets no deeper. When the transaction
 // runs, the chunk's reference must still be Old; if the new one is no
-// longer shallower than its new depth, or it got dependants and would get
-// deeper, it is stored alone instead. A chunk whose reference changed is
+// longer shallower than its new depth, or it would get deeper while it has
+// dependants or an ingest runs (which may be drying a chunk against it at
+// the depth it read), it is stored alone instead. A chunk whose reference changed is
 // left alone (done[i] false); for the others rs[i].Ref is set to the
 // reference chosen (zero: none): content and address never change, so
 // readers, dependants and concurrent writers are unaffected.
@@ -232,6 +233,18 @@ func (s *Store) RebaseChunks(ctx context.Context, rs []Rebase, level chunk.Level
 		return nil, RebaseStats{}, err
 	}
 	defer end(&err)
+	// A running ingest may have read a chunk's depth to dry a new chunk
+	// against it: while one does, no chunk gets deeper.
+	live, err := liveLeases(c)
+	if err != nil {
+		return nil, RebaseStats{}, err
+	}
+	deeper := int64(1)
+	for _, l := range live {
+		if l.Kind == LeaseIngest {
+			deeper = 0
+		}
+	}
 	for i, u := range ups {
 		if u == nil {
 			continue
@@ -244,9 +257,9 @@ func (s *Store) RebaseChunks(ctx context.Context, rs []Rebase, level chunk.Level
 				ref = d.Ref[:]
 			}
 			err = exec(c, `UPDATE chunks SET codec = ?1, dict = 0, ref = ?2, depth = ?3, stored = ?4
-				WHERE hash = ?5 AND ref = ?6 AND (depth >= ?3 OR deps = 0)
+				WHERE hash = ?5 AND ref = ?6 AND (depth >= ?3 OR deps = 0 AND ?7)
 				AND (?2 IS NULL OR EXISTS (SELECT 1 FROM chunks r WHERE r.hash = ?2 AND r.depth < ?3))`,
-				int64(d.Codec), ref, int64(d.Depth), int64(len(d.Data)), h[:], old[:])
+				int64(d.Codec), ref, int64(d.Depth), int64(len(d.Data)), h[:], old[:], deeper)
 			if err != nil {
 				return nil, RebaseStats{}, fmt.Errorf("re-dry chunk %s: %w", h, err)
 			}
