@@ -24,9 +24,11 @@ transaction, and gives the freed pages back to the file system. Trained
 dictionaries are kept (dicts rm removes them).
 
 A live chunk or listing that is delta-coded against a dead one is first
-re-dried against the nearest live one of its chain, or alone, whichever is
-smaller, so that the dead one can go; --keep-refs keeps such references
-(and their chains) instead. Gc reports what it kept and why.
+re-dried against the nearest live one of its chain, the chunk at its
+offset in its path's older version, or a neighbour (as ingest dries new
+content), or alone, whichever is smallest, so that the dead one can go;
+--keep-refs keeps the references of chunks (and their chains) instead.
+Gc reports what it re-dried, and what it kept and why.
 
 Mounts and servers keep serving throughout. Ingests keep running: gc
 deletes nothing while one runs (it waits, and says so), and it never
@@ -34,13 +36,15 @@ deletes what a root committed meanwhile needs. Killed at any point, gc
 leaves a consistent store, and running it again frees the rest; a lease
 left by a killed ingest or gc is recognised and dropped.
 
-Stores created by this version give freed space back as they go
-(auto_vacuum=INCREMENTAL). An older store keeps freed pages inside the
-file (gc says how much) until it is compacted once: --compact rewrites
-the whole store with VACUUM after collecting, converting it. Compaction
-is exclusive for writers: ingests, rm and other gc runs wait for it (an
-ingest gives up after 10 s), and it needs free disk space for a second
-copy of the store; readers keep reading.
+In a store created by this version (auto_vacuum=INCREMENTAL), gc then
+moves chunk data off the pages the sweep left sparse and gives the free
+pages back, a few per transaction, so the file shrinks while everything
+keeps running. An older store keeps freed pages inside the file (gc says
+how much) until it is compacted once. --compact rewrites the whole store
+with VACUUM after collecting (converting an older store): the smallest
+file, but exclusive for writers: ingests, rm and other gc runs wait for
+it (an ingest gives up after 10 s), and it needs free disk space for a
+second copy of the store; readers keep reading.
 
 --dry-run marks and prints what would be freed, and changes nothing.`,
 		Example: `  spraydryfs rm --keep-last 5 toolchain && spraydryfs gc
@@ -104,7 +108,7 @@ copy of the store; readers keep reading.
 		},
 	}
 	cmd.Flags().BoolVarP(&opt.DryRun, "dry-run", "n", false, "print what would be freed; change nothing")
-	cmd.Flags().BoolVar(&opt.Keep, "keep-refs", false, "keep dead references of live delta chunks and listings instead of re-drying them")
+	cmd.Flags().BoolVar(&opt.Keep, "keep-refs", false, "keep dead references of live delta chunks instead of re-drying them")
 	cmd.Flags().BoolVar(&compact, "compact", false, "then rewrite the store with VACUUM (writers wait; needs space for a copy)")
 	return cmd
 }
