@@ -138,6 +138,16 @@ func Collect(ctx context.Context, s *store.Store, opt Options) (*Report, error) 
 		}
 		defer lease.Release()
 	}
+	// With debug logging, the time from each phase's start to the next's.
+	progress, phase, since := opt.Progress, "start", time.Now()
+	opt.Progress = func(p string, done, total int64) {
+		if p != phase {
+			opt.Log.Debug("gc: phase done", "phase", phase, "took", time.Since(since))
+			phase, since = p, time.Now()
+		}
+		progress(p, done, total)
+	}
+	defer func() { opt.Log.Debug("gc: phase done", "phase", phase, "took", time.Since(since)) }()
 	g := &collector{s: s, opt: opt, objs: map[key]*object{}, walked: map[string]bool{}, rep: &Report{}}
 	sp, err := s.Pages(ctx)
 	if err != nil {
@@ -318,7 +328,7 @@ func (g *collector) redry(ctx context.Context) error {
 			return err
 		}
 		// Chunks in walk order, so that a candidate is re-dried before
-		// the chunks tried against it read its depth.
+		// the chunks tried against it (RebaseChunks reads its depth then).
 		rank := make([]int, len(todo))
 		for i := range rank {
 			rank[i] = len(todo)
@@ -347,6 +357,10 @@ func (g *collector) redry(ctx context.Context) error {
 		g.rep.Redried = total
 		return nil
 	}
+	dry, err := store.NewDryers(g.opt.Level)
+	if err != nil {
+		return err
+	}
 	var done int64
 	for _, kind := range []store.ObjectKind{store.ObjectListing, store.ObjectChunk} {
 		var batch []store.Rebase
@@ -356,18 +370,12 @@ func (g *collector) redry(ctx context.Context) error {
 			}
 		}
 		for len(batch) > 0 {
-			// A batch ends before a chunk tried against one in it, which
-			// must be committed first for its depth to be right.
-			n, in := 0, map[hash.Hash]bool{}
-			for n < len(batch) && n < redryBatch && !in[batch[n].Ref] && !slices.ContainsFunc(batch[n].Cands, func(h hash.Hash) bool { return in[h] }) {
-				in[batch[n].Hash] = true
-				n++
-			}
+			n := min(redryBatch, len(batch))
 			var ok []bool
 			var st store.RebaseStats
 			var err error
 			if kind == store.ObjectChunk {
-				ok, st, err = g.s.RebaseChunks(ctx, batch[:n], g.opt.Level, g.opt.MaxDepth)
+				ok, st, err = g.s.RebaseChunks(ctx, batch[:n], dry, g.opt.MaxDepth)
 			} else {
 				ok, st, err = g.s.RebaseListings(ctx, batch[:n])
 			}

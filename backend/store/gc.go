@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
@@ -145,32 +147,44 @@ type RebaseStats struct {
 	Before, After int64 // their stored bytes before and after
 }
 
+// Dryers are the encoders RebaseChunks uses: one set serves every call,
+// so that encoders are made once.
+type Dryers struct {
+	delta *chunk.DeltaDryer
+	plain *chunk.Dryer
+}
+
+// NewDryers returns the encoders of zstd level level.
+func NewDryers(level chunk.Level) (*Dryers, error) {
+	plain, err := chunk.NewDryer(level, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Dryers{delta: chunk.NewDeltaDryer(level), plain: plain}, nil
+}
+
 // RebaseChunks re-dries chunks against new references or candidates (or
 // alone, with plain zstd), whichever is smallest, in one transaction.
-// A candidate serves only if the chunk's chain stays at most maxDepth long
-// and, for a chunk others depend on, gets no deeper. When the transaction
-// runs, the chunk's reference must still be Old; if the new one is no
-// longer shallower than its new depth, or it would get deeper while it has
-// dependants or an ingest runs (which may be drying a chunk against it at
-// the depth it read), it is stored alone instead. A chunk whose reference changed is
-// left alone (done[i] false); for the others rs[i].Ref is set to the
-// reference chosen (zero: none): content and address never change, so
-// readers, dependants and concurrent writers are unaffected.
-func (s *Store) RebaseChunks(ctx context.Context, rs []Rebase, level chunk.Level, maxDepth int) (done []bool, st RebaseStats, err error) {
+// Every form is computed first; then, in the transaction, the smallest
+// that fits is stored: its reference's depth (read there, so after the
+// earlier chunks of the batch) plus one must be at most maxDepth, and
+// more than the chunk's depth only if nothing depends on the chunk and no
+// ingest runs (which may be drying a chunk against it at the depth it
+// read). Stored alone always fits. A chunk whose reference is no longer
+// Old is left alone (done[i] false); for the others rs[i].Ref is set to
+// the reference chosen (zero: none). Content and address never change,
+// so readers, dependants and concurrent writers are unaffected.
+func (s *Store) RebaseChunks(ctx context.Context, rs []Rebase, dry *Dryers, maxDepth int) (done []bool, st RebaseStats, err error) {
 	if s.wconn == nil {
 		return nil, st, errors.New("store opened read-only")
 	}
-	delta := chunk.NewDeltaDryer(level)
-	plain, err := chunk.NewDryer(level, nil)
-	if err != nil {
-		return nil, st, err
+	type form struct {
+		codec chunk.Codec
+		ref   hash.Hash
+		data  []byte
 	}
-	type update struct {
-		Dried
-		plain  Dried // the fallback, valid whatever ran meanwhile
-		before int
-	}
-	ups := make([]*update, len(rs))
+	forms := make([][]form, len(rs)) // smallest first; the last is stored alone
+	before := make([]int, len(rs))
 	for i, r := range rs {
 		info, err := s.ChunkInfo(ctx, r.Hash)
 		if err != nil {
@@ -179,50 +193,40 @@ func (s *Store) RebaseChunks(ctx context.Context, rs []Rebase, level chunk.Level
 		if info.Ref != r.Old {
 			continue
 		}
+		before[i] = info.Stored
 		raw, err := s.Chunk(ctx, r.Hash)
 		if err != nil {
 			return nil, st, err
 		}
-		out, codec, _ := plain.Dry(nil, raw)
-		d := Dried{Codec: codec, Data: out}
+		var fs []form
+		try := func(codec chunk.Codec, h hash.Hash) error {
+			ref, err := s.Chunk(ctx, h)
+			if err != nil {
+				return err
+			}
+			d, err := dry.delta.Dry(nil, raw, ref)
+			if err != nil {
+				return fmt.Errorf("re-dry chunk %s: %w", r.Hash, err)
+			}
+			fs = append(fs, form{codec, h, d})
+			return nil
+		}
 		if !r.Ref.IsZero() {
-			ref, err := s.ChunkInfo(ctx, r.Ref)
-			if err != nil {
+			if err := try(info.Codec, r.Ref); err != nil {
 				return nil, st, err
-			}
-			refData, err := s.Chunk(ctx, r.Ref)
-			if err != nil {
-				return nil, st, err
-			}
-			dd, err := delta.Dry(nil, raw, refData)
-			if err != nil {
-				return nil, st, fmt.Errorf("re-dry chunk %s: %w", r.Hash, err)
-			}
-			if len(dd) < len(d.Data) {
-				d = Dried{Codec: info.Codec, Ref: r.Ref, Depth: ref.Depth + 1, Data: dd}
 			}
 		}
 		for _, h := range r.Cands {
-			cand, err := s.ChunkInfo(ctx, h)
-			if err != nil {
+			if err := try(chunk.Cross, h); err != nil {
 				return nil, st, err
-			}
-			if cand.Depth+1 > info.Depth && (info.Deps > 0 || cand.Depth+1 > maxDepth) {
-				continue // a reference never gets deeper; chains stay bounded
-			}
-			candData, err := s.Chunk(ctx, h)
-			if err != nil {
-				return nil, st, err
-			}
-			dd, err := delta.Dry(nil, raw, candData)
-			if err != nil {
-				return nil, st, fmt.Errorf("re-dry chunk %s: %w", r.Hash, err)
-			}
-			if len(dd) < len(d.Data) {
-				d = Dried{Codec: chunk.Cross, Ref: h, Depth: cand.Depth + 1, Data: dd}
 			}
 		}
-		ups[i] = &update{Dried: d, plain: Dried{Codec: codec, Data: out}, before: info.Stored}
+		out, codec, _ := dry.plain.Dry(nil, raw)
+		slices.SortStableFunc(fs, func(a, b form) int { return cmp.Compare(len(a.data), len(b.data)) })
+		for len(fs) > 0 && len(fs[len(fs)-1].data) >= len(out) {
+			fs = fs[:len(fs)-1]
+		}
+		forms[i] = append(fs, form{codec: codec, data: out})
 	}
 	done = make([]bool, len(rs))
 	s.wmu.Lock()
@@ -233,8 +237,6 @@ func (s *Store) RebaseChunks(ctx context.Context, rs []Rebase, level chunk.Level
 		return nil, RebaseStats{}, err
 	}
 	defer end(&err)
-	// A running ingest may have read a chunk's depth to dry a new chunk
-	// against it: while one does, no chunk gets deeper.
 	live, err := liveLeases(c)
 	if err != nil {
 		return nil, RebaseStats{}, err
@@ -245,37 +247,36 @@ func (s *Store) RebaseChunks(ctx context.Context, rs []Rebase, level chunk.Level
 			deeper = 0
 		}
 	}
-	for i, u := range ups {
-		if u == nil {
-			continue
-		}
+	for i, fs := range forms {
 		h, old := rs[i].Hash, rs[i].Old
-		var applied bool
-		for _, d := range []Dried{u.Dried, u.plain} {
-			var ref any
-			if !d.Ref.IsZero() {
-				ref = d.Ref[:]
+		var applied *form
+		for j := range fs {
+			f := &fs[j]
+			if f.ref.IsZero() {
+				err = exec(c, `UPDATE chunks SET codec = ?, dict = 0, ref = NULL, depth = 0, stored = ? WHERE hash = ? AND ref = ?`,
+					int64(f.codec), int64(len(f.data)), h[:], old[:])
+			} else {
+				err = exec(c, `UPDATE chunks SET codec = ?1, dict = 0, ref = ?2, stored = ?3,
+					depth = (SELECT r.depth + 1 FROM chunks r WHERE r.hash = ?2)
+					WHERE hash = ?4 AND ref = ?5 AND EXISTS (SELECT 1 FROM chunks r WHERE r.hash = ?2
+						AND r.depth + 1 <= ?6 AND (r.depth + 1 <= chunks.depth OR chunks.deps = 0 AND ?7))`,
+					int64(f.codec), f.ref[:], int64(len(f.data)), h[:], old[:], int64(maxDepth), deeper)
 			}
-			err = exec(c, `UPDATE chunks SET codec = ?1, dict = 0, ref = ?2, depth = ?3, stored = ?4
-				WHERE hash = ?5 AND ref = ?6 AND (depth >= ?3 OR deps = 0 AND ?7)
-				AND (?2 IS NULL OR EXISTS (SELECT 1 FROM chunks r WHERE r.hash = ?2 AND r.depth < ?3))`,
-				int64(d.Codec), ref, int64(d.Depth), int64(len(d.Data)), h[:], old[:], deeper)
 			if err != nil {
 				return nil, RebaseStats{}, fmt.Errorf("re-dry chunk %s: %w", h, err)
 			}
 			if c.Changes() > 0 {
-				u.Dried, applied = d, true
-				rs[i].Ref = d.Ref
+				applied = f
 				break
 			}
 		}
-		if !applied {
+		if applied == nil {
 			continue
 		}
 		// New bytes go to the end of the table, as new rows do: rewritten
 		// in place, a grown row splits its page and leaves two half empty.
 		if err = exec(c, `DELETE FROM chunk_data WHERE id = (SELECT data_id FROM chunks WHERE hash = ?)`, h[:]); err == nil {
-			err = exec(c, `INSERT INTO chunk_data(data) VALUES (?)`, u.Data)
+			err = exec(c, `INSERT INTO chunk_data(data) VALUES (?)`, applied.data)
 		}
 		if err == nil {
 			err = exec(c, `UPDATE chunks SET data_id = ? WHERE hash = ?`, c.LastInsertRowID(), h[:])
@@ -283,10 +284,10 @@ func (s *Store) RebaseChunks(ctx context.Context, rs []Rebase, level chunk.Level
 		if err != nil {
 			return nil, RebaseStats{}, fmt.Errorf("re-dry chunk %s: %w", h, err)
 		}
-		done[i] = true
+		done[i], rs[i].Ref = true, applied.ref
 		st.Done++
-		st.Before += int64(u.before)
-		st.After += int64(len(u.Data))
+		st.Before += int64(before[i])
+		st.After += int64(len(applied.data))
 	}
 	return done, st, nil
 }
