@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
+	"sync"
 
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
@@ -185,18 +187,16 @@ func (s *Store) RebaseChunks(ctx context.Context, rs []Rebase, dry *Dryers, maxD
 	}
 	forms := make([][]form, len(rs)) // smallest first; the last is stored alone
 	before := make([]int, len(rs))
-	for i, r := range rs {
+	prepare := func(i int) error {
+		r := rs[i]
 		info, err := s.ChunkInfo(ctx, r.Hash)
-		if err != nil {
-			return nil, st, err
-		}
-		if info.Ref != r.Old {
-			continue
+		if err != nil || info.Ref != r.Old {
+			return err
 		}
 		before[i] = info.Stored
 		raw, err := s.Chunk(ctx, r.Hash)
 		if err != nil {
-			return nil, st, err
+			return err
 		}
 		var fs []form
 		try := func(codec chunk.Codec, h hash.Hash) error {
@@ -213,12 +213,12 @@ func (s *Store) RebaseChunks(ctx context.Context, rs []Rebase, dry *Dryers, maxD
 		}
 		if !r.Ref.IsZero() {
 			if err := try(info.Codec, r.Ref); err != nil {
-				return nil, st, err
+				return err
 			}
 		}
 		for _, h := range r.Cands {
 			if err := try(chunk.Cross, h); err != nil {
-				return nil, st, err
+				return err
 			}
 		}
 		out, codec, _ := dry.plain.Dry(nil, raw)
@@ -227,6 +227,30 @@ func (s *Store) RebaseChunks(ctx context.Context, rs []Rebase, dry *Dryers, maxD
 			fs = fs[:len(fs)-1]
 		}
 		forms[i] = append(fs, form{codec: codec, data: out})
+		return nil
+	}
+	// Drying is the work: one worker per core.
+	var wg sync.WaitGroup
+	errs := make([]error, len(rs))
+	next := make(chan int)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				errs[i] = prepare(i)
+			}
+		}()
+	}
+	for i := range rs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, st, err
+		}
 	}
 	done = make([]bool, len(rs))
 	s.wmu.Lock()

@@ -145,18 +145,6 @@ func liveLeases(c *sqlite.Conn) ([]LeaseInfo, error) {
 	return live, nil
 }
 
-// Leases returns the live leases, dropping stale ones.
-func (s *Store) Leases() ([]LeaseInfo, error) {
-	if s.wconn == nil {
-		return nil, errors.New("store opened read-only")
-	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	var out []LeaseInfo
-	err := s.leaseTx(func(_ *sqlite.Conn, live []LeaseInfo) error { out = live; return nil })
-	return out, err
-}
-
 // proc identifies a process across pid reuse and reboots.
 type proc struct {
 	pid   int
