@@ -100,6 +100,9 @@ reader "$OUT/stop.base" "$OUT/reader.base"
 rm_args=()
 for v in "${OLD[@]}"; do rm_args+=("g@$v"); done
 "$BIN" -s "$S" rm "${rm_args[@]}" >/dev/null
+K=$OUT/keep.sdfs # the same store for gc --keep-refs
+cp "$S" "$K"
+if [ -f "$S-wal" ]; then cp "$S-wal" "$K-wal"; fi
 reader "$OUT/stop.gc" "$OUT/reader.gc" &
 RPID=$!
 sleep 1
@@ -119,6 +122,9 @@ touch "$OUT/stop.compact"
 wait $RPID
 S_COMPACT=$(size "$S" "$S-wal")
 "$BIN" -s "$S" check --read-data >/dev/null || die "check --read-data failed after gc"
+log "spraydryfs: gc --keep-refs (on a copy, without readers)"
+timed "$OUT/sdfs.keep" "$BIN" -s "$K" gc --keep-refs
+K_GC=$(size "$K" "$K-wal")
 S_FREED=$(grep -o 'freed [0-9.]* [KMG]iB' "$OUT/sdfs.gc.out" | head -1)
 
 # --- restic --------------------------------------------------------------
@@ -164,6 +170,7 @@ read -r CO_W CO_N CO_E <"$OUT/reader.compact"
 	echo "| tool | remove + collect wall s | size before MiB | after MiB | fresh v6..v10 MiB | after / fresh |"
 	echo "|---|---|---|---|---|---|"
 	echo "| spraydryfs gc | $(cat "$OUT/sdfs.gc") | $(mib "$S_BEFORE") | $(mib "$S_GC") | $(mib "$S_FRESH") | $(ratio "$S_GC" "$S_FRESH") |"
+	echo "| spraydryfs gc --keep-refs | $(cat "$OUT/sdfs.keep") | $(mib "$S_BEFORE") | $(mib "$K_GC") | $(mib "$S_FRESH") | $(ratio "$K_GC" "$S_FRESH") |"
 	echo "| spraydryfs gc --compact (after gc) | $(cat "$OUT/sdfs.compact") | $(mib "$S_GC") | $(mib "$S_COMPACT") | $(mib "$S_FRESH") | $(ratio "$S_COMPACT" "$S_FRESH") |"
 	echo "| restic forget --keep-last 5 --prune (one group) | $(cat "$OUT/restic.prune") | $(mib "$R_BEFORE") | $(mib "$R_AFTER") | $(mib "$R_FRESH") | $(ratio "$R_AFTER" "$R_FRESH") |"
 	echo "| borg delete x5 + compact | $B_TIME | $(mib "$B_BEFORE") | $(mib "$B_AFTER") | $(mib "$B_FRESH") | $(ratio "$B_AFTER" "$B_FRESH") |"
