@@ -123,3 +123,44 @@ func TestGCCommand(t *testing.T) {
 		t.Errorf("auto_vacuum %d after gc --compact, want 2 (incremental)", n)
 	}
 }
+
+// TestGCAfterKilledIngest: an ingest killed with SIGKILL leaves its lease
+// behind; gc sees its process is gone, does not wait, and frees what the
+// ingest had committed, leaving a store that passes check --read-data.
+func TestGCAfterKilledIngest(t *testing.T) {
+	dir := t.TempDir()
+	st := filepath.Join(dir, "s.sdfs")
+	src := filepath.Join(dir, "src")
+	files := map[string][]byte{}
+	for i := range 48 {
+		files[fmt.Sprintf("d/f%02d", i)] = noise(1<<20, uint64(i))
+	}
+	writeFiles(t, src, files)
+	cli(t, "-s", st, "ingest", "k@0", t.TempDir())
+	cmd := command("-s", st, "ingest", "k@1", src)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && committedChunks(st) == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	if err := cmd.Wait(); err == nil {
+		t.Fatal("ingest finished before it could be killed: the test needs more data")
+	}
+	if n := query(st, `SELECT count(*) FROM leases`); n != 1 {
+		t.Fatalf("%d leases after the kill, want the killed ingest's", n)
+	}
+	start := time.Now()
+	r := cli(t, "-s", st, "gc")
+	if r.code != 0 || strings.Contains(r.stderr, "waiting") || strings.Contains(r.stdout, "freed 0 B") || time.Since(start) > 20*time.Second {
+		t.Fatalf("gc after a killed ingest: %+v", r)
+	}
+	if n := query(st, `SELECT count(*) FROM leases`) + committedChunks(st); n != 0 {
+		t.Errorf("%d leases and chunks left, want none", n)
+	}
+	if r := cli(t, "-s", st, "check", "--read-data"); r.code != 0 {
+		t.Fatalf("check after gc: %+v", r)
+	}
+}
