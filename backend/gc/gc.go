@@ -398,14 +398,16 @@ func (g *collector) redry(ctx context.Context) error {
 	return nil
 }
 
-// candidates picks, for each chunk to re-dry whose chain holds no live
-// chunk, the chunk at its offset in the older version of its path met
-// last (as ingest dries against the parent version), and the neighbours
-// ingest would have tried for new content: the previous chunk of its file, or for a first chunk the first chunk of the
-// last file met with the same name, of the previous file in its
-// directory, and of the last one with its extension; all of depth 0.
-// Without them, the first live version's changed files would be stored
-// larger than a fresh ingest of it stores them.
+// candidates picks, for each chunk to re-dry, besides the nearest live
+// chunk of its chain: the chunk at its offset in the older version of its
+// path met last (as ingest dries against the parent version), and the
+// neighbours ingest tries for new content: the previous chunk of its
+// file, or for a first chunk the first chunk of the last file met with
+// the same name, of the previous file in its directory, and of the last
+// one with its extension (chunks without a reference, or re-dried). The
+// nearest live chunk of a chain is often versions older. On the gomod
+// corpus, without candidates the chunks after gc were 23.1 MiB, with
+// them 20.6 MiB (a fresh store of the live versions: 19.5 MiB).
 // It returns the indexes of todo's chunks in the order the walk met them.
 func (g *collector) candidates(ctx context.Context, todo []store.Rebase, kinds []store.ObjectKind) ([]int, error) {
 	at := map[hash.Hash]int{}
@@ -471,9 +473,6 @@ func (g *collector) candidates(ctx context.Context, todo []store.Rebase, kinds [
 				if j, ok := at[c.Hash]; ok {
 					order = append(order, j)
 					delete(at, c.Hash)
-					if !todo[j].Ref.IsZero() {
-						continue // its chain holds a live chunk
-					}
 					var cands []hash.Hash
 					if prev != nil && prev.Size() > 0 { // the chunk at its offset in the path's older version
 						cands = append(cands, prev.Chunks[prev.Find(min(f.List.Start(i), prev.Size()-1))].Hash)
