@@ -228,6 +228,11 @@ func (s *Source) Frame(ctx context.Context, h hash.Hash) (store.Frame, error) {
 		}
 	}
 	o, err := s.object(ctx, Chunk, h)
+	if err == nil && store.IsRefetch(ctx) {
+		// The copy ChunkList kept may be the damaged one: replace it, or a
+		// later read after the chunk left Objects' cache would meet it again.
+		s.frames.Put(h, o.Frame, int64(len(o.Frame.Data))+128)
+	}
 	return o.Frame, err
 }
 
