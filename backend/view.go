@@ -322,6 +322,20 @@ func (v *View) Lookup(ctx context.Context, dir *Node, name string) (*Node, error
 		}
 		return rootNode(r, childIno(dir.Ino, name)), nil
 	}
+	d, err := v.listing(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := d.Lookup(name)
+	if !ok {
+		return nil, fs.ErrNotExist
+	}
+	return v.entryNode(dir, e), nil
+}
+
+// listing returns the listing of stored directory dir: what a damaged
+// root's top gives, or its objects' errors (stale if its root is gone).
+func (v *View) listing(ctx context.Context, dir *Node) (*tree.Dir, error) {
 	if !dir.IsDir() {
 		return nil, ErrNotDir
 	}
@@ -332,11 +346,7 @@ func (v *View) Lookup(ctx context.Context, dir *Node, name string) (*Node, error
 	if err != nil {
 		return nil, v.stale(ctx, dir, err)
 	}
-	e, ok := d.Lookup(name)
-	if !ok {
-		return nil, fs.ErrNotExist
-	}
-	return v.entryNode(dir, e), nil
+	return d, nil
 }
 
 func notExist(err error) error {
@@ -366,15 +376,9 @@ func (v *View) ReadDir(ctx context.Context, dir *Node) ([]*Node, error) {
 		}
 		return v.namespaceDir(ctx, dir, roots)
 	}
-	if !dir.IsDir() {
-		return nil, ErrNotDir
-	}
-	if dir.bad != nil {
-		return nil, dir.bad
-	}
-	d, err := v.s.Dir(ctx, dir.Hash)
+	d, err := v.listing(ctx, dir)
 	if err != nil {
-		return nil, v.stale(ctx, dir, err)
+		return nil, err
 	}
 	out := make([]*Node, len(d.Entries))
 	for i := range d.Entries {
