@@ -27,6 +27,12 @@ type httpFlags struct {
 // and --tls-key to f.
 func (h *httpFlags) register(f *pflag.FlagSet, listen string) {
 	f.StringVar(&h.listen, "listen", listen, "address to listen on (host:port; port 0 picks a free one)")
+	h.registerShared(f)
+}
+
+// registerShared adds --htpasswd, --tls-cert and --tls-key to f: serve
+// applies them to all its HTTP frontends.
+func (h *httpFlags) registerShared(f *pflag.FlagSet) {
 	f.StringVar(&h.htpasswd, "htpasswd", "", "require HTTP basic auth against this htpasswd file (bcrypt)")
 	f.StringVar(&h.cert, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
 	f.StringVar(&h.key, "tls-key", "", "the certificate's private key (PEM)")
@@ -52,54 +58,55 @@ func (h *httpFlags) load(cmd string) (*webdav.Htpasswd, error) {
 	return webdav.LoadHtpasswd(h.htpasswd)
 }
 
-// serve listens and serves handler (over TLS when asked) until ctx ends,
-// then lets requests in flight finish for a while. It prints the URL on
-// stdout and what it serves on stderr.
-func (h *httpFlags) serve(ctx context.Context, cmd, what string, handler http.Handler, log *slog.Logger) error {
-	ln, err := net.Listen("tcp", h.listen)
+// frontend listens on addr for an HTTP server of handler (over TLS when
+// asked: load first) named name. Its run serves until ctx ends, then lets
+// requests in flight finish for a while.
+func (h *httpFlags) frontend(cmd, name, addr string, handler http.Handler, log *slog.Logger) (*frontend, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("%s: %w", cmd, err)
-	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-		TLSConfig:         h.tls,
+		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
 	scheme := "http"
 	if h.tls != nil {
 		scheme = "https"
 	}
 	url := fmt.Sprintf("%s://%s/", scheme, ln.Addr())
-	fmt.Fprintln(os.Stdout, url)
-	fmt.Fprintf(os.Stderr, "spraydryfs: serving %s read-only at %s (Ctrl-C to stop)\n", what, url)
-	notifyReady(ctx)
-	errc := make(chan error, 1)
-	go func() {
-		if h.tls != nil {
-			errc <- srv.ServeTLS(ln, "", "")
-		} else {
-			errc <- srv.Serve(ln)
+	run := func(ctx context.Context) error {
+		srv := &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+			BaseContext:       func(net.Listener) context.Context { return ctx },
+			TLSConfig:         h.tls,
 		}
-	}()
-	select {
-	case err := <-errc:
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
+		errc := make(chan error, 1)
+		go func() {
+			if h.tls != nil {
+				errc <- srv.ServeTLS(ln, "", "")
+			} else {
+				errc <- srv.Serve(ln)
+			}
+		}()
+		select {
+		case err := <-errc:
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return fmt.Errorf("%s: %s: %w", cmd, name, err)
+		case <-ctx.Done():
 		}
-		return fmt.Errorf("%s: %w", cmd, err)
-	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			srv.Close()
+		}
+		return nil
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
-	}
-	return nil
+	return &frontend{name: name, where: url, banner: "read-only over " + name + " at " + url + " (Ctrl-C to stop)",
+		run: run, stop: func() { ln.Close() }}, nil
 }
 
 // accessLog returns the logger of an HTTP server: requests at Info unless

@@ -112,28 +112,15 @@ SIGTERM.`,
 				opt.Extra = append(opt.Extra, strings.Split(o, ",")...)
 			}
 			opt.Log = g.log
-			server, err := mountFUSE(a[0], v, opt)
+			f, err := mountFrontend(a[0], v, opt, describe(which))
 			if err != nil {
 				return err
 			}
-			if !isDaemonChild() {
-				fmt.Fprintf(os.Stderr, "spraydryfs: serving %s at %s (Ctrl-C or 'umount %s' to stop)\n", describe(which), a[0], a[0])
+			f.where = "" // nothing on stdout
+			if isDaemonChild() {
+				f.banner = ""
 			}
-			notifyReady(ctx)
-			done := make(chan struct{})
-			go func() {
-				server.Wait()
-				close(done)
-			}()
-			select {
-			case <-done: // unmounted from outside
-			case <-ctx.Done():
-				if err := server.Unmount(); err != nil {
-					return fmt.Errorf("unmount %s: %w (is it busy? try umount -l)", a[0], err)
-				}
-				<-done
-			}
-			return nil
+			return runFrontends(ctx, describe(which), false, f)
 		},
 	}
 	cmd.Flags().BoolVar(&opt.AllowOther, "allow-other", false, "let other users see the mount (needs user_allow_other in /etc/fuse.conf unless root)")
@@ -145,6 +132,33 @@ SIGTERM.`,
 	cmd.Flags().StringVar(&opt.FsName, "fsname", "spraydryfs", "the mount's source as mount(8) and df show it (the mount helper gives the store path)")
 	cmd.Flags().BoolVar(&background, "background", false, "return once mounted and keep serving in a detached process")
 	return cmd
+}
+
+// mountFrontend mounts v at dir. Its run serves until unmounted from
+// outside or ctx ends, which unmounts.
+func mountFrontend(dir string, v *backend.View, opt mountOptions, what string) (*frontend, error) {
+	server, err := mountFUSE(dir, v, opt)
+	if err != nil {
+		return nil, err
+	}
+	run := func(ctx context.Context) error {
+		done := make(chan struct{})
+		go func() {
+			server.Wait()
+			close(done)
+		}()
+		select {
+		case <-done: // unmounted from outside
+		case <-ctx.Done():
+			if err := server.Unmount(); err != nil {
+				return fmt.Errorf("unmount %s: %w (is it busy? try umount -l)", dir, err)
+			}
+			<-done
+		}
+		return nil
+	}
+	return &frontend{name: "mount", where: dir, banner: fmt.Sprintf("at %s (Ctrl-C or 'umount %s' to stop)", dir, dir),
+		run: run, stop: func() { server.Unmount() }}, nil
 }
 
 // fuseServer is a running mount (mount_unix.go, mount_windows.go).

@@ -1,14 +1,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/spraydryfs/spraydryfs/backend"
 	"github.com/spraydryfs/spraydryfs/frontends/ninep"
 )
 
@@ -61,12 +62,8 @@ the guest's dentry cache shrinks); walks beyond it fail with EMFILE.`,
 		Args: args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			ctx := cmd.Context()
-			network, addr := "tcp", listen
-			if rest, ok := strings.CutPrefix(listen, "unix:"); ok {
-				network, addr = "unix", rest
-				if addr == "" {
-					return usageError{errors.New("serve 9p: --listen unix: needs a socket path")}
-				}
+			if _, _, err := ninepListen(listen); err != nil {
+				return err
 			}
 			which := ""
 			if len(a) == 1 {
@@ -77,25 +74,52 @@ the guest's dentry cache shrinks); walks beyond it fail with EMFILE.`,
 				return err
 			}
 			defer s.Close()
-			ln, err := net.Listen(network, addr)
+			f, err := ninepFrontend(g, listen, maxFids, s, v, describe(which))
 			if err != nil {
-				return fmt.Errorf("serve 9p: %w", err)
+				return err
 			}
-			defer ln.Close()
-			where := ln.Addr().String()
-			if network == "unix" {
-				where = "unix:" + where
-			}
-			fmt.Fprintln(os.Stdout, where)
-			fmt.Fprintf(os.Stderr, "spraydryfs: serving %s read-only over 9P at %s (Ctrl-C to stop)\n", describe(which), where)
-			notifyReady(ctx)
-			if err := ninep.New(s.Objects, v, ninep.Options{Log: g.log, MaxFids: maxFids}).Serve(ctx, ln); err != nil {
-				return fmt.Errorf("serve 9p: %w", err)
-			}
-			return nil
+			return runFrontends(ctx, describe(which), false, f)
 		},
 	}
 	cmd.Flags().IntVar(&maxFids, "max-fids", ninep.DefaultMaxFids, "most fids one connection may hold (about 630 bytes each); more fail with EMFILE")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:5640", "address to listen on: host:port (port 0 picks a free one) or unix:/path/to/socket")
 	return cmd
+}
+
+// ninepListen splits a 9P address into a network and an address:
+// unix:/path/to/socket or host:port.
+func ninepListen(listen string) (network, addr string, err error) {
+	if rest, ok := strings.CutPrefix(listen, "unix:"); ok {
+		if rest == "" {
+			return "", "", usageError{errors.New("serve 9p: unix: needs a socket path")}
+		}
+		return "unix", rest, nil
+	}
+	return "tcp", listen, nil
+}
+
+// ninepFrontend listens on listen for a 9P server of view v over s.
+func ninepFrontend(g *globals, listen string, maxFids int, s *readStore, v *backend.View, what string) (*frontend, error) {
+	network, addr, err := ninepListen(listen)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("serve 9p: %w", err)
+	}
+	where := ln.Addr().String()
+	if network == "unix" {
+		where = "unix:" + where
+	}
+	srv := ninep.New(s.Objects, v, ninep.Options{Log: g.log, MaxFids: maxFids})
+	run := func(ctx context.Context) error {
+		defer ln.Close()
+		if err := srv.Serve(ctx, ln); err != nil {
+			return fmt.Errorf("serve 9p: %w", err)
+		}
+		return nil
+	}
+	return &frontend{name: "9p", where: where, banner: "read-only over 9P at " + where + " (Ctrl-C to stop)",
+		run: run, stop: func() { ln.Close() }}, nil
 }

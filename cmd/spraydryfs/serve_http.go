@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"runtime/debug"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/spraydryfs/spraydryfs/backend/layout"
 	"github.com/spraydryfs/spraydryfs/backend/store"
 	"github.com/spraydryfs/spraydryfs/frontends/httplayout"
+	"github.com/spraydryfs/spraydryfs/frontends/webdav"
 )
 
 func newServeHTTPCommand(g *globals) *cobra.Command {
@@ -43,20 +46,13 @@ that knows one can fetch it whether or not a served root names it.`,
 			if err != nil {
 				return err
 			}
-			opt := httplayout.Options{Log: g.accessLog(quiet)}
-			if auth != nil {
-				opt.Auth = auth
-			}
-			what := "all roots"
+			which := ""
 			if len(a) == 1 {
-				ref, err := store.ParseRef(a[0], false)
-				if err != nil {
-					return usageError{err}
-				}
-				if ref.Path != "" {
-					return usageError{errors.New("serve http: serves NAME or NAME@VERSION, without a path")}
-				}
-				opt.Roots, what = []store.Ref{ref}, a[0]
+				which = a[0]
+			}
+			roots, err := parseLayoutRoots(which)
+			if err != nil {
+				return err
 			}
 			if os.Getenv("GOMEMLIMIT") == "" {
 				debug.SetMemoryLimit(serverMemoryLimit)
@@ -66,17 +62,55 @@ that knows one can fetch it whether or not a served root names it.`,
 				return err
 			}
 			defer s.Close()
-			all, err := s.Roots(ctx)
+			log := g.accessLog(quiet)
+			h, err := roots.handler(ctx, s, auth, log)
 			if err != nil {
 				return err
 			}
-			if _, err := layout.Select(all, opt.Roots); err != nil {
+			f, err := hf.frontend("serve http", "http", hf.listen, h, log)
+			if err != nil {
 				return err
 			}
-			return hf.serve(ctx, "serve http", what, httplayout.New(s.Source(), opt), opt.Log)
+			return runFrontends(ctx, describe(which), false, f)
 		},
 	}
 	hf.register(cmd.Flags(), "127.0.0.1:8090")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "log errors only, no access log")
 	return cmd
+}
+
+// layoutRoots are the roots a published layout serves: all if empty.
+type layoutRoots []store.Ref
+
+// parseLayoutRoots parses serve http's argument: empty, NAME or
+// NAME@VERSION, without a path.
+func parseLayoutRoots(arg string) (layoutRoots, error) {
+	if arg == "" {
+		return nil, nil
+	}
+	ref, err := store.ParseRef(arg, false)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if ref.Path != "" {
+		return nil, usageError{errors.New("serve http: serves NAME or NAME@VERSION, without a path")}
+	}
+	return layoutRoots{ref}, nil
+}
+
+// handler checks that the roots are in s and returns the HTTP handler
+// publishing them.
+func (r layoutRoots) handler(ctx context.Context, s *readStore, auth *webdav.Htpasswd, log *slog.Logger) (*httplayout.Handler, error) {
+	all, err := s.Roots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := layout.Select(all, r); err != nil {
+		return nil, err
+	}
+	opt := httplayout.Options{Log: log, Roots: r}
+	if auth != nil {
+		opt.Auth = auth
+	}
+	return httplayout.New(s.Source(), opt), nil
 }

@@ -9,8 +9,10 @@ import (
 )
 
 // TestServeFailsBeforeAnnouncing: a server that cannot serve says so and
-// exits 1 without printing an address or "serving" first: a bad TLS
-// certificate or key, a password file it cannot read, an address in use.
+// exits 1 (2 for a wrong call) without printing an address or "serving"
+// first: a bad TLS certificate or key, a password file it cannot read, an
+// address in use, a missing mount point; serve with several frontends
+// checks them all first.
 func TestServeFailsBeforeAnnouncing(t *testing.T) {
 	dir := t.TempDir()
 	src, st := filepath.Join(dir, "src"), filepath.Join(dir, "s.sdfs")
@@ -36,13 +38,34 @@ func TestServeFailsBeforeAnnouncing(t *testing.T) {
 		{"webdav address in use", []string{"webdav", "--listen", busy.Addr().String()}, "address already in use"},
 		{"9p address in use", []string{"9p", "--listen", busy.Addr().String()}, "address already in use"},
 		{"9p socket directory missing", []string{"9p", "--listen", "unix:" + filepath.Join(dir, "no", "sock")}, "no such file"},
+		{"serve: 9p address in use", []string{"--webdav", "127.0.0.1:0", "--9p", busy.Addr().String()}, "address already in use"},
+		{"serve: mount point missing", []string{"--webdav", "127.0.0.1:0", "--9p", "127.0.0.1:0", "--mount", filepath.Join(dir, "no")}, "no such file"},
+		{"serve: bad TLS pair", []string{"--webdav", "127.0.0.1:0", "--tls-cert", bad, "--tls-key", bad}, "TLS certificate"},
+		{"serve: http root with a path", []string{"--webdav", "127.0.0.1:0", "--http", "127.0.0.1:0", "a@1/f"}, "without a path"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := cli(t, append([]string{"-s", st, "serve"}, append(c.args, "a@1")...)...)
-			wantFail(t, r, 1, c.want)
+			a := c.args
+			if !strings.Contains(a[len(a)-1], "@") {
+				a = append(a, "a@1")
+			}
+			r := cli(t, append([]string{"-s", st, "serve"}, a...)...)
+			code := 1
+			if strings.HasSuffix(c.name, "path") {
+				code = 2
+			}
+			wantFail(t, r, code, c.want)
 			if r.stdout != "" || strings.Contains(r.stderr, "serving") {
 				t.Errorf("announced before failing: stdout %q, stderr %q", r.stdout, r.stderr)
 			}
 		})
+	}
+}
+
+// TestServeNeedsAFrontend: serve without a frontend flag is a usage error
+// naming the flags; serve --help still works.
+func TestServeNeedsAFrontend(t *testing.T) {
+	wantFail(t, cli(t, "-s", "x.sdfs", "serve"), 2, "--webdav ADDR, --9p ADDR, --http ADDR or --mount DIR")
+	if r := cli(t, "serve", "--help"); r.code != 0 || !strings.Contains(r.stdout, "--mount") {
+		t.Errorf("serve --help: %+v", r)
 	}
 }

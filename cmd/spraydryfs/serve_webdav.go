@@ -62,7 +62,11 @@ status is out, by closing the connection short of the Content-Length.`,
 			}
 			defer s.Close()
 			opt.Log = g.accessLog(quiet)
-			return hf.serve(ctx, "serve webdav", describe(which), webdav.New(v, opt), opt.Log)
+			f, err := hf.frontend("serve webdav", "webdav", hf.listen, webdav.New(v, opt), opt.Log)
+			if err != nil {
+				return err
+			}
+			return runFrontends(ctx, describe(which), false, f)
 		},
 	}
 	f := cmd.Flags()
