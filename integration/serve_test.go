@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,11 @@ import (
 	"time"
 
 	"github.com/hugelgupf/p9/p9"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/spraydryfs/spraydryfs/backend/hash"
+	"github.com/spraydryfs/spraydryfs/integration/conformance"
 )
 
 // lines waits for the process to print n lines on stdout and returns
@@ -90,6 +96,48 @@ func rcloneCat(t *testing.T, url, remote string) ([]byte, error) {
 	return out, nil
 }
 
+// scrape fetches and parses the Prometheus metrics at url, and returns
+// each sample as "name{label=value,…}" → value (labels in the order
+// the text format gives them).
+func scrape(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("scrape %s: %s", url, resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse metrics: %v", err)
+	}
+	out := map[string]float64{}
+	for name, f := range fams {
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			key := name
+			if len(labels) > 0 {
+				key += "{" + strings.Join(labels, ",") + "}"
+			}
+			switch {
+			case m.Counter != nil:
+				out[key] = m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				out[key] = m.GetGauge().GetValue()
+			case m.Histogram != nil:
+				out[key+"_count"] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return out
+}
+
 // storeOpeners lists the processes that hold path open.
 func storeOpeners(t *testing.T, path string) []int {
 	t.Helper()
@@ -112,18 +160,20 @@ func storeOpeners(t *testing.T, path string) []int {
 	return pids
 }
 
-// TestServeAllFrontends runs one `serve` process with WebDAV, 9P and a
-// FUSE mount at once: READY=1 comes once all three accept (each checked
-// the moment it arrives), concurrent reads through rclone, p9's client
-// and the kernel are byte-exact, the store file is open in that process
-// alone, and SIGTERM unmounts and exits 0.
+// TestServeAllFrontends runs one `serve` process with WebDAV, 9P, a FUSE
+// mount and metrics at once: READY=1 comes once all three accept (each
+// checked the moment it arrives), concurrent reads through rclone, p9's
+// client and the kernel are byte-exact, the store file is open in that
+// process alone, /metrics (parsed with expfmt) counts each frontend's
+// requests and bytes and one chunk cache serving them all, and SIGTERM
+// unmounts and exits 0.
 func TestServeAllFrontends(t *testing.T) {
 	requireFUSE(t)
 	requireTools(t, "rclone")
 	st, _, big := opsStore(t)
 	dir := t.TempDir()
 	sock := filepath.Join(t.TempDir(), "9p.sock")
-	p := startNotified(t, "-s", st, "serve", "--webdav", "127.0.0.1:0", "--9p", "unix:"+sock, "--mount", dir, "-q")
+	p := startNotified(t, "-s", st, "serve", "--webdav", "127.0.0.1:0", "--9p", "unix:"+sock, "--mount", dir, "--metrics", "127.0.0.1:0", "-q")
 	awaitMessage(t, p.msgs, "READY=1")
 	if !mounted(dir) {
 		t.Fatalf("READY=1 before %s was mounted", dir)
@@ -133,7 +183,7 @@ func TestServeAllFrontends(t *testing.T) {
 	} else {
 		c.Close()
 	}
-	addrs := p.lines(t, 3)
+	addrs := p.lines(t, 4)
 	url := addrs["webdav"]
 	if c, err := net.Dial("tcp", strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/")); err != nil {
 		t.Fatalf("WebDAV dial right after READY=1 (%q): %v", url, err)
@@ -144,6 +194,7 @@ func TestServeAllFrontends(t *testing.T) {
 		t.Errorf("stdout %q", p.stdout.String())
 	}
 
+	before := scrape(t, addrs["metrics"])
 	readers := map[string]func() ([]byte, error){
 		"fuse":   func() ([]byte, error) { return os.ReadFile(filepath.Join(dir, "t", "1", "big")) },
 		"9p":     func() ([]byte, error) { return read9P(sock, "t", "1", "big") },
@@ -164,8 +215,78 @@ func TestServeAllFrontends(t *testing.T) {
 	if pids := storeOpeners(t, st); len(pids) != 1 || pids[0] != p.cmd.Process.Pid {
 		t.Errorf("store open in processes %v, want only the server %d", pids, p.cmd.Process.Pid)
 	}
+	after := scrape(t, addrs["metrics"])
+	// The kernel's page cache answers FUSE's second and third reads.
+	for fe, reads := range map[string]int{"fuse": 1, "9p": 3, "webdav": 3} {
+		if n := after["spraydryfs_served_bytes_total{frontend="+fe+"}"]; n < float64(reads*len(big)) {
+			t.Errorf("%s: %v bytes served, want at least %d", fe, n, reads*len(big))
+		}
+	}
+	for _, key := range []string{"spraydryfs_requests_total{frontend=fuse,status=OK}", "spraydryfs_requests_total{frontend=9p,status=OK}",
+		"spraydryfs_requests_total{frontend=webdav,status=200}"} {
+		if after[key] <= before[key] {
+			t.Errorf("%s: %v before the reads, %v after", key, before[key], after[key])
+		}
+	}
+	// Nine reads of one file through three frontends: one cache, so its
+	// chunks were read from the store once and hit ever after.
+	hits, misses := after["spraydryfs_cache_hits_total{cache=chunk}"], after["spraydryfs_cache_misses_total{cache=chunk}"]
+	if misses == 0 || hits < 2*misses || after["spraydryfs_chunk_decode_seconds_count"] != misses {
+		t.Errorf("chunk cache: %v hits, %v misses, %v decodes", hits, misses, after["spraydryfs_chunk_decode_seconds_count"])
+	}
+	// 9P clients gone, no WebDAV request in flight, one file's reader
+	// kept while the kernel holds its inode.
+	for fe, want := range map[string]float64{"9p": 0, "webdav": 0, "fuse": 1} {
+		if n := after["spraydryfs_open_handles{frontend="+fe+"}"]; n != want {
+			t.Errorf("%s: %v open handles, want %v", fe, n, want)
+		}
+	}
 	p.stop(t)
 	if mounted(dir) {
 		t.Error("still mounted after SIGTERM")
 	}
+}
+
+// TestServeMetricsCorruption: a corrupt chunk read over WebDAV and 9P
+// shows in /metrics as a corruption event and an error (500, EIO) of
+// each frontend; reads of a healthy file beside it are not errors.
+func TestServeMetricsCorruption(t *testing.T) {
+	st := filepath.Join(t.TempDir(), "s.sdfs")
+	src := t.TempDir()
+	bad := []byte(strings.Repeat("this chunk rots ", 100))
+	os.WriteFile(filepath.Join(src, "bad"), bad, 0o644)
+	os.WriteFile(filepath.Join(src, "good"), []byte("fine"), 0o644)
+	ok(t, "-s", st, "ingest", "c@1", src)
+	conformance.Flip(t, st, hash.Sum(bad))
+	sock := filepath.Join(t.TempDir(), "9p.sock")
+	p := startNotified(t, "-s", st, "serve", "--webdav", "127.0.0.1:0", "--9p", "unix:"+sock, "--metrics", "127.0.0.1:0", "-q", "c@1")
+	awaitMessage(t, p.msgs, "READY=1")
+	addrs := p.lines(t, 3)
+	resp, err := http.Get(addrs["webdav"] + "bad")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 500 {
+		t.Errorf("GET bad: %s, want 500", resp.Status)
+	}
+	if _, err := read9P(sock, "bad"); err == nil {
+		t.Error("9P read of a corrupt chunk succeeded")
+	}
+	if got, err := read9P(sock, "good"); err != nil || string(got) != "fine" {
+		t.Errorf("9P read of good: %q, %v", got, err)
+	}
+	m := scrape(t, addrs["metrics"])
+	for _, key := range []string{
+		"spraydryfs_corruption_events_total{frontend=webdav}", "spraydryfs_corruption_events_total{frontend=9p}",
+		"spraydryfs_request_errors_total{frontend=webdav,status=500}", "spraydryfs_request_errors_total{frontend=9p,status=EIO}",
+	} {
+		if m[key] < 1 {
+			t.Errorf("%s = %v, want at least 1", key, m[key])
+		}
+	}
+	if n := m["spraydryfs_request_errors_total{frontend=9p,status=OK}"]; n != 0 {
+		t.Errorf("successes counted as errors: %v", n)
+	}
+	p.stop(t)
 }

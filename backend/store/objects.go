@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/spraydryfs/spraydryfs/backend/chunk"
 	"github.com/spraydryfs/spraydryfs/backend/hash"
@@ -27,7 +28,8 @@ type Objects struct {
 	dirs   *lru.Cache[hash.Hash, *tree.Dir]
 	files  *lru.Cache[hash.Hash, *File]
 
-	pf prefetcher
+	pf    prefetcher
+	stats objStats
 }
 
 // File is a stored file: its content address, size and chunk list.
@@ -80,8 +82,12 @@ func (o *Objects) Newest(ctx context.Context, name string) (Root, error) {
 // Chunk returns the content of chunk h, verified against h. The slice is
 // shared through the cache and must not be modified.
 func (o *Objects) Chunk(ctx context.Context, h hash.Hash) ([]byte, error) {
+	o.stats.chunks.Add(1)
 	return o.chunks.Load(h, func() ([]byte, int64, error) {
+		o.stats.chunkMisses.Add(1)
+		start := time.Now()
 		b, err := o.readChunk(ctx, h, MaxChainDepth)
+		o.stats.decoded(time.Since(start))
 		return b, chunkCost(b), err
 	})
 }
@@ -189,7 +195,9 @@ func (o *Objects) hydrator(ctx context.Context, d hash.Hash) (*chunk.Hydrator, e
 
 // File returns the stored file with content address h.
 func (o *Objects) File(ctx context.Context, h hash.Hash) (*File, error) {
+	o.stats.files.Add(1)
 	return o.files.Load(h, func() (*File, int64, error) {
+		o.stats.fileMisses.Add(1)
 		f, err := o.readFile(ctx, h)
 		if err != nil {
 			return nil, 0, err
@@ -234,7 +242,9 @@ func (o *Objects) CachedDir(h hash.Hash) (*tree.Dir, bool) { return o.dirs.Get(h
 // Dir returns the decoded directory listing with address h, verified
 // against h.
 func (o *Objects) Dir(ctx context.Context, h hash.Hash) (*tree.Dir, error) {
+	o.stats.dirs.Add(1)
 	return o.dirs.Load(h, func() (*tree.Dir, int64, error) {
+		o.stats.dirMisses.Add(1)
 		d, err := o.readDir(ctx, h, MaxChainDepth)
 		if err != nil {
 			return nil, 0, err

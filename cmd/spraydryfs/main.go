@@ -28,6 +28,8 @@ type globals struct {
 	verbose   bool
 	log       *slog.Logger
 	remote    remoteOptions // from the mount helper's -o cache-dir=, cache-size=
+	// metricsAddr is the --metrics address of a server command.
+	metricsAddr string
 }
 
 func main() {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/spraydryfs/spraydryfs/backend"
+	"github.com/spraydryfs/spraydryfs/frontends/report"
 )
 
 // mountOptions mirror the FUSE frontend's, which does not build here, so
@@ -17,6 +18,7 @@ type mountOptions struct {
 	ReadDirPlus bool
 	Log         *slog.Logger
 	Debug       bool
+	Report      report.Reporter
 }
 
 // mountFUSE fails: Windows has no FUSE.

@@ -121,7 +121,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 	if r := cli(t, "rots"); !strings.Contains(r.stderr, "did you mean roots?") {
 		t.Errorf("no suggestion: %q", r.stderr)
 	}
-	for _, args := range [][]string{{}, {"serve"}, {"help"}, {"help", "serve", "9p"}, {"completion", "bash"}, {"serve", "--help"}} {
+	for _, args := range [][]string{{}, {"help"}, {"help", "serve", "9p"}, {"completion", "bash"}, {"serve", "--help"}} {
 		if r := cli(t, args...); r.code != 0 || r.stdout == "" {
 			t.Errorf("%v: %+v", args, r)
 		}

@@ -47,6 +47,9 @@ The subcommands serve one protocol each, with all of its options.`,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			ctx := cmd.Context()
 			if davAddr == "" && ninepAddr == "" && lhttp == "" && mountDir == "" {
+				if len(a) == 1 { // without a frontend, only a subcommand can follow
+					return unknownSubcommand(cmd, a)
+				}
 				return usageError{errors.New("serve: say what to serve with --webdav ADDR, --9p ADDR, --http ADDR or --mount DIR (or use 'serve webdav', 'serve 9p' or 'serve http'; see 'spraydryfs serve --help')")}
 			}
 			which := ""
@@ -86,20 +89,27 @@ The subcommands serve one protocol each, with all of its options.`,
 				}
 				return err
 			}
+			m, mf, err := g.startMetrics("serve", s.Objects)
+			if err != nil {
+				return err
+			}
+			if mf != nil {
+				fes = append(fes, mf)
+			}
 			log := g.accessLog(quiet)
 			if davAddr != "" {
-				dav.Auth, dav.Log = auth, log
+				dav.Auth, dav.Log, dav.Report = auth, log, m.reporter("webdav", true)
 				if err := add(hf.frontend("serve", "webdav", davAddr, webdav.New(v, dav), log)); err != nil {
 					return err
 				}
 			}
 			if ninepAddr != "" {
-				if err := add(ninepFrontend(g, ninepAddr, maxFids, s, v, describe(which))); err != nil {
+				if err := add(ninepFrontend(g, ninepAddr, maxFids, s, v, m.reporter("9p", false))); err != nil {
 					return err
 				}
 			}
 			if lhttp != "" {
-				h, err := roots.handler(ctx, s, auth, log)
+				h, err := roots.handler(ctx, s, auth, log, m.reporter("http", true))
 				if err != nil {
 					return err
 				}
@@ -108,7 +118,7 @@ The subcommands serve one protocol each, with all of its options.`,
 				}
 			}
 			if mountDir != "" { // last: the one start-up step others can see
-				mopt.FsName, mopt.Log = "spraydryfs", g.log
+				mopt.FsName, mopt.Log, mopt.Report = "spraydryfs", g.log, m.reporter("fuse", false)
 				if err := add(mountFrontend(mountDir, v, mopt, describe(which))); err != nil {
 					return err
 				}
@@ -130,6 +140,7 @@ The subcommands serve one protocol each, with all of its options.`,
 	f.BoolVar(&mopt.AllowOther, "allow-other", false, "FUSE: let other users see the mount (needs user_allow_other in /etc/fuse.conf unless root)")
 	f.BoolVar(&mopt.ReadDirPlus, "readdirplus", true, "FUSE: send attributes with directory listings")
 	f.BoolVarP(&quiet, "quiet", "q", false, "log errors only, no access log")
+	registerMetrics(f, &g.metricsAddr)
 	cmd.AddCommand(newServeWebDAVCommand(g), newServe9PCommand(g), newServeHTTPCommand(g))
 	return cmd
 }
@@ -148,18 +159,17 @@ type frontend struct {
 	stop func()
 }
 
-// runFrontends announces fes (stdout: each one's address, after its name
-// if labelled; stderr: its banner), tells whoever waits that they are
+// runFrontends announces fes (stdout: each one's address after its name if
+// labelled, else the first one's address alone; stderr: their banners), tells whoever waits that they are
 // ready (notifyReady) and serves them all until ctx ends or one fails,
 // which stops the others.
 func runFrontends(ctx context.Context, what string, labelled bool, fes ...*frontend) error {
 	for _, f := range fes {
-		if f.where != "" {
-			if labelled {
-				fmt.Fprintln(os.Stdout, f.name, f.where)
-			} else {
-				fmt.Fprintln(os.Stdout, f.where)
-			}
+		switch {
+		case labelled:
+			fmt.Fprintln(os.Stdout, f.name, f.where)
+		case f == fes[0] && f.where != "":
+			fmt.Fprintln(os.Stdout, f.where)
 		}
 		if f.banner != "" {
 			fmt.Fprintf(os.Stderr, "spraydryfs: serving %s %s\n", what, f.banner)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spraydryfs/spraydryfs/backend"
 	"github.com/spraydryfs/spraydryfs/frontends/ninep"
+	"github.com/spraydryfs/spraydryfs/frontends/report"
 )
 
 func newServe9PCommand(g *globals) *cobra.Command {
@@ -74,13 +75,21 @@ the guest's dentry cache shrinks); walks beyond it fail with EMFILE.`,
 				return err
 			}
 			defer s.Close()
-			f, err := ninepFrontend(g, listen, maxFids, s, v, describe(which))
+			m, mf, err := g.startMetrics("serve 9p", s.Objects)
 			if err != nil {
 				return err
 			}
-			return runFrontends(ctx, describe(which), false, f)
+			f, err := ninepFrontend(g, listen, maxFids, s, v, m.reporter("9p", false))
+			if err != nil {
+				if mf != nil {
+					mf.stop()
+				}
+				return err
+			}
+			return runFrontends(ctx, describe(which), false, withMetrics(f, mf)...)
 		},
 	}
+	registerMetrics(cmd.Flags(), &g.metricsAddr)
 	cmd.Flags().IntVar(&maxFids, "max-fids", ninep.DefaultMaxFids, "most fids one connection may hold (about 630 bytes each); more fail with EMFILE")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:5640", "address to listen on: host:port (port 0 picks a free one) or unix:/path/to/socket")
 	return cmd
@@ -98,8 +107,9 @@ func ninepListen(listen string) (network, addr string, err error) {
 	return "tcp", listen, nil
 }
 
-// ninepFrontend listens on listen for a 9P server of view v over s.
-func ninepFrontend(g *globals, listen string, maxFids int, s *readStore, v *backend.View, what string) (*frontend, error) {
+// ninepFrontend listens on listen for a 9P server of view v over s,
+// reporting to rep.
+func ninepFrontend(g *globals, listen string, maxFids int, s *readStore, v *backend.View, rep report.Reporter) (*frontend, error) {
 	network, addr, err := ninepListen(listen)
 	if err != nil {
 		return nil, err
@@ -112,7 +122,7 @@ func ninepFrontend(g *globals, listen string, maxFids int, s *readStore, v *back
 	if network == "unix" {
 		where = "unix:" + where
 	}
-	srv := ninep.New(s.Objects, v, ninep.Options{Log: g.log, MaxFids: maxFids})
+	srv := ninep.New(s.Objects, v, ninep.Options{Log: g.log, MaxFids: maxFids, Report: rep})
 	run := func(ctx context.Context) error {
 		defer ln.Close()
 		if err := srv.Serve(ctx, ln); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/spraydryfs/spraydryfs/backend/layout"
 	"github.com/spraydryfs/spraydryfs/backend/store"
 	"github.com/spraydryfs/spraydryfs/frontends/httplayout"
+	"github.com/spraydryfs/spraydryfs/frontends/report"
 	"github.com/spraydryfs/spraydryfs/frontends/webdav"
 )
 
@@ -63,18 +64,25 @@ that knows one can fetch it whether or not a served root names it.`,
 			}
 			defer s.Close()
 			log := g.accessLog(quiet)
-			h, err := roots.handler(ctx, s, auth, log)
+			m, mf, err := g.startMetrics("serve http", s.Objects)
 			if err != nil {
 				return err
 			}
-			f, err := hf.frontend("serve http", "http", hf.listen, h, log)
-			if err != nil {
-				return err
+			h, err := roots.handler(ctx, s, auth, log, m.reporter("http", true))
+			if err == nil {
+				var f *frontend
+				if f, err = hf.frontend("serve http", "http", hf.listen, h, log); err == nil {
+					return runFrontends(ctx, describe(which), false, withMetrics(f, mf)...)
+				}
 			}
-			return runFrontends(ctx, describe(which), false, f)
+			if mf != nil {
+				mf.stop()
+			}
+			return err
 		},
 	}
 	hf.register(cmd.Flags(), "127.0.0.1:8090")
+	registerMetrics(cmd.Flags(), &g.metricsAddr)
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "log errors only, no access log")
 	return cmd
 }
@@ -99,8 +107,8 @@ func parseLayoutRoots(arg string) (layoutRoots, error) {
 }
 
 // handler checks that the roots are in s and returns the HTTP handler
-// publishing them.
-func (r layoutRoots) handler(ctx context.Context, s *readStore, auth *webdav.Htpasswd, log *slog.Logger) (*httplayout.Handler, error) {
+// publishing them, reporting to rep.
+func (r layoutRoots) handler(ctx context.Context, s *readStore, auth *webdav.Htpasswd, log *slog.Logger, rep report.Reporter) (*httplayout.Handler, error) {
 	all, err := s.Roots(ctx)
 	if err != nil {
 		return nil, err
@@ -108,7 +116,7 @@ func (r layoutRoots) handler(ctx context.Context, s *readStore, auth *webdav.Htp
 	if _, err := layout.Select(all, r); err != nil {
 		return nil, err
 	}
-	opt := httplayout.Options{Log: log, Roots: r}
+	opt := httplayout.Options{Log: log, Roots: r, Report: rep}
 	if auth != nil {
 		opt.Auth = auth
 	}

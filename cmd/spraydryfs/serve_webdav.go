@@ -61,16 +61,24 @@ status is out, by closing the connection short of the Content-Length.`,
 				return err
 			}
 			defer s.Close()
-			opt.Log = g.accessLog(quiet)
-			f, err := hf.frontend("serve webdav", "webdav", hf.listen, webdav.New(v, opt), opt.Log)
+			m, mf, err := g.startMetrics("serve webdav", s.Objects)
 			if err != nil {
 				return err
 			}
-			return runFrontends(ctx, describe(which), false, f)
+			opt.Log, opt.Report = g.accessLog(quiet), m.reporter("webdav", true)
+			f, err := hf.frontend("serve webdav", "webdav", hf.listen, webdav.New(v, opt), opt.Log)
+			if err != nil {
+				if mf != nil {
+					mf.stop()
+				}
+				return err
+			}
+			return runFrontends(ctx, describe(which), false, withMetrics(f, mf)...)
 		},
 	}
 	f := cmd.Flags()
 	hf.register(f, "127.0.0.1:8080")
+	registerMetrics(f, &g.metricsAddr)
 	f.BoolVar(&opt.AllowInfinity, "allow-infinity", false, "answer PROPFIND with Depth infinity (walks whole trees)")
 	f.BoolVar(&opt.NoListing, "no-listing", false, "no HTML listings of directories for browsers")
 	f.BoolVarP(&quiet, "quiet", "q", false, "log errors only, no access log")

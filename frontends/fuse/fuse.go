@@ -14,6 +14,7 @@ import (
 	"log"
 	"log/slog"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -22,6 +23,7 @@ import (
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/spraydryfs/spraydryfs/backend"
+	"github.com/spraydryfs/spraydryfs/frontends/report"
 )
 
 // Options configure Mount.
@@ -39,6 +41,10 @@ type Options struct {
 	ReadDirPlus bool
 	Log         *slog.Logger
 	Debug       bool
+	// Report receives requests by errno, bytes read, corruption and open
+	// readers (one per file read, held until the kernel forgets the
+	// inode); nil reports nothing.
+	Report report.Reporter
 }
 
 // Cache timeouts: stored content never changes; the namespace's own
@@ -53,6 +59,7 @@ type mount struct {
 	v   *backend.View
 	opt Options
 	log *slog.Logger
+	rep report.Reporter
 	// noXattrs: nothing in the view has extended attributes, so xattr
 	// calls answer ENOSYS and Linux stops making them (ls -l asks two per
 	// entry: ACLs and security labels). See noXattrs.
@@ -87,7 +94,7 @@ func Mount(dir string, v *backend.View, opt Options) (*gofuse.Server, error) {
 	if opt.FsName == "" {
 		opt.FsName = "spraydryfs"
 	}
-	m := &mount{v: v, opt: opt, log: opt.Log}
+	m := &mount{v: v, opt: opt, log: opt.Log, rep: report.Or(opt.Report)}
 	m.noXattrs = noXattrs(v, opt.Log)
 	long, short := immutableTimeout, namespaceTimeout
 	timeout := &long
@@ -154,8 +161,12 @@ func (m *mount) errno(op string, n *backend.Node, err error) syscall.Errno {
 	if e == syscall.EIO {
 		m.log.Error("fuse: "+op+" failed", "name", n.Name, "ino", n.Ino, "err", err)
 	}
+	report.Failed(m.rep, err)
 	return e
 }
+
+// done reports an operation that ended with *e.
+func (m *mount) done(e *syscall.Errno) { m.rep.Request(report.Errno(*e)) }
 
 func (m *mount) timeout(n *backend.Node) time.Duration {
 	if n.Immutable() {
@@ -206,7 +217,8 @@ var (
 )
 
 // Lookup implements gofs.NodeLookuper.
-func (d *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+func (d *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (_ *gofs.Inode, e syscall.Errno) {
+	defer d.m.done(&e)
 	c, err := d.m.v.Lookup(ctx, d.n, name)
 	if err != nil {
 		return nil, d.m.errno("lookup", d.n, err)
@@ -219,7 +231,8 @@ func (d *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (*
 }
 
 // Getattr implements gofs.NodeGetattrer.
-func (n *node) Getattr(ctx context.Context, _ gofs.FileHandle, out *gofuse.AttrOut) syscall.Errno {
+func (n *node) Getattr(ctx context.Context, _ gofs.FileHandle, out *gofuse.AttrOut) (e syscall.Errno) {
+	defer n.m.done(&e)
 	n.m.fill(n.n, &out.Attr)
 	out.SetTimeout(n.m.timeout(n.n))
 	return 0
@@ -228,7 +241,8 @@ func (n *node) Getattr(ctx context.Context, _ gofs.FileHandle, out *gofuse.AttrO
 // OpendirHandle implements gofs.NodeOpendirHandler: the listing is read
 // once per open, and for stored directories Linux may keep it cached
 // (FOPEN_CACHE_DIR), since it never changes.
-func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uint32, e syscall.Errno) {
+	defer n.m.done(&e)
 	kids, err := n.m.v.ReadDir(ctx, n.n)
 	if err != nil {
 		return nil, 0, n.m.errno("readdir", n.n, err)
@@ -294,14 +308,18 @@ func (n *node) Flush(context.Context, gofs.FileHandle) syscall.Errno { return sy
 // Read implements gofs.NodeReader through one reader per inode, shared by
 // every process reading it, so sequential reads are seen as such and read
 // ahead.
-func (n *node) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off int64) (gofuse.ReadResult, syscall.Errno) {
+func (n *node) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off int64) (_ gofuse.ReadResult, e syscall.Errno) {
+	defer n.m.done(&e)
 	r := n.reader.Load()
 	if r == nil {
 		var err error
 		if r, err = n.m.v.Open(ctx, n.n); err != nil {
 			return nil, n.m.errno("open", n.n, err)
 		}
-		if !n.reader.CompareAndSwap(nil, r) {
+		if n.reader.CompareAndSwap(nil, r) {
+			n.m.rep.Handles(1)
+			runtime.AddCleanup(n, func(rep report.Reporter) { rep.Handles(-1) }, n.m.rep)
+		} else {
 			r = n.reader.Load()
 		}
 	}
@@ -309,11 +327,13 @@ func (n *node) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off int
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, n.m.errno("read", n.n, err)
 	}
+	n.m.rep.Served(int64(got))
 	return gofuse.ReadResultData(dest[:got]), 0
 }
 
 // Readlink implements gofs.NodeReadlinker.
-func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+func (n *node) Readlink(ctx context.Context) (_ []byte, e syscall.Errno) {
+	defer n.m.done(&e)
 	t, err := n.m.v.Readlink(n.n)
 	if err != nil {
 		return nil, n.m.errno("readlink", n.n, err)
@@ -326,7 +346,8 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 // on every entry stay cheap. A tree without any xattrs answers ENOSYS, so
 // Linux stops asking; namespace and name views never do, so roots ingested
 // later show their xattrs at once.
-func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (_ uint32, e syscall.Errno) {
+	defer n.m.done(&e)
 	if n.m.noXattrs {
 		return 0, syscall.ENOSYS
 	}
@@ -345,7 +366,8 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 }
 
 // Listxattr implements gofs.NodeListxattrer.
-func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+func (n *node) Listxattr(ctx context.Context, dest []byte) (_ uint32, e syscall.Errno) {
+	defer n.m.done(&e)
 	if n.m.noXattrs {
 		return 0, syscall.ENOSYS
 	}
@@ -369,7 +391,8 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 }
 
 // Statfs implements gofs.NodeStatfser.
-func (n *node) Statfs(ctx context.Context, out *gofuse.StatfsOut) syscall.Errno {
+func (n *node) Statfs(ctx context.Context, out *gofuse.StatfsOut) (e syscall.Errno) {
+	defer n.m.done(&e)
 	st, err := n.m.v.Statfs(ctx)
 	if err != nil {
 		return n.m.errno("statfs", n.n, err)

@@ -18,12 +18,14 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spraydryfs/spraydryfs/backend/layout"
 	"github.com/spraydryfs/spraydryfs/backend/store"
 	"github.com/spraydryfs/spraydryfs/frontends/httpauth"
+	"github.com/spraydryfs/spraydryfs/frontends/report"
 )
 
 // Options tune a Handler.
@@ -35,6 +37,9 @@ type Options struct {
 	Auth httpauth.Checker
 	// Log receives one line per request (Info) and failures (Error).
 	Log *slog.Logger
+	// Report receives requests by HTTP status, bytes sent, corruption and
+	// requests in flight; nil reports nothing.
+	Report report.Reporter
 }
 
 // Handler serves the layout of a Source.
@@ -48,6 +53,7 @@ func New(src store.Source, opt Options) *Handler {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
+	opt.Report = report.Or(opt.Report)
 	return &Handler{src: src, opt: opt}
 }
 
@@ -57,10 +63,17 @@ const (
 	IndexCache = "public, max-age=61"
 )
 
-// status records the response status for the access log.
+// status records the response status and the bytes sent.
 type status struct {
 	http.ResponseWriter
 	code int
+	n    int64
+}
+
+func (s *status) Write(p []byte) (int, error) {
+	n, err := s.ResponseWriter.Write(p)
+	s.n += int64(n)
+	return n, err
 }
 
 func (s *status) WriteHeader(code int) {
@@ -72,7 +85,11 @@ func (s *status) WriteHeader(code int) {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &status{ResponseWriter: w, code: http.StatusOK}
+	h.opt.Report.Handles(1)
 	h.serve(sw, r)
+	h.opt.Report.Handles(-1)
+	h.opt.Report.Request(strconv.Itoa(sw.code))
+	h.opt.Report.Served(sw.n)
 	h.opt.Log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.code, "ms", time.Since(start).Milliseconds())
 }
 
@@ -161,6 +178,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		http.Error(w, "404 not found", http.StatusNotFound)
 		return
 	}
+	report.Failed(h.opt.Report, err)
 	h.opt.Log.Error("request failed", "path", r.URL.Path, "err", err)
 	http.Error(w, "500 internal error", http.StatusInternalServerError)
 }

@@ -4,6 +4,8 @@ import (
 	"sync/atomic"
 
 	"github.com/hugelgupf/p9/linux"
+
+	"github.com/spraydryfs/spraydryfs/frontends/report"
 )
 
 // DefaultMaxFids is the default bound on the fids one connection holds.
@@ -35,6 +37,8 @@ type fidCount struct {
 
 	maxListed int64
 	listed    atomic.Int64
+
+	rep report.Reporter // the server's: fids are its open handles
 }
 
 // keepListing reserves room for a listing of n entries between reads, or
@@ -56,10 +60,14 @@ func (c *fidCount) take() error {
 		c.live.Add(-1)
 		return linux.EMFILE
 	}
+	c.rep.Handles(1)
 	return nil
 }
 
-func (c *fidCount) release() { c.live.Add(-1) }
+func (c *fidCount) release() {
+	c.live.Add(-1)
+	c.rep.Handles(-1)
+}
 
 // full reports whether the connection holds its maximum.
 func (c *fidCount) full() bool { return c.live.Load() >= c.max }

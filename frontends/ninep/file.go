@@ -228,6 +228,7 @@ func (f *file) ReadAt(p []byte, off int64) (int, error) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return 0, f.srv.errno("read", f.n.Name, err)
 	}
+	f.srv.rep.Served(int64(n))
 	return n, nil
 }
 

@@ -31,6 +31,7 @@ import (
 
 	"github.com/spraydryfs/spraydryfs/backend"
 	"github.com/spraydryfs/spraydryfs/backend/store"
+	"github.com/spraydryfs/spraydryfs/frontends/report"
 )
 
 // Options configure a Server.
@@ -44,6 +45,9 @@ type Options struct {
 	// MaxListed bounds the directory entries one connection's open
 	// directories keep between reads; 0 means DefaultMaxListed.
 	MaxListed int
+	// Report receives requests by errno, bytes read, corruption and open
+	// fids; nil reports nothing.
+	Report report.Reporter
 }
 
 // Server serves a store over 9P2000.L. It is safe for concurrent use:
@@ -54,6 +58,7 @@ type Server struct {
 	log       *slog.Logger
 	maxFids   int
 	maxListed int
+	rep       report.Reporter
 
 	ctx    context.Context // backend calls; cancelled when Serve stops
 	cancel context.CancelFunc
@@ -78,7 +83,7 @@ func New(s *store.Objects, def *backend.View, opt Options) *Server {
 		opt.MaxListed = DefaultMaxListed
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{s: s, def: def, log: opt.Log, maxFids: opt.MaxFids, maxListed: opt.MaxListed, ctx: ctx, cancel: cancel,
+	return &Server{s: s, def: def, log: opt.Log, maxFids: opt.MaxFids, maxListed: opt.MaxListed, rep: report.Or(opt.Report), ctx: ctx, cancel: cancel,
 		conns: make(map[*wire]struct{})}
 }
 
@@ -111,7 +116,7 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 // ServeConn serves one connection until the client hangs up or the server
 // is closed, and closes it.
 func (srv *Server) ServeConn(c net.Conn) {
-	fids := &fidCount{max: int64(srv.maxFids), maxListed: int64(srv.maxListed)}
+	fids := &fidCount{max: int64(srv.maxFids), maxListed: int64(srv.maxListed), rep: srv.rep}
 	w := newWire(c, fids)
 	srv.mu.Lock()
 	if srv.conns == nil { // closed
@@ -188,5 +193,6 @@ func (srv *Server) errno(op, name string, err error) linux.Errno {
 	if e == syscall.EIO {
 		srv.log.Error("9p: "+op+" failed", "name", name, "err", err)
 	}
+	report.Failed(srv.rep, err)
 	return linuxErrno(e)
 }

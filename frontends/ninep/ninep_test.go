@@ -31,6 +31,8 @@ import (
 	"github.com/spraydryfs/spraydryfs/ingest"
 	"github.com/spraydryfs/spraydryfs/integration/conformance"
 	"github.com/spraydryfs/spraydryfs/integration/fixture"
+
+	"github.com/spraydryfs/spraydryfs/frontends/report"
 )
 
 const manyFiles = 5000
@@ -1022,7 +1024,7 @@ func TestListingBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fids := &fidCount{max: 100, maxListed: manyFiles + manyFiles/2}
+	fids := &fidCount{max: 100, maxListed: manyFiles + manyFiles/2, rep: report.Nop{}}
 	const n = 4
 	var files []*file
 	for i := 0; i < n; i++ {

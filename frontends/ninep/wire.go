@@ -8,6 +8,8 @@ import (
 	"net"
 	"strings"
 	"sync"
+
+	"github.com/spraydryfs/spraydryfs/frontends/report"
 )
 
 // wire is a connection as the p9 server sees it, with three corrections
@@ -191,6 +193,9 @@ func (w *wire) Write(p []byte) (int, error) {
 			size := int(binary.LittleEndian.Uint32(w.whdr))
 			typ := w.whdr[4]
 			w.wleft = max(size-headerLen, 0)
+			if typ != rlerror {
+				w.fids.rep.Request("OK")
+			}
 			if (typ == rlerror || typ == rxattrwalk) && w.wleft <= maxHeldBody {
 				w.hold = append([]byte(nil), w.whdr...)
 			} else {
@@ -217,7 +222,11 @@ func (w *wire) Write(p []byte) (int, error) {
 		}
 		if w.wleft == 0 && len(w.whdr) == 0 {
 			if w.hold != nil {
-				w.pend = append(w.pend, w.fix(w.hold)...)
+				msg := w.fix(w.hold)
+				if msg[4] == rlerror && len(msg) >= headerLen+4 {
+					w.fids.rep.Request(report.LinuxErrno(binary.LittleEndian.Uint32(msg[headerLen:])))
+				}
+				w.pend = append(w.pend, msg...)
 				w.hold = nil
 			}
 			if len(w.pend) > 0 {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spraydryfs/spraydryfs/frontends/report"
 )
 
 // fakeConn is a net.Conn reading from a byte string and writing to a
@@ -69,7 +71,7 @@ func FuzzWireRead(f *testing.F) {
 	f.Add(frame(tattach, 1, []byte{1, 2, 3}), uint8(1))
 	f.Fuzz(func(t *testing.T, in []byte, piece uint8) {
 		c := &fakeConn{r: bytes.NewReader(in)}
-		w := newWire(c, &fidCount{max: 10})
+		w := newWire(c, &fidCount{max: 10, rep: report.Nop{}})
 		var got []byte
 		buf := make([]byte, int(piece)+1)
 		for i := 0; i < len(in)+100; i++ {
@@ -128,7 +130,7 @@ func FuzzWireWrite(f *testing.F) {
 	f.Add(xw, frame(rlerror, 5, nil), uint16(1))
 	f.Fuzz(func(t *testing.T, reqs, replies []byte, piece uint16) {
 		c := &fakeConn{r: bytes.NewReader(reqs)}
-		w := newWire(c, &fidCount{max: 10})
+		w := newWire(c, &fidCount{max: 10, rep: report.Nop{}})
 		buf := make([]byte, 1<<16)
 		for {
 			w.answered()

@@ -48,6 +48,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,6 +56,7 @@ import (
 
 	"github.com/spraydryfs/spraydryfs/backend"
 	"github.com/spraydryfs/spraydryfs/frontends/httpauth"
+	"github.com/spraydryfs/spraydryfs/frontends/report"
 )
 
 // Options configure a Handler.
@@ -73,6 +75,9 @@ type Options struct {
 	// Log receives the access log (info), probes (debug) and errors; nil
 	// means slog.Default().
 	Log *slog.Logger
+	// Report receives requests by HTTP status, bytes sent, corruption and
+	// requests in flight (its open handles); nil reports nothing.
+	Report report.Reporter
 }
 
 // Allowed is the Allow header of every response that names methods.
@@ -102,6 +107,7 @@ type Handler struct {
 	dav *webdav.Handler
 	opt Options
 	log *slog.Logger
+	rep report.Reporter
 
 	big        chan struct{} // slots of big listings
 	bigEntries int64         // a listing with more entries is big
@@ -118,7 +124,7 @@ func New(v *backend.View, opt Options) *Handler {
 		opt.MaxBody = defaultMaxBody
 	}
 	f := &davFS{v: v}
-	h := &Handler{v: v, fs: f, opt: opt, log: opt.Log,
+	h := &Handler{v: v, fs: f, opt: opt, log: opt.Log, rep: report.Or(opt.Report),
 		big: make(chan struct{}, maxBigListings), bigEntries: bigListing, bigWait: bigWait, bigStall: bigStall}
 	h.dav = &webdav.Handler{FileSystem: f, LockSystem: webdav.NewMemLS(), Logger: func(r *http.Request, err error) {
 		if err == nil {
@@ -139,7 +145,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rw := &recorder{ResponseWriter: w}
 	quiet := false
+	h.rep.Handles(1)
 	defer func() {
+		h.rep.Handles(-1)
+		h.rep.Request(strconv.Itoa(rw.statusCode()))
+		h.rep.Served(rw.n)
 		level := slog.LevelInfo
 		if quiet {
 			level = slog.LevelDebug
@@ -459,6 +469,7 @@ func (h *Handler) logErr(r *http.Request, err error) {
 		return
 	}
 	if errors.Is(err, backend.ErrCorrupt) {
+		h.rep.Corrupt()
 		h.log.Error("webdav: corrupt data", "method", r.Method, "path", r.URL.Path, "err", err)
 		return
 	}
