@@ -4,6 +4,7 @@ package integration
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -289,4 +291,90 @@ func TestServeMetricsCorruption(t *testing.T) {
 		t.Errorf("successes counted as errors: %v", n)
 	}
 	p.stop(t)
+}
+
+// jsonLines parses every line of s as a JSON object.
+func jsonLines(t *testing.T, s string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", l, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// get fetches url and checks for 200.
+func get(t *testing.T, url string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("GET %s: %s", url, resp.Status)
+	}
+}
+
+// TestServeLogs: --log-format json writes the access log as JSON lines,
+// to --log-file when given; SIGHUP reopens that file (after logrotate
+// moved it, the next lines go to a new file at the path), and with
+// stderr logging is a no-op that says so.
+func TestServeLogs(t *testing.T) {
+	st, _, _ := opsStore(t)
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	p := startNotified(t, "--log-format", "json", "--log-file", logPath, "-s", st, "serve", "--webdav", "127.0.0.1:0", "t@1")
+	awaitMessage(t, p.msgs, "READY=1")
+	url := p.lines(t, 1)["webdav"]
+	get(t, url+"sub/small")
+	rotated := logPath + ".1"
+	if err := os.Rename(logPath, rotated); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	var after []byte
+	for i := 0; i < 200 && len(after) == 0; i++ { // until the new file has the request after SIGHUP
+		get(t, url+"big")
+		after, _ = os.ReadFile(logPath)
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.stop(t)
+	before, _ := os.ReadFile(rotated)
+	for name, b := range map[string][]byte{"before SIGHUP": before, "after SIGHUP": after} {
+		lines := jsonLines(t, string(b))
+		if lines[0]["msg"] != "webdav" || lines[0]["status"] != float64(200) || lines[0]["method"] != "GET" {
+			t.Errorf("%s: first line %v", name, lines[0])
+		}
+	}
+	// A GET racing with the reopen may land in either file; the first
+	// one cannot be in the new file.
+	if !strings.Contains(string(before), "/sub/small") || strings.Contains(string(after), "/sub/small") {
+		t.Errorf("rotated log:\n%s\nnew log:\n%s", before, after)
+	}
+	if strings.Contains(p.stderr.String(), `"msg"`) {
+		t.Errorf("log lines on stderr with --log-file:\n%s", p.stderr.String())
+	}
+
+	q := startNotified(t, "--log-format", "json", "-s", st, "serve", "--webdav", "127.0.0.1:0", "-q", "t@1")
+	awaitMessage(t, q.msgs, "READY=1")
+	q.cmd.Process.Signal(syscall.SIGHUP)
+	for i := 0; i < 200 && !strings.Contains(q.stderr.String(), "SIGHUP"); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	q.stop(t)
+	var found bool
+	for _, l := range strings.Split(q.stderr.String(), "\n") {
+		if strings.HasPrefix(l, "{") {
+			m := jsonLines(t, l)[0]
+			found = found || strings.Contains(m["msg"].(string), "nothing to reopen")
+		}
+	}
+	if !found {
+		t.Errorf("SIGHUP with stderr logging not logged as JSON:\n%s", q.stderr.String())
+	}
 }

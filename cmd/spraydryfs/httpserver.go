@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -119,5 +118,5 @@ func (g *globals) accessLog(quiet bool) *slog.Logger {
 	case quiet:
 		level = slog.LevelWarn
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return g.newLogger(level)
 }

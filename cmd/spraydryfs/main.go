@@ -30,6 +30,9 @@ type globals struct {
 	remote    remoteOptions // from the mount helper's -o cache-dir=, cache-size=
 	// metricsAddr is the --metrics address of a server command.
 	metricsAddr string
+	logFormat   string   // --log-format: text or json
+	logPath     string   // --log-file, or "" for stderr
+	logFile     *logFile // open when logPath is set
 }
 
 func main() {
@@ -81,20 +84,15 @@ Identical chunks, files and directories are stored once across all roots.
 
 The store is one SQLite file, chosen with -s/--store or $SPRAYDRYFS_STORE.
 Roots are named NAME@VERSION.`,
-		Version:       version() + " " + runtime.Version(),
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		PersistentPreRun: func(cmd *cobra.Command, args []string) {
-			level := slog.LevelWarn
-			if g.verbose {
-				level = slog.LevelDebug
-			}
-			g.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			slog.SetDefault(g.log)
-		},
+		Version:           version() + " " + runtime.Version(),
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error { return g.setUpLogs() },
 	}
 	root.PersistentFlags().StringVarP(&g.storePath, "store", "s", os.Getenv("SPRAYDRYFS_STORE"), "store file; reading commands also take a published layout: a directory or http(s)://HOST/PREFIX (default $SPRAYDRYFS_STORE)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log debug messages")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log lines as text (key=value) or json")
+	root.PersistentFlags().StringVar(&g.logPath, "log-file", "", "log to this file instead of stderr (servers reopen it on SIGHUP)")
 	root.SetVersionTemplate("spraydryfs {{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(

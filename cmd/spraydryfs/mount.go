@@ -127,7 +127,7 @@ SIGTERM.`,
 			if isDaemonChild() {
 				f.banner = ""
 			}
-			return runFrontends(ctx, describe(which), false, withMetrics(f, mf)...)
+			return g.runFrontends(ctx, describe(which), false, withMetrics(f, mf)...)
 		},
 	}
 	cmd.Flags().BoolVar(&opt.AllowOther, "allow-other", false, "let other users see the mount (needs user_allow_other in /etc/fuse.conf unless root)")

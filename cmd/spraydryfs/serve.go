@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -125,7 +127,7 @@ The subcommands serve one protocol each, with all of its options.`,
 			}
 			started := fes
 			fes = nil // runFrontends stops them
-			return runFrontends(ctx, describe(which), true, started...)
+			return g.runFrontends(ctx, describe(which), true, started...)
 		},
 	}
 	f := cmd.Flags()
@@ -162,8 +164,8 @@ type frontend struct {
 // runFrontends announces fes (stdout: each one's address after its name if
 // labelled, else the first one's address alone; stderr: their banners), tells whoever waits that they are
 // ready (notifyReady) and serves them all until ctx ends or one fails,
-// which stops the others.
-func runFrontends(ctx context.Context, what string, labelled bool, fes ...*frontend) error {
+// which stops the others. SIGHUP meanwhile reopens the logs.
+func (g *globals) runFrontends(ctx context.Context, what string, labelled bool, fes ...*frontend) error {
 	for _, f := range fes {
 		switch {
 		case labelled:
@@ -175,9 +177,22 @@ func runFrontends(ctx context.Context, what string, labelled bool, fes ...*front
 			fmt.Fprintf(os.Stderr, "spraydryfs: serving %s %s\n", what, f.banner)
 		}
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP) // before READY=1: a reload may follow at once
+	defer signal.Stop(hup)
 	notifyReady(ctx)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go func() {
+		for {
+			select {
+			case <-hup:
+				g.reopenLogs()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	errs := make([]error, len(fes))
 	var wg sync.WaitGroup
 	for i, f := range fes {

@@ -86,7 +86,7 @@ the guest's dentry cache shrinks); walks beyond it fail with EMFILE.`,
 				}
 				return err
 			}
-			return runFrontends(ctx, describe(which), false, withMetrics(f, mf)...)
+			return g.runFrontends(ctx, describe(which), false, withMetrics(f, mf)...)
 		},
 	}
 	registerMetrics(cmd.Flags(), &g.metricsAddr)

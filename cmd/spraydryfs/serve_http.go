@@ -72,7 +72,7 @@ that knows one can fetch it whether or not a served root names it.`,
 			if err == nil {
 				var f *frontend
 				if f, err = hf.frontend("serve http", "http", hf.listen, h, log); err == nil {
-					return runFrontends(ctx, describe(which), false, withMetrics(f, mf)...)
+					return g.runFrontends(ctx, describe(which), false, withMetrics(f, mf)...)
 				}
 			}
 			if mf != nil {

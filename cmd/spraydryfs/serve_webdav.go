@@ -73,7 +73,7 @@ status is out, by closing the connection short of the Content-Length.`,
 				}
 				return err
 			}
-			return runFrontends(ctx, describe(which), false, withMetrics(f, mf)...)
+			return g.runFrontends(ctx, describe(which), false, withMetrics(f, mf)...)
 		},
 	}
 	f := cmd.Flags()
