@@ -116,7 +116,7 @@ SIGTERM.`,
 				return err
 			}
 			opt.Log, opt.Report = g.log, m.reporter("fuse", false)
-			f, err := mountFrontend(a[0], v, opt, describe(which))
+			f, err := mountFrontend(a[0], v, opt)
 			if err != nil {
 				if mf != nil {
 					mf.stop()
@@ -144,7 +144,7 @@ SIGTERM.`,
 
 // mountFrontend mounts v at dir. Its run serves until unmounted from
 // outside or ctx ends, which unmounts.
-func mountFrontend(dir string, v *backend.View, opt mountOptions, what string) (*frontend, error) {
+func mountFrontend(dir string, v *backend.View, opt mountOptions) (*frontend, error) {
 	server, err := mountFUSE(dir, v, opt)
 	if err != nil {
 		return nil, err

@@ -34,13 +34,18 @@ store and one cache: --webdav ADDR (as 'serve webdav'), --9p ADDR (as
 'serve 9p', unix:/path for a socket), --http ADDR (the published layout,
 as 'serve http'; the root, if any, is NAME or NAME@VERSION) and --mount DIR
 (a FUSE mount, as 'mount'). At least one is needed. Addresses are
-loopback unless given otherwise; port 0 picks a free one.
+host:port (port 0 picks a free one): give loopback ones, as in the
+examples, unless clients are elsewhere.
 
 Everything that can fail (the store, the root, the addresses, TLS,
 htpasswd, the mount point) is checked before anything is served. Then
 serve prints one line per frontend on stdout ("webdav URL", "9p ADDR",
 "http URL", "mount DIR") and, under systemd (Type=notify), sends READY=1
-once all are up. SIGINT or SIGTERM stops every frontend and unmounts.
+once all are up. SIGINT or SIGTERM stops every frontend and unmounts; a
+mount unmounted from outside ends the server too. SIGHUP reopens the
+--log-file. --metrics ADDR serves Prometheus metrics at /metrics: requests,
+errors, bytes and open handles per frontend, the shared cache's hits and
+misses, chunk decode times and corruption events (see the README).
 
 The subcommands serve one protocol each, with all of its options.`,
 		Example: `  spraydryfs serve --webdav 127.0.0.1:8080 --9p 127.0.0.1:5640 --mount /mnt/trees
@@ -101,7 +106,7 @@ The subcommands serve one protocol each, with all of its options.`,
 			log := g.accessLog(quiet)
 			if davAddr != "" {
 				dav.Auth, dav.Log, dav.Report = auth, log, m.reporter("webdav", true)
-				if err := add(hf.frontend("serve", "webdav", davAddr, webdav.New(v, dav), log)); err != nil {
+				if err := add(hf.frontend("serve --webdav", "webdav", davAddr, webdav.New(v, dav), log)); err != nil {
 					return err
 				}
 			}
@@ -115,13 +120,13 @@ The subcommands serve one protocol each, with all of its options.`,
 				if err != nil {
 					return err
 				}
-				if err := add(hf.frontend("serve", "http", lhttp, h, log)); err != nil {
+				if err := add(hf.frontend("serve --http", "http", lhttp, h, log)); err != nil {
 					return err
 				}
 			}
 			if mountDir != "" { // last: the one start-up step others can see
 				mopt.FsName, mopt.Log, mopt.Report = "spraydryfs", g.log, m.reporter("fuse", false)
-				if err := add(mountFrontend(mountDir, v, mopt, describe(which))); err != nil {
+				if err := add(mountFrontend(mountDir, v, mopt)); err != nil {
 					return err
 				}
 			}
