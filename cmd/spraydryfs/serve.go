@@ -185,7 +185,7 @@ func (g *globals) runFrontends(ctx context.Context, what string, labelled bool, 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP) // before READY=1: a reload may follow at once
 	defer signal.Stop(hup)
-	notifyReady(ctx)
+	defer notifyReady(ctx)()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
