@@ -104,11 +104,7 @@ func Trees(ctx context.Context, o *store.Objects, a, b *tree.Entry, fn func(Chan
 		return nil
 	}
 	return walk.ComparePaths(ctx, o, a.Hash, b.Hash, func(wc walk.Change) error {
-		e := wc.A
-		if e == nil {
-			e = wc.B
-		}
-		return report(ctx, o, join(wc.Dir, e.Name), wc.A, wc.B, fn)
+		return report(ctx, o, wc.Path(), wc.A, wc.B, fn)
 	})
 }
 
@@ -184,7 +180,7 @@ func attrs(a, b *tree.Entry) Attrs {
 	if a.MTime != b.MTime {
 		d |= MTime
 	}
-	if !sameXattrs(a.Xattrs, b.Xattrs) {
+	if !tree.SameXattrs(a.Xattrs, b.Xattrs) {
 		d |= Xattrs
 	}
 	if a.Target != b.Target {
@@ -194,25 +190,6 @@ func attrs(a, b *tree.Entry) Attrs {
 		d |= Links
 	}
 	return d
-}
-
-func sameXattrs(a, b []tree.Xattr) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].Name != b[i].Name || string(a[i].Value) != string(b[i].Value) {
-			return false
-		}
-	}
-	return true
-}
-
-func join(dir, name string) string {
-	if dir == "" {
-		return name
-	}
-	return dir + "/" + name
 }
 
 // Stat sums changes: entries per kind, the files and bytes added and

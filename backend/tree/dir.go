@@ -99,6 +99,19 @@ type Entry struct {
 	Hash   hash.Hash // regular files: content; directories: listing
 }
 
+// SameXattrs reports whether two sorted attribute lists are equal.
+func SameXattrs(a, b []Xattr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || string(a[i].Value) != string(b[i].Value) {
+			return false
+		}
+	}
+	return true
+}
+
 // Dir is a decoded directory listing, entries sorted by name bytes.
 type Dir struct {
 	Entries []Entry

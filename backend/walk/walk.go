@@ -131,6 +131,15 @@ type Change struct {
 	A, B *tree.Entry
 }
 
+// Path returns the slash-separated path of the changed name.
+func (c Change) Path() string {
+	e := c.A
+	if e == nil {
+		e = c.B
+	}
+	return join(c.Dir, e.Name)
+}
+
 // Compare walks listings a and b side by side and tells fn of every name
 // whose entries differ, in name order, depth first. Where both entries are
 // directories with different listings it descends, after fn; identical
@@ -206,16 +215,9 @@ func (c *comparer) dirs(ctx context.Context, path string, a, b hash.Hash) error 
 // sameEntry reports whether two entries of one name are identical in
 // content and every attribute.
 func sameEntry(a, b *tree.Entry) bool {
-	if a.Type != b.Type || a.Hash != b.Hash || a.Mode != b.Mode || a.UID != b.UID || a.GID != b.GID ||
-		a.MTime != b.MTime || a.Size != b.Size || a.Nlink != b.Nlink || a.Rdev != b.Rdev || a.Target != b.Target || len(a.Xattrs) != len(b.Xattrs) {
-		return false
-	}
-	for i := range a.Xattrs {
-		if a.Xattrs[i].Name != b.Xattrs[i].Name || string(a.Xattrs[i].Value) != string(b.Xattrs[i].Value) {
-			return false
-		}
-	}
-	return true
+	return a.Type == b.Type && a.Hash == b.Hash && a.Mode == b.Mode && a.UID == b.UID && a.GID == b.GID &&
+		a.MTime == b.MTime && a.Size == b.Size && a.Nlink == b.Nlink && a.Rdev == b.Rdev && a.Target == b.Target &&
+		tree.SameXattrs(a.Xattrs, b.Xattrs)
 }
 
 func join(dir, name string) string {
