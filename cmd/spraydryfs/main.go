@@ -180,5 +180,11 @@ func (g *globals) open(write bool) (*store.Store, error) {
 	if g.storePath == "" {
 		return nil, usageError{errors.New("no store given: use -s/--store PATH or set SPRAYDRYFS_STORE")}
 	}
-	return store.Open(g.storePath, store.Options{Create: write, ReadOnly: !write})
+	return g.openFile(g.storePath, write)
+}
+
+// openFile opens store file p for reading, or for writing (creating it)
+// if write.
+func (g *globals) openFile(p string, write bool) (*store.Store, error) {
+	return store.Open(p, store.Options{Create: write, ReadOnly: !write})
 }

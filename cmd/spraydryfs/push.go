@@ -11,7 +11,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/spraydryfs/spraydryfs/backend/layout"
-	"github.com/spraydryfs/spraydryfs/backend/remote"
 	"github.com/spraydryfs/spraydryfs/backend/store"
 	"github.com/spraydryfs/spraydryfs/push"
 )
@@ -39,10 +38,6 @@ with other content is refused.`,
   spraydryfs -s http://127.0.0.1:8090/ mount /mnt/trees`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			dest := a[0]
-			if remote.IsURL(dest) || dest == "" {
-				return usageError{fmt.Errorf("push: DEST must be a directory (got %q)", dest)}
-			}
 			var refs []store.Ref
 			for _, arg := range a[1:] {
 				ref, err := store.ParseRef(arg, false)
@@ -54,9 +49,11 @@ with other content is refused.`,
 				}
 				refs = append(refs, ref)
 			}
-			if st, err := os.Stat(dest); err == nil && !st.IsDir() {
-				return fmt.Errorf("push: %s is not a directory", dest)
+			t, dest, closeTarget, err := openTarget(a[0])
+			if err != nil {
+				return err
 			}
+			defer closeTarget()
 			s, err := g.openReader()
 			if err != nil {
 				return err
@@ -83,7 +80,7 @@ with other content is refused.`,
 				}
 			}
 			start := time.Now()
-			rep, err := push.Run(ctx, s.Objects, layout.NewDir(dest), roots, opt)
+			rep, err := push.Run(ctx, s.Objects, t, roots, opt)
 			if bar != nil {
 				bar.Finish()
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spraydryfs/spraydryfs/backend/layout"
@@ -28,8 +29,10 @@ func (r *readStore) Close() error { return r.close() }
 // openReader opens what -s names for reading: an http(s):// URL or a
 // directory is a published layout, anything else a store file. Write
 // commands use open.
-func (g *globals) openReader() (*readStore, error) {
-	p := g.storePath
+func (g *globals) openReader() (*readStore, error) { return g.openReaderAt(g.storePath) }
+
+// openReaderAt opens store p for reading, as openReader does -s.
+func (g *globals) openReaderAt(p string) (*readStore, error) {
 	switch {
 	case p == "":
 		return nil, usageError{errors.New("no store given: use -s/--store PATH or URL, or set SPRAYDRYFS_STORE")}
@@ -42,7 +45,7 @@ func (g *globals) openReader() (*readStore, error) {
 	case layout.IsDir(p):
 		return g.layoutReader(layout.NewDir(p), p, false, func() error { return nil })
 	}
-	s, err := g.open(false)
+	s, err := g.openFile(p, false)
 	if err != nil {
 		return nil, err
 	}
@@ -59,6 +62,17 @@ func (g *globals) layoutReader(f layout.Fetcher, where string, refetches bool, c
 		src.Prefetch(o)
 	}
 	return &readStore{Objects: o, where: where, close: closer}, nil
+}
+
+// openTarget opens dest, where push writes a layout: a directory.
+func openTarget(dest string) (t layout.Target, where string, closer func() error, err error) {
+	if remote.IsURL(dest) || dest == "" {
+		return nil, "", nil, usageError{fmt.Errorf("push: DEST must be a directory (got %q)", dest)}
+	}
+	if st, err := os.Stat(dest); err == nil && !st.IsDir() {
+		return nil, "", nil, fmt.Errorf("push: %s is not a directory", dest)
+	}
+	return layout.NewDir(dest), dest, func() error { return nil }, nil
 }
 
 // checkLayout checks a published layout by walking every root: each
