@@ -84,17 +84,28 @@ type object struct {
 
 // pusher walks the roots' trees (listings and chunk lists, decoded and
 // verified through Objects) and hands each object to workers that copy
-// what the target lacks.
+// what the target lacks. An object is put only after the objects it
+// depends on (references, delta bases, dictionaries), so a target that
+// checks them (a store file) accepts it.
 type pusher struct {
 	o   *store.Objects
 	src store.Source
 	t   layout.Target
 
-	mu   sync.Mutex
-	seen map[object]struct{}
+	mu     sync.Mutex
+	walked map[object]struct{} // listings and files the walk has entered
+	copies map[object]*copying // objects handed to workers or copied
 
 	jobs chan object
 	rep  struct{ objects, present, sent, bytes atomic.Int64 }
+}
+
+// copying is the state of one object's copy: queued until a worker (or a
+// dependant that needs it first) takes it, then done is closed when it is
+// in the target.
+type copying struct {
+	taken bool
+	done  chan struct{}
 }
 
 func copyAll(ctx context.Context, o *store.Objects, t layout.Target, roots []store.Root, opt Options) (Report, error) {
@@ -103,7 +114,7 @@ func copyAll(ctx context.Context, o *store.Objects, t layout.Target, roots []sto
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	p := &pusher{o: o, src: o.Source(), t: t, seen: map[object]struct{}{}, jobs: make(chan object, 256)}
+	p := &pusher{o: o, src: o.Source(), t: t, walked: map[object]struct{}{}, copies: map[object]*copying{}, jobs: make(chan object, 256)}
 	fail := func(err error) {
 		if err != nil {
 			cancel(err)
@@ -116,7 +127,7 @@ func copyAll(ctx context.Context, o *store.Objects, t layout.Target, roots []sto
 			defer wg.Done()
 			for j := range p.jobs {
 				if ctx.Err() == nil {
-					fail(p.copy(ctx, j))
+					fail(p.take(ctx, j, false))
 				}
 			}
 		}()
@@ -175,17 +186,77 @@ func (p *pusher) progress(f func(Report), roots int) func(Report) {
 	}
 }
 
-// mark records that object x is taken care of; it reports false if it
-// already was.
-func (p *pusher) mark(x object) bool {
+// enter records that the walk reached listing or file x; it reports
+// false if it had.
+func (p *pusher) enter(x object) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.seen[x]; ok {
+	if _, ok := p.walked[x]; ok {
 		return false
 	}
-	p.seen[x] = struct{}{}
+	p.walked[x] = struct{}{}
+	return true
+}
+
+// entered reports whether the walk has reached listing or file x.
+func (p *pusher) entered(x object) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.walked[x]
+	return ok
+}
+
+// wholeListings reports whether the target takes a delta listing only
+// with its base's subtree (see StoreTarget.WholeListings).
+func (p *pusher) wholeListings() bool {
+	w, ok := p.t.(interface{ WholeListings() bool })
+	return ok && w.WholeListings()
+}
+
+// queue records object x as needed; it reports false if it already was
+// (queued, being copied or copied).
+func (p *pusher) queue(x object) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.copies[x]; ok {
+		return false
+	}
+	p.copies[x] = &copying{done: make(chan struct{})}
 	p.rep.objects.Add(1)
 	return true
+}
+
+// take copies object x unless another worker has taken it. A worker
+// (wait false) skips an object taken already; a dependant (wait true)
+// waits until it is in the target, or takes it itself if it is only
+// queued, so that workers never all wait on queued objects.
+func (p *pusher) take(ctx context.Context, x object, wait bool) error {
+	p.mu.Lock()
+	c, ok := p.copies[x]
+	if !ok {
+		c = &copying{done: make(chan struct{})}
+		p.copies[x] = c
+		p.rep.objects.Add(1)
+	}
+	mine := !c.taken
+	c.taken = true
+	p.mu.Unlock()
+	if mine {
+		err := p.copy(ctx, x)
+		if err == nil {
+			close(c.done)
+		}
+		return err
+	}
+	if !wait {
+		return nil
+	}
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 func (p *pusher) send(ctx context.Context, x object) error {
@@ -199,15 +270,17 @@ func (p *pusher) send(ctx context.Context, x object) error {
 
 // walkDir hands listing h and everything under it to the workers.
 func (p *pusher) walkDir(ctx context.Context, h hash.Hash) error {
-	if !p.mark(object{layout.Listing, h}) {
+	if !p.enter(object{layout.Listing, h}) {
 		return nil
 	}
 	d, err := p.o.Dir(ctx, h)
 	if err != nil {
 		return err
 	}
-	if err := p.send(ctx, object{layout.Listing, h}); err != nil {
-		return err
+	if p.queue(object{layout.Listing, h}) {
+		if err := p.send(ctx, object{layout.Listing, h}); err != nil {
+			return err
+		}
 	}
 	for _, e := range d.Entries {
 		switch {
@@ -225,22 +298,23 @@ func (p *pusher) walkDir(ctx context.Context, h hash.Hash) error {
 
 // walkFile hands file h's chunk list and chunks to the workers.
 func (p *pusher) walkFile(ctx context.Context, h hash.Hash) error {
-	if !p.mark(object{layout.ChunkList, h}) {
+	if !p.enter(object{layout.ChunkList, h}) {
 		return nil
 	}
 	f, err := p.o.File(ctx, h)
 	if err != nil {
 		return err
 	}
+	// A one-chunk file has no list: it is its chunk.
 	if len(f.List.Chunks) != 1 || f.List.Chunks[0].Hash != h {
-		if err := p.send(ctx, object{layout.ChunkList, h}); err != nil {
-			return err
+		if p.queue(object{layout.ChunkList, h}) {
+			if err := p.send(ctx, object{layout.ChunkList, h}); err != nil {
+				return err
+			}
 		}
-	} else {
-		p.rep.objects.Add(-1) // a one-chunk file is its chunk
 	}
 	for _, c := range f.List.Chunks {
-		if p.mark(object{layout.Chunk, c.Hash}) {
+		if p.queue(object{layout.Chunk, c.Hash}) {
 			if err := p.send(ctx, object{layout.Chunk, c.Hash}); err != nil {
 				return err
 			}
@@ -283,26 +357,29 @@ func (p *pusher) copy(ctx context.Context, x object) error {
 	return nil
 }
 
-// also copies a dependency of an object being copied, unless another
-// worker has it in hand.
-func (p *pusher) also(ctx context.Context, x object) error {
-	if !p.mark(x) {
-		return nil
-	}
-	return p.copy(ctx, x)
-}
+// also copies a dependency of an object being copied, or waits for the
+// worker copying it, so that it is in the target before its dependant.
+func (p *pusher) also(ctx context.Context, x object) error { return p.take(ctx, x, true) }
 
 func (p *pusher) listing(ctx context.Context, h hash.Hash) ([]byte, error) {
 	rec, err := p.src.Listing(ctx, h)
 	if err != nil {
 		return nil, fmt.Errorf("directory %s: %w", h, err)
 	}
-	if _, err := p.o.Dir(ctx, h); err != nil {
+	d, err := p.o.Dir(ctx, h)
+	if err != nil {
 		return nil, err
 	}
 	base, err := store.ListingBase(rec)
 	if err != nil {
 		return nil, fmt.Errorf("directory %s: %w", h, err)
+	}
+	if !base.IsZero() && p.wholeListings() && !p.entered(object{layout.Listing, base}) {
+		enc, err := d.Encode()
+		if err != nil {
+			return nil, fmt.Errorf("directory %s: %w", h, err)
+		}
+		rec, base = store.PackListing(enc), hash.Zero
 	}
 	if !base.IsZero() {
 		if err := p.also(ctx, object{layout.Listing, base}); err != nil {

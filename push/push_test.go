@@ -178,6 +178,12 @@ type failing struct {
 	puts atomic.Int64
 }
 
+// WholeListings passes on the target's.
+func (f *failing) WholeListings() bool {
+	w, ok := f.Target.(interface{ WholeListings() bool })
+	return ok && w.WholeListings()
+}
+
 func (f *failing) Put(ctx context.Context, key string, b []byte) error {
 	if f.puts.Add(1) > f.n.Load() {
 		return errors.New("killed")
@@ -241,4 +247,151 @@ func TestConcurrentPushesKeepBoth(t *testing.T) {
 		}
 	}
 	readBack(t, dir, vs)
+}
+
+// pullInto copies roots from the layout in dir into a new store file and
+// returns it, opened.
+func pullInto(t *testing.T, dir string, refs ...string) (*store.Store, push.Report) {
+	t.Helper()
+	ctx := context.Background()
+	src, err := store.NewObjects(layout.NewSource(layout.NewDir(dir), layout.SourceOptions{}), 1<<20, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := src.Roots(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rs []store.Ref
+	for _, r := range refs {
+		ref, _ := store.ParseRef(r, false)
+		rs = append(rs, ref)
+	}
+	sel, err := layout.Select(all, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := store.Open(filepath.Join(t.TempDir(), "copy.sdfs"), store.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dst.Close() })
+	tgt := push.NewStoreTarget(dst, "pull "+dir)
+	rep, err := push.Run(ctx, src, tgt, sel, push.Options{Workers: 8})
+	if cerr := tgt.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst, rep
+}
+
+// checkStore runs check --read-data on s and fails on any problem.
+func checkStore(t *testing.T, s *store.Store) {
+	t.Helper()
+	rep, err := s.Check(context.Background(), true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) > 0 || !rep.DataChecked {
+		t.Fatalf("check --read-data: %+v", rep.Problems)
+	}
+}
+
+// readStore checks versions (1-based numbers in which) of vs in store s.
+func readStore(t *testing.T, s *store.Store, vs []map[string][]byte, which ...int) {
+	t.Helper()
+	for _, i := range which {
+		v, err := backend.OpenRoot(context.Background(), s.Objects, store.Ref{Name: "t", Version: fmt.Sprint(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p, want := range vs[i-1] {
+			got, err := v.FS().ReadFile(p)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("t@%d/%s: %d bytes, %v", i, p, len(got), err)
+			}
+		}
+	}
+}
+
+// TestPullIntoStore copies every root from a layout (delta chunks whose
+// references the workers meet in any order, a delta listing, a
+// dictionary) into a new store file: an offline copy that passes check
+// --read-data, reads byte-exact and keeps the stored frames (same size);
+// a second pull copies nothing, and pushing it on gives the same layout.
+func TestPullIntoStore(t *testing.T) {
+	s, vs := newStore(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	if _, err := push.Run(ctx, s.Objects, layout.NewDir(dir), roots(t, s), push.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	dst, rep := pullInto(t, dir)
+	if rep.Sent != rep.Objects || rep.Present != 0 {
+		t.Fatalf("pull: %+v", rep)
+	}
+	checkStore(t, dst)
+	readStore(t, dst, vs, 1, 2, 3)
+	a, _ := s.Stats(ctx)
+	b, _ := dst.Stats(ctx)
+	if a.Chunks != b.Chunks || a.ChunkStored != b.ChunkStored || a.Deltas != b.Deltas {
+		t.Errorf("copy differs: %d chunks, %d stored bytes, %d deltas; original %d, %d, %d",
+			b.Chunks, b.ChunkStored, b.Deltas, a.Chunks, a.ChunkStored, a.Deltas)
+	}
+	tgt := push.NewStoreTarget(dst, "again")
+	again, err := push.Run(ctx, s.Objects, tgt, roots(t, s), push.Options{})
+	tgt.Close()
+	if err != nil || again.Sent != 0 {
+		t.Fatalf("second pull: %+v, %v", again, err)
+	}
+	dir2 := t.TempDir()
+	if _, err := push.Run(ctx, dst.Objects, layout.NewDir(dir2), roots(t, dst), push.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	readBack(t, dir2, vs)
+}
+
+// TestPullOneRoot copies only t@2 and what it needs; a pull that stops
+// midway adds no root, and the next finishes it.
+func TestPullOneRoot(t *testing.T) {
+	s, vs := newStore(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	if _, err := push.Run(ctx, s.Objects, layout.NewDir(dir), roots(t, s), push.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	src, _ := store.NewObjects(layout.NewSource(layout.NewDir(dir), layout.SourceOptions{}), 1<<20, 1<<20)
+	dst, err := store.Open(filepath.Join(t.TempDir(), "copy.sdfs"), store.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	sel := roots(t, s, "t@2")
+	f := &failing{Target: push.NewStoreTarget(dst, "pull")}
+	f.n.Store(15)
+	if _, err := push.Run(ctx, src, f, sel, push.Options{Workers: 4}); err == nil {
+		t.Fatal("interrupted pull succeeded")
+	}
+	f.Target.(*push.StoreTarget).Close()
+	if rs, _ := dst.Roots(ctx); len(rs) != 0 {
+		t.Fatalf("an interrupted pull added roots: %v", rs)
+	}
+	tgt := push.NewStoreTarget(dst, "pull")
+	rep, err := push.Run(ctx, src, tgt, sel, push.Options{})
+	if cerr := tgt.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Present == 0 || rep.Sent == 0 {
+		t.Fatalf("resumed pull: %+v, want some present and some sent", rep)
+	}
+	checkStore(t, dst)
+	readStore(t, dst, vs, 2)
+	if rs, _ := dst.Roots(ctx); len(rs) != 1 || rs[0].ID() != "t@2" || rs[0].Source != "pull" {
+		t.Fatalf("roots after pull: %+v", rs)
+	}
 }

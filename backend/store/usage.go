@@ -19,6 +19,7 @@ const (
 	ObjectChunk   ObjectKind = iota + 1 // a chunk's stored bytes
 	ObjectList                          // a file's chunk list
 	ObjectListing                       // a directory listing's record
+	ObjectDict                          // a trained dictionary
 )
 
 // StoredObject is one object as the store holds it: its size and the

@@ -47,7 +47,9 @@ const (
 	opFile
 	opDir
 	opIndex
-	opFlush
+	opFrame // a chunk in its stored form (import.go)
+	opDict  // a dictionary known by its hash (import.go)
+	opFunc  // fn, run on the connection after a commit
 )
 
 type op struct {
@@ -61,6 +63,7 @@ type op struct {
 	dict  int64
 	ref   hash.Hash
 	depth int64
+	fn    func(*sqlite.Conn) error // opFunc
 	ack   chan error
 }
 
@@ -190,9 +193,13 @@ func (w *Writer) PutIndex(name string, gen int64, path string, data []byte) erro
 }
 
 // Flush commits everything sent so far.
-func (w *Writer) Flush() error {
+func (w *Writer) Flush() error { return w.do(nil) }
+
+// do commits everything sent so far, then runs fn (if not nil) on the
+// write connection, outside any transaction, and returns its error.
+func (w *Writer) do(fn func(*sqlite.Conn) error) error {
 	ack := make(chan error, 1)
-	if err := w.send(op{kind: opFlush, ack: ack}); err != nil {
+	if err := w.send(op{kind: opFunc, fn: fn, ack: ack}); err != nil {
 		return err
 	}
 	select {
@@ -329,13 +336,17 @@ func (w *Writer) loop() {
 			}
 			return
 		}
-		if o.kind == opFlush {
+		if o.kind == opFunc {
 			err := commit()
-			o.ack <- err
 			if err != nil {
+				o.ack <- err
 				fail(err)
 				return
 			}
+			if o.fn != nil {
+				err = o.fn(c)
+			}
+			o.ack <- err // fn's own failure leaves the writer usable
 			continue
 		}
 		if !inTx {
@@ -353,7 +364,7 @@ func (w *Writer) loop() {
 		bytes += int64(len(o.data))
 		pending.StoredBytes += n
 		switch o.kind {
-		case opChunk:
+		case opChunk, opFrame:
 			claimed = append(claimed, o.h)
 			if n > 0 {
 				pending.Chunks++
@@ -403,6 +414,10 @@ func (w *Writer) apply(c *sqlite.Conn, o op) (int64, error) {
 		if err := exec(c, `INSERT OR IGNORE INTO dirs(hash, data) VALUES (?, ?)`, o.h[:], o.data); err != nil {
 			return 0, fmt.Errorf("store directory %s: %w", o.h, err)
 		}
+	case opFrame:
+		return applyFrame(c, o)
+	case opDict:
+		return 0, applyDict(c, o)
 	case opIndex:
 		if err := exec(c, `INSERT OR REPLACE INTO ingest_index(name, gen, path, data) VALUES (?, ?, ?, ?)`, o.name, o.gen, o.h[:], o.data); err != nil {
 			return 0, fmt.Errorf("store ingest index: %w", err)

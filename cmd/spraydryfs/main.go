@@ -112,6 +112,7 @@ Roots are named NAME@VERSION.`,
 		newDuCommand(g),
 		newRmCommand(g),
 		newPushCommand(g),
+		newPullCommand(g),
 		newVersionCommand(),
 		newGCCommand(g),
 	)

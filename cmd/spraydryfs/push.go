@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -21,10 +22,12 @@ func newPushCommand(g *globals) *cobra.Command {
 		Use:   "push DEST [NAME[@VERSION]...]",
 		Short: "Publish roots as a layout that any web server can serve",
 		Long: `Push copies roots (all of them, or the names and versions given) from the
-store into DEST, a directory holding the published layout: immutable
-objects named by their content address under objects/<kind>/ab/cdef…, and
-one small index.json naming the roots. Serve the directory with any static
-web server (or S3 later) and read it anywhere with -s http://HOST/PREFIX.
+store (-s) into DEST. DEST is a directory holding the published layout:
+immutable objects named by their content address under
+objects/<kind>/ab/cdef…, and one small index.json naming the roots. Serve
+the directory with any static web server and read it anywhere with
+-s http://HOST/PREFIX. DEST may also be a store file (an existing file, or
+a new path ending in .sdfs), as with pull.
 
 Only objects DEST lacks are read and sent, in parallel; each is verified
 against its address first and written atomically (temporary file and
@@ -38,60 +41,143 @@ with other content is refused.`,
   spraydryfs -s http://127.0.0.1:8090/ mount /mnt/trees`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			var refs []store.Ref
-			for _, arg := range a[1:] {
-				ref, err := store.ParseRef(arg, false)
-				if err != nil {
-					return usageError{err}
-				}
-				if ref.Path != "" {
-					return usageError{errors.New("push: roots are NAME or NAME@VERSION, without a path")}
-				}
-				refs = append(refs, ref)
-			}
-			t, dest, closeTarget, err := openTarget(a[0])
+			refs, err := rootRefs("push", a[1:])
 			if err != nil {
 				return err
 			}
-			defer closeTarget()
 			s, err := g.openReader()
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			ctx := cmd.Context()
-			all, err := s.Roots(ctx)
+			roots, err := namedRoots(cmd.Context(), s, refs)
 			if err != nil {
 				return err
 			}
-			roots, err := layout.Select(all, refs)
+			t, dest, closeTarget, err := g.openTarget(a[0], false)
 			if err != nil {
 				return err
 			}
-			opt := push.Options{Workers: workers}
-			var bar *progressbar.ProgressBar
-			if term.IsTerminal(int(os.Stderr.Fd())) {
-				bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetDescription("push"),
-					progressbar.OptionShowBytes(true), progressbar.OptionThrottle(100*time.Millisecond),
-					progressbar.OptionClearOnFinish(), progressbar.OptionFullWidth(), progressbar.OptionSpinnerType(14))
-				opt.Progress = func(r push.Report) {
-					bar.Describe(fmt.Sprintf("push: %d objects, %d sent, %d there", r.Objects, r.Sent, r.Present))
-					bar.Set64(r.Bytes)
-				}
-			}
-			start := time.Now()
-			rep, err := push.Run(ctx, s.Objects, t, roots, opt)
-			if bar != nil {
-				bar.Finish()
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Printf("pushed %d roots to %s in %.1fs: %d objects, %d sent (%s), %d already there\n",
-				rep.Roots, dest, time.Since(start).Seconds(), rep.Objects, rep.Sent, size(rep.Bytes), rep.Present)
-			return nil
+			return finish(transfer(cmd.Context(), "push", s, roots, t, dest, workers), closeTarget)
 		},
 	}
 	cmd.Flags().IntVarP(&workers, "jobs", "j", 4, "objects copied in parallel (measured here: 4 beats 8 into a local directory)")
 	return cmd
+}
+
+func newPullCommand(g *globals) *cobra.Command {
+	var workers int
+	cmd := &cobra.Command{
+		Use:   "pull SRC [NAME[@VERSION]...]",
+		Short: "Copy roots from a published layout or another store into this one",
+		Long: `Pull copies roots (all of them, or the names and versions given) from SRC
+into the store (-s). SRC is anything -s reads: a published layout at an
+http(s):// URL or in a directory, or a store file. The store is a store
+file, created if missing (or a layout directory, if -s names one).
+
+A pull into a store file makes a complete offline copy: every object the
+roots need, in its stored form (chunks are not dried again), verified
+against its address on the way, so the copy passes check --read-data and
+serves the roots without the network. Only objects the store lacks are
+fetched, in parallel. The roots are added last, in one transaction, after
+everything they need is committed: a pull that is interrupted or killed
+adds no root, and running it again fetches only what is still missing. A
+NAME@VERSION the store has with other content is refused.`,
+		Example: `  spraydryfs -s local.sdfs pull http://mirror.example:8090/ toolchain@1.2
+  spraydryfs -s local.sdfs pull /srv/www/trees
+  spraydryfs -s local.sdfs check --read-data`,
+		Args: args(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			refs, err := rootRefs("pull", a[1:])
+			if err != nil {
+				return err
+			}
+			if g.storePath == "" {
+				return usageError{errors.New("pull: no store to pull into: use -s/--store PATH or set SPRAYDRYFS_STORE")}
+			}
+			s, err := g.openReaderAt(a[0])
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			roots, err := namedRoots(cmd.Context(), s, refs)
+			if err != nil {
+				return err
+			}
+			t, dest, closeTarget, err := g.openTarget(g.storePath, true)
+			if err != nil {
+				return err
+			}
+			if st, ok := t.(*push.StoreTarget); ok {
+				st.Source = "pull " + s.where
+			}
+			return finish(transfer(cmd.Context(), "pull", s, roots, t, dest, workers), closeTarget)
+		},
+	}
+	cmd.Flags().IntVarP(&workers, "jobs", "j", 16, "objects fetched in parallel")
+	return cmd
+}
+
+// rootRefs parses the NAME[@VERSION] arguments of push and pull.
+func rootRefs(cmd string, args []string) ([]store.Ref, error) {
+	var refs []store.Ref
+	for _, arg := range args {
+		ref, err := store.ParseRef(arg, false)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		if ref.Path != "" {
+			return nil, usageError{fmt.Errorf("%s: roots are NAME or NAME@VERSION, without a path", cmd)}
+		}
+		refs = append(refs, ref)
+	}
+	return refs, nil
+}
+
+// finish closes a target after a transfer and returns the first error.
+func finish(err error, closer func() error) error {
+	if cerr := closer(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// namedRoots returns the roots of s that refs name (every root for none).
+func namedRoots(ctx context.Context, s *readStore, refs []store.Ref) ([]store.Root, error) {
+	all, err := s.Roots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return layout.Select(all, refs)
+}
+
+// transfer copies roots from s into t, with a progress bar on a terminal
+// and a summary line.
+func transfer(ctx context.Context, verb string, s *readStore, roots []store.Root, t layout.Target, dest string, workers int) error {
+	opt := push.Options{Workers: workers}
+	verbed, moved := "pushed", "sent"
+	if verb == "pull" {
+		verbed, moved = "pulled", "fetched"
+	}
+	var bar *progressbar.ProgressBar
+	if term.IsTerminal(int(os.Stderr.Fd())) {
+		bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetDescription(verb),
+			progressbar.OptionShowBytes(true), progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(), progressbar.OptionFullWidth(), progressbar.OptionSpinnerType(14))
+		opt.Progress = func(r push.Report) {
+			bar.Describe(fmt.Sprintf("%s: %d objects, %d %s, %d there", verb, r.Objects, r.Sent, moved, r.Present))
+			bar.Set64(r.Bytes)
+		}
+	}
+	start := time.Now()
+	rep, err := push.Run(ctx, s.Objects, t, roots, opt)
+	if bar != nil {
+		bar.Finish()
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s %d roots to %s in %.1fs: %d objects, %d %s (%s), %d already there\n",
+		verbed, rep.Roots, dest, time.Since(start).Seconds(), rep.Objects, rep.Sent, moved, size(rep.Bytes), rep.Present)
+	return nil
 }

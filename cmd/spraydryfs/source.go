@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spraydryfs/spraydryfs/backend/layout"
@@ -64,15 +65,31 @@ func (g *globals) layoutReader(f layout.Fetcher, where string, refetches bool, c
 	return &readStore{Objects: o, where: where, close: closer}, nil
 }
 
-// openTarget opens dest, where push writes a layout: a directory.
-func openTarget(dest string) (t layout.Target, where string, closer func() error, err error) {
+// openTarget opens dest, where push and pull write: an existing
+// directory is a layout, an existing file a store file; a new path is a
+// store file if it ends in .sdfs or newStore is set, else a layout
+// directory.
+func (g *globals) openTarget(dest string, newStore bool) (t layout.Target, where string, closer func() error, err error) {
 	if remote.IsURL(dest) || dest == "" {
-		return nil, "", nil, usageError{fmt.Errorf("push: DEST must be a directory (got %q)", dest)}
+		return nil, "", nil, usageError{fmt.Errorf("cannot write to %q: give a directory or a store file (serve a directory with any web server to publish over HTTP)", dest)}
 	}
-	if st, err := os.Stat(dest); err == nil && !st.IsDir() {
-		return nil, "", nil, fmt.Errorf("push: %s is not a directory", dest)
+	st, err := os.Stat(dest)
+	isStore := err == nil && !st.IsDir() || err != nil && (newStore || strings.HasSuffix(dest, ".sdfs"))
+	if !isStore {
+		return layout.NewDir(dest), dest, func() error { return nil }, nil
 	}
-	return layout.NewDir(dest), dest, func() error { return nil }, nil
+	s, err := g.openFile(dest, true)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	tgt := push.NewStoreTarget(s, "")
+	return tgt, s.Path(), func() error {
+		err := tgt.Close()
+		if cerr := s.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}, nil
 }
 
 // checkLayout checks a published layout by walking every root: each
