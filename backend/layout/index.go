@@ -2,6 +2,7 @@ package layout
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -22,10 +23,22 @@ import (
 // The top entry is encoded as the store encodes it: a one-entry listing
 // whose entry, named "top", is the root directory's (attributes and
 // listing address). Roots are sorted by name, then oldest first.
+//
+// A signed index is version 2 (see SignIndex): the same roots, with the
+// time of publication, inside a "signed" member whose exact bytes an
+// ed25519 signature covers:
+//
+//	{"format": "spraydryfs-layout", "version": 2,
+//	 "signed": {"published": "<RFC 3339, ns>", "roots": [ … ]},
+//	 "key": "<base64 public key>", "signature": "<base64 signature>"}
 
 const (
 	indexFormat  = "spraydryfs-layout"
 	indexVersion = 1
+	// signedVersion is a signed index's version. Readers that know only
+	// version 1 refuse it, saying so, rather than read roots whose
+	// signature they would not check.
+	signedVersion = 2
 	// MaxIndexSize bounds the index a reader accepts (about 100,000 roots).
 	MaxIndexSize = 64 << 20
 )
@@ -45,11 +58,24 @@ type indexRoot struct {
 	Bytes   int64  `json:"bytes"`
 }
 
-// EncodeIndex returns the index of roots, sorted by name, then creation
-// time (then version).
+// EncodeIndex returns the unsigned index (version 1) of roots, sorted by
+// name, then creation time (then version).
 func EncodeIndex(roots []store.Root) ([]byte, error) {
+	rs, err := encodeRoots(roots)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.MarshalIndent(indexJSON{Format: indexFormat, Version: indexVersion, Roots: rs}, "", " ")
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// encodeRoots returns the index entries of roots, sorted.
+func encodeRoots(roots []store.Root) ([]indexRoot, error) {
 	roots = sortRoots(roots)
-	x := indexJSON{Format: indexFormat, Version: indexVersion, Roots: make([]indexRoot, len(roots))}
+	out := make([]indexRoot, len(roots))
 	for i, r := range roots {
 		e := r.Top
 		e.Name = "top"
@@ -57,14 +83,10 @@ func EncodeIndex(roots []store.Root) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("index: root %s: %w", r.ID(), err)
 		}
-		x.Roots[i] = indexRoot{Name: r.Name, Version: r.Version, Top: base64.StdEncoding.EncodeToString(top),
+		out[i] = indexRoot{Name: r.Name, Version: r.Version, Top: base64.StdEncoding.EncodeToString(top),
 			Created: r.Created.UTC().Format(time.RFC3339Nano), Files: r.Files, Bytes: r.Bytes}
 	}
-	b, err := json.MarshalIndent(x, "", " ")
-	if err != nil {
-		return nil, fmt.Errorf("index: %w", err)
-	}
-	return append(b, '\n'), nil
+	return out, nil
 }
 
 func sortRoots(roots []store.Root) []store.Root {
@@ -86,31 +108,82 @@ func badIndex(format string, a ...any) error {
 	return fmt.Errorf("%w: roots index: %s", store.ErrCorrupt, fmt.Sprintf(format, a...))
 }
 
-// DecodeIndex parses an index strictly: known format and version, no
-// unknown fields, valid and distinct root names, decodable top entries.
-// Every fault is an error wrapping store.ErrCorrupt.
+// DecodeIndex parses an index strictly, signed or not, and returns its
+// roots (see ReadIndex).
 func DecodeIndex(b []byte) ([]store.Root, error) {
+	x, err := ReadIndex(b, nil)
+	return x.Roots, err
+}
+
+// ReadIndex parses an index strictly: known format and version, no
+// unknown fields, valid and distinct root names, decodable top entries,
+// and for a signed index (version 2) the exact framing and a signature
+// that verifies under the key it names. Every such fault is an error
+// wrapping store.ErrCorrupt. Given trusted keys, it also refuses an
+// unsigned index and one signed by another key, with an error wrapping
+// ErrUntrusted.
+func ReadIndex(b []byte, trust []ed25519.PublicKey) (Index, error) {
 	if len(b) > MaxIndexSize {
-		return nil, badIndex("%d bytes, more than %d", len(b), MaxIndexSize)
+		return Index{}, badIndex("%d bytes, more than %d", len(b), MaxIndexSize)
 	}
+	var head struct {
+		Format  string `json:"format"`
+		Version int    `json:"version"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return Index{}, badIndex("%v", err)
+	}
+	if head.Format != indexFormat {
+		return Index{}, badIndex("format %q, want %q", head.Format, indexFormat)
+	}
+	var x Index
+	var err error
+	switch head.Version {
+	case indexVersion:
+		x.Roots, err = decodeUnsigned(b)
+	case signedVersion:
+		x, err = decodeSigned(b)
+	default:
+		return Index{}, badIndex("version %d (this spraydryfs reads %d and %d)", head.Version, indexVersion, signedVersion)
+	}
+	if err != nil {
+		return Index{}, err
+	}
+	if len(trust) > 0 {
+		if err := x.trusted(trust); err != nil {
+			return Index{}, err
+		}
+	}
+	return x, nil
+}
+
+// decodeUnsigned decodes an index of version 1.
+func decodeUnsigned(b []byte) ([]store.Root, error) {
+	var x indexJSON
+	if err := decodeStrict(b, &x); err != nil {
+		return nil, err
+	}
+	return decodeRoots(x.Roots)
+}
+
+// decodeStrict decodes b into v: no unknown fields, nothing after.
+func decodeStrict(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	var x indexJSON
-	if err := dec.Decode(&x); err != nil {
-		return nil, badIndex("%v", err)
+	if err := dec.Decode(v); err != nil {
+		return badIndex("%v", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, badIndex("trailing data")
+		return badIndex("trailing data")
 	}
-	if x.Format != indexFormat {
-		return nil, badIndex("format %q, want %q", x.Format, indexFormat)
-	}
-	if x.Version != indexVersion {
-		return nil, badIndex("version %d (this spraydryfs reads %d)", x.Version, indexVersion)
-	}
-	roots := make([]store.Root, len(x.Roots))
+	return nil
+}
+
+// decodeRoots checks and decodes the roots of an index.
+func decodeRoots(js []indexRoot) ([]store.Root, error) {
+	roots := make([]store.Root, len(js))
 	seen := map[string]bool{}
-	for i, j := range x.Roots {
+	for i, j := range js {
 		r, err := decodeRoot(j)
 		if err != nil {
 			return nil, badIndex("root %d: %v", i, err)

@@ -2,8 +2,11 @@ package layout
 
 import (
 	"bytes"
+	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
@@ -168,7 +171,8 @@ func TestIndexStrict(t *testing.T) {
 		"not json":     []byte("{"),
 		"trailing":     append(bytes.Clone(good), "{}"...),
 		"format":       mutate(func(m map[string]any) { m["format"] = "other" }),
-		"version":      mutate(func(m map[string]any) { m["version"] = 2 }),
+		"version":      mutate(func(m map[string]any) { m["version"] = 3 }),
+		"v2 unsigned":  mutate(func(m map[string]any) { m["version"] = 2 }),
 		"unknown":      mutate(func(m map[string]any) { m["extra"] = 1 }),
 		"bad name":     mutate(func(m map[string]any) { root0(m)["name"] = "a/b" }),
 		"latest":       mutate(func(m map[string]any) { root0(m)["version"] = "latest" }),
@@ -233,6 +237,9 @@ func FuzzDecodeIndex(f *testing.F) {
 	good, _ := EncodeIndex(sampleRoots())
 	f.Add(good)
 	f.Add([]byte(`{"format":"spraydryfs-layout","version":1,"roots":[]}`))
+	k, _ := GenerateKey()
+	signed, _ := SignIndex(sampleRoots(), time.Unix(1800000000, 0), k)
+	f.Add(signed)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		roots, err := DecodeIndex(b)
 		if err != nil {
@@ -255,4 +262,190 @@ func FuzzDecodeIndex(f *testing.F) {
 			}
 		}
 	})
+}
+
+func testKey(t *testing.T) ed25519.PrivateKey {
+	t.Helper()
+	k, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func pub(k ed25519.PrivateKey) ed25519.PublicKey { return k.Public().(ed25519.PublicKey) }
+
+func TestKeyText(t *testing.T) {
+	k := testKey(t)
+	sec := FormatSecretKey(k)
+	if !strings.HasPrefix(sec, SecretKeyPrefix) || strings.Count(sec, "\n") != 1 {
+		t.Fatalf("secret key text %q", sec)
+	}
+	k2, err := ParseSecretKey(sec)
+	if err != nil || !k2.Equal(k) {
+		t.Fatalf("secret key round trip: %v", err)
+	}
+	p, err := ParsePublicKey(" " + FormatPublicKey(pub(k)) + "\n")
+	if err != nil || !p.Equal(pub(k)) {
+		t.Fatalf("public key round trip: %v", err)
+	}
+	for _, bad := range []string{"", "hello", PublicKeyPrefix, PublicKeyPrefix + "AAAA", PublicKeyPrefix + "%%%",
+		FormatPublicKey(pub(k)) + "x", strings.TrimPrefix(FormatPublicKey(pub(k)), PublicKeyPrefix)} {
+		if _, err := ParsePublicKey(bad); err == nil {
+			t.Errorf("public key %q accepted", bad)
+		}
+	}
+	if _, err := ParsePublicKey(sec); err == nil || !strings.Contains(err.Error(), "secret key") {
+		t.Errorf("a secret key taken as public: %v", err)
+	}
+	if _, err := ParseSecretKey(FormatPublicKey(pub(k))); err == nil || !strings.Contains(err.Error(), "public key") {
+		t.Errorf("a public key taken as secret: %v", err)
+	}
+}
+
+func TestSignedIndex(t *testing.T) {
+	k, other := testKey(t), testKey(t)
+	when := time.Date(2026, 12, 1, 22, 0, 0, 123, time.UTC)
+	b, err := SignIndex(sampleRoots(), when, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := ReadIndex(b, []ed25519.PublicKey{pub(other), pub(k)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !x.Published.Equal(when) || !x.Signer.Equal(pub(k)) || len(x.Roots) != 3 || x.Roots[0].ID() != "a@1" {
+		t.Fatalf("read back %+v", x)
+	}
+	unsigned, _ := EncodeIndex(sampleRoots())
+	plain, _ := DecodeIndex(unsigned)
+	if !reflect.DeepEqual(x.Roots, plain) {
+		t.Error("signed and unsigned indexes of the same roots decode differently")
+	}
+	// Without trusted keys, a signed index reads as an unsigned one does
+	// (its signature still checked against the key it names).
+	if roots, err := DecodeIndex(b); err != nil || !reflect.DeepEqual(roots, plain) {
+		t.Fatalf("signed index without trust: %v", err)
+	}
+	if _, err := ReadIndex(unsigned, []ed25519.PublicKey{pub(k)}); !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "not signed") {
+		t.Errorf("unsigned index with trust: %v", err)
+	}
+	if _, err := ReadIndex(b, []ed25519.PublicKey{pub(other)}); !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "not a trusted key") {
+		t.Errorf("index signed by another key: %v", err)
+	}
+	again, _ := SignIndex(x.Roots, when, k)
+	if !bytes.Equal(again, b) {
+		t.Error("signing is not deterministic")
+	}
+	// Merged with another root and signed again, later: both verify.
+	more := sampleRoots()[0]
+	more.Version = "9"
+	merged, err := MergeIndex(x.Roots, []store.Root{more})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, _ := SignIndex(merged, when.Add(time.Second), k)
+	if y, err := ReadIndex(b2, []ed25519.PublicKey{pub(k)}); err != nil || len(y.Roots) != 4 || !y.Published.After(x.Published) {
+		t.Fatalf("merged and re-signed: %+v, %v", y, err)
+	}
+}
+
+// TestSignedIndexEveryByte: with a trusted key, a signed index with any
+// bit of any byte flipped is refused; so is one cut short or extended.
+func TestSignedIndexEveryByte(t *testing.T) {
+	k := testKey(t)
+	trust := []ed25519.PublicKey{pub(k)}
+	b, err := SignIndex(sampleRoots()[:2], time.Unix(1800000000, 5), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range b {
+		for bit := range 8 {
+			c := bytes.Clone(b)
+			c[i] ^= 1 << bit
+			if _, err := ReadIndex(c, trust); err == nil {
+				t.Fatalf("byte %d (%q) with bit %d flipped accepted", i, b[i], bit)
+			}
+		}
+	}
+	for _, c := range [][]byte{b[:len(b)-1], append(bytes.Clone(b), '\n'), append([]byte(" "), b...)} {
+		if _, err := ReadIndex(c, trust); err == nil {
+			t.Fatalf("index of %d bytes (not %d) accepted", len(c), len(b))
+		}
+	}
+}
+
+// memFetcher is a layout held in memory.
+type memFetcher struct{ files map[string][]byte }
+
+func (m *memFetcher) Fetch(_ context.Context, key string, _ int64, _ bool) ([]byte, error) {
+	b, ok := m.files[key]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return b, nil
+}
+
+// TestSourceTrust: a Source given trusted keys refuses an unsigned or
+// wrongly signed index at first, and on a refresh keeps the last good
+// one: also when the index is replaced by one published earlier.
+func TestSourceTrust(t *testing.T) {
+	k, other := testKey(t), testKey(t)
+	rs := sampleRoots()
+	t0 := time.Unix(1800000000, 0)
+	signed := func(roots []store.Root, at time.Time, key ed25519.PrivateKey) []byte {
+		b, err := SignIndex(roots, at, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	unsigned, _ := EncodeIndex(rs)
+	ctx := context.Background()
+	for name, b := range map[string][]byte{"unsigned": unsigned, "other key": signed(rs, t0, other)} {
+		f := &memFetcher{files: map[string][]byte{IndexKey: b}}
+		src := NewSource(f, SourceOptions{Trust: []ed25519.PublicKey{pub(k)}})
+		if _, err := src.Roots(ctx); !errors.Is(err, ErrUntrusted) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+
+	var logs bytes.Buffer
+	f := &memFetcher{files: map[string][]byte{IndexKey: signed(rs[:1], t0, k)}}
+	src := NewSource(f, SourceOptions{Trust: []ed25519.PublicKey{pub(k)}, IndexTTL: time.Nanosecond, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	count := func() int {
+		t.Helper()
+		roots, err := src.Roots(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(roots)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d roots", n)
+	}
+	f.files[IndexKey] = signed(rs[:2], t0.Add(time.Second), k)
+	if n := count(); n != 2 {
+		t.Fatalf("%d roots after a newer index", n)
+	}
+	bad := map[string][]byte{
+		"rollback":  signed(rs, t0, k),
+		"same time": signed(rs, t0.Add(time.Second), k),
+		"unsigned":  unsigned,
+		"other key": signed(rs, t0.Add(time.Hour), other),
+	}
+	for name, b := range bad {
+		logs.Reset()
+		f.files[IndexKey] = b
+		if n := count(); n != 2 {
+			t.Errorf("%s: %d roots, want the last good index's 2", name, n)
+		}
+		if !strings.Contains(logs.String(), "cannot refresh the roots index") {
+			t.Errorf("%s: no warning logged: %q", name, logs.String())
+		}
+	}
+	f.files[IndexKey] = signed(rs, t0.Add(time.Hour), k)
+	if n := count(); n != 3 {
+		t.Fatalf("%d roots after a newer index", n)
+	}
 }

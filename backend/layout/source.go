@@ -2,6 +2,8 @@ package layout
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -24,6 +26,10 @@ type Source struct {
 	mu      sync.Mutex
 	roots   []store.Root
 	fetched time.Time
+	// published and indexSum are those of the newest signed index read:
+	// an older one (a rollback) is refused.
+	published time.Time
+	indexSum  [sha256.Size]byte
 
 	// frames holds the chunks ChunkList fetched to learn that a file is
 	// one chunk, for the Frame call that follows.
@@ -58,6 +64,10 @@ type SourceOptions struct {
 	Refetches bool
 	// Log receives refetch warnings; nil is slog.Default.
 	Log *slog.Logger
+	// Trust, if not empty, are the keys one of which must have signed the
+	// index (see ReadIndex); an unsigned or otherwise signed index is
+	// refused.
+	Trust []ed25519.PublicKey
 }
 
 // frameCache bounds the frames kept between ChunkList and Frame.
@@ -86,9 +96,9 @@ func (s *Source) index(ctx context.Context) ([]store.Root, error) {
 		return s.roots, nil
 	}
 	b, err := s.f.Fetch(ctx, IndexKey, MaxIndexSize, false)
-	var roots []store.Root
+	var x Index
 	if err == nil {
-		roots, err = DecodeIndex(b)
+		x, err = s.readIndex(b)
 	} else {
 		err = fmt.Errorf("roots index: %w", err)
 	}
@@ -102,8 +112,30 @@ func (s *Source) index(ctx context.Context) ([]store.Root, error) {
 		s.fetched = time.Now()
 		return s.roots, nil
 	}
-	s.roots, s.fetched = roots, time.Now()
-	return roots, nil
+	s.roots, s.fetched = x.Roots, time.Now()
+	return x.Roots, nil
+}
+
+// readIndex decodes and checks index b against the trusted keys and,
+// if it is signed, against the newest signed index read before: one
+// published earlier, or another one published at the same time, is a
+// rollback (an old index served again) and is refused. s.mu is held.
+func (s *Source) readIndex(b []byte) (Index, error) {
+	x, err := ReadIndex(b, s.opt.Trust)
+	if err != nil || x.Published.IsZero() {
+		return x, err
+	}
+	sum := sha256.Sum256(b)
+	switch {
+	case x.Published.Before(s.published):
+		return Index{}, fmt.Errorf("%w: published %s, before the one read already (%s): refusing an older index served again",
+			ErrUntrusted, x.Published.Format(time.RFC3339Nano), s.published.Format(time.RFC3339Nano))
+	case x.Published.Equal(s.published) && sum != s.indexSum:
+		return Index{}, fmt.Errorf("%w: another index published at the same time (%s) as the one read already",
+			ErrUntrusted, x.Published.Format(time.RFC3339Nano))
+	}
+	s.published, s.indexSum = x.Published, sum
+	return x, nil
 }
 
 // Roots implements store.Source.
