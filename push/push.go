@@ -5,6 +5,8 @@ package push
 
 import (
 	"context"
+	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -22,7 +24,22 @@ type Options struct {
 	Workers int
 	// Progress, if set, is called about ten times a second and at the end.
 	Progress func(Report)
+	// Sign, if set, signs the merged index with this key. The target's
+	// index must then be absent or signed by this key or one of Trust:
+	// re-signing roots nobody trusted signed would vouch for them.
+	Sign ed25519.PrivateKey
+	// Trust are other keys whose signature on the target's index is
+	// accepted by a signing push.
+	Trust []ed25519.PublicKey
+	// TakeOver lets a push replace an index it would refuse: sign one that
+	// is unsigned or signed by an unknown key, or (without Sign) replace a
+	// signed index by an unsigned one.
+	TakeOver bool
 }
+
+// ErrIndexRefused reports a push that would sign an index it cannot vouch
+// for, or drop the signature of a signed one (see Options.TakeOver).
+var ErrIndexRefused = errors.New("the target's index is refused")
 
 // Report counts what a push did.
 type Report struct {
@@ -45,23 +62,60 @@ func Run(ctx context.Context, o *store.Objects, t layout.Target, roots []store.R
 		return rep, err
 	}
 	err = t.UpdateIndex(ctx, func(old []byte) ([]byte, error) {
-		var have []store.Root
+		var have layout.Index
 		if old != nil {
 			var err error
-			if have, err = layout.DecodeIndex(old); err != nil {
+			if have, err = layout.ReadIndex(old, nil); err != nil {
 				return nil, fmt.Errorf("existing index: %w", err)
 			}
+			if err := opt.accepts(have); err != nil {
+				return nil, err
+			}
 		}
-		all, err := layout.MergeIndex(have, roots)
+		all, err := layout.MergeIndex(have.Roots, roots)
 		if err != nil {
 			return nil, err
 		}
-		return layout.EncodeIndex(all)
+		if opt.Sign == nil {
+			return layout.EncodeIndex(all)
+		}
+		return layout.SignIndex(all, publishedAfter(have.Published, time.Now()), opt.Sign)
 	})
 	if err != nil {
 		return rep, fmt.Errorf("push: index: %w", err)
 	}
 	return rep, nil
+}
+
+// accepts checks that the target's existing index x may be merged into
+// the index this push writes.
+func (opt Options) accepts(x layout.Index) error {
+	if opt.TakeOver {
+		return nil
+	}
+	switch {
+	case opt.Sign == nil && x.Signer != nil:
+		return fmt.Errorf("%w: it is signed (by %s), and this push does not sign: give the secret key with --sign, or --take-over to publish it unsigned",
+			ErrIndexRefused, layout.FormatPublicKey(x.Signer))
+	case opt.Sign == nil:
+		return nil
+	case x.Signer == nil:
+		return fmt.Errorf("%w: it is not signed, so signing it would vouch for roots nobody signed: check them and push again with --take-over",
+			ErrIndexRefused)
+	case !x.SignedBy(append([]ed25519.PublicKey{opt.Sign.Public().(ed25519.PublicKey)}, opt.Trust...)):
+		return fmt.Errorf("%w: it is signed by %s, neither the signing key nor a trusted one: give that key with --trust to keep its roots, or --take-over",
+			ErrIndexRefused, layout.FormatPublicKey(x.Signer))
+	}
+	return nil
+}
+
+// publishedAfter is the publication time of an index replacing one
+// published at prev: now, unless the clock says prev is not earlier.
+func publishedAfter(prev, now time.Time) time.Time {
+	if !now.After(prev) {
+		return prev.Add(time.Nanosecond)
+	}
+	return now
 }
 
 // Verify reads, decodes and verifies every object roots need from o, as

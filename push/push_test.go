@@ -3,11 +3,13 @@ package push_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -393,5 +395,95 @@ func TestPullOneRoot(t *testing.T) {
 	readStore(t, dst, vs, 2)
 	if rs, _ := dst.Roots(ctx); len(rs) != 1 || rs[0].ID() != "t@2" || rs[0].Source != "pull" {
 		t.Fatalf("roots after pull: %+v", rs)
+	}
+}
+
+// readIndex reads dir's index, trusting keys.
+func readIndex(t *testing.T, dir string, keys ...ed25519.PublicKey) layout.Index {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, layout.IndexKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := layout.ReadIndex(b, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// TestSignedPushes: a signing push writes an index its key verifies;
+// concurrent signing pushes keep every root and the index they leave is
+// signed and later than before; a signing push refuses an index that is
+// unsigned or signed by an unknown key unless told to take it over or
+// to trust that key, and a push that does not sign refuses a signed one.
+func TestSignedPushes(t *testing.T) {
+	s, vs := newStore(t)
+	ctx := context.Background()
+	key, _ := layout.GenerateKey()
+	other, _ := layout.GenerateKey()
+	pubKey, otherPub := key.Public().(ed25519.PublicKey), other.Public().(ed25519.PublicKey)
+	signed := push.Options{Sign: key}
+
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range 3 {
+		wg.Go(func() {
+			_, errs[i] = push.Run(ctx, s.Objects, layout.NewDir(dir), roots(t, s, fmt.Sprintf("t@%d", i+1)), signed)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	x := readIndex(t, dir, pubKey)
+	if len(x.Roots) != 3 || !x.Signer.Equal(pubKey) || time.Since(x.Published) > time.Minute {
+		t.Fatalf("index after concurrent signed pushes: %d roots, published %s", len(x.Roots), x.Published)
+	}
+	readBack(t, dir, vs)
+	if _, err := push.Run(ctx, s.Objects, layout.NewDir(dir), roots(t, s, "t@1"), signed); err != nil {
+		t.Fatal(err)
+	}
+	if y := readIndex(t, dir, pubKey); !y.Published.After(x.Published) {
+		t.Errorf("re-signed index published %s, not after %s", y.Published, x.Published)
+	}
+
+	refused := func(what string, dir string, opt push.Options, want string) {
+		t.Helper()
+		before, _ := os.ReadFile(filepath.Join(dir, layout.IndexKey))
+		_, err := push.Run(ctx, s.Objects, layout.NewDir(dir), roots(t, s, "t@2"), opt)
+		if !errors.Is(err, push.ErrIndexRefused) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want a refusal saying %q", what, err, want)
+		}
+		if after, _ := os.ReadFile(filepath.Join(dir, layout.IndexKey)); !bytes.Equal(before, after) {
+			t.Errorf("%s: the index changed", what)
+		}
+	}
+	refused("unsigned push onto a signed index", dir, push.Options{}, "does not sign")
+	refused("push signed by another key", dir, push.Options{Sign: other}, "neither the signing key nor a trusted one")
+	if _, err := push.Run(ctx, s.Objects, layout.NewDir(dir), roots(t, s, "t@2"), push.Options{Sign: other, Trust: []ed25519.PublicKey{pubKey}}); err != nil {
+		t.Fatalf("push trusting the index's key: %v", err)
+	}
+	if y := readIndex(t, dir, otherPub); len(y.Roots) != 3 {
+		t.Fatalf("taken over with trust: %d roots", len(y.Roots))
+	}
+
+	plain := t.TempDir()
+	if _, err := push.Run(ctx, s.Objects, layout.NewDir(plain), roots(t, s, "t@1"), push.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	refused("signing an unsigned index", plain, signed, "not signed")
+	if _, err := push.Run(ctx, s.Objects, layout.NewDir(plain), roots(t, s, "t@2"), push.Options{Sign: key, TakeOver: true}); err != nil {
+		t.Fatalf("take-over: %v", err)
+	}
+	if y := readIndex(t, plain, pubKey); len(y.Roots) != 2 {
+		t.Fatalf("taken over: %d roots", len(y.Roots))
+	}
+	if _, err := push.Run(ctx, s.Objects, layout.NewDir(plain), roots(t, s, "t@3"), push.Options{TakeOver: true}); err != nil {
+		t.Fatalf("unsigned take-over: %v", err)
+	}
+	if y := readIndex(t, plain); y.Signer != nil || len(y.Roots) != 3 {
+		t.Fatalf("unsigned take-over left %d roots, signer %v", len(y.Roots), y.Signer)
 	}
 }
