@@ -8,11 +8,13 @@
 // immutable; a strong ETag, the object's address); the index may change
 // (max-age=61, as CernVM-FS: Squid does not cache 60 s and below; an ETag
 // of its content, so If-None-Match revalidates it with a 304). GET and
-// HEAD are served; everything else gets 405.
+// HEAD are served; everything else gets 405. With a signing key, the
+// index is signed (see layout.SignIndex).
 package httplayout
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -20,6 +22,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spraydryfs/spraydryfs/backend/layout"
@@ -40,12 +43,21 @@ type Options struct {
 	// Report receives requests by HTTP status, bytes sent, corruption and
 	// requests in flight; nil reports nothing.
 	Report report.Reporter
+	// Sign, if set, signs the index. An index is signed again, published
+	// later, only when its roots change, so that its bytes and ETag stay
+	// the same for caches in between.
+	Sign ed25519.PrivateKey
 }
 
 // Handler serves the layout of a Source.
 type Handler struct {
 	src store.Source
 	opt Options
+
+	mu        sync.Mutex
+	plain     []byte    // the unsigned index last signed
+	signed    []byte    // its signed form
+	published time.Time // when it was signed
 }
 
 // New returns the handler serving src's layout.
@@ -154,6 +166,9 @@ func (h *Handler) index(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		body, err = layout.EncodeIndex(all)
 	}
+	if err == nil && h.opt.Sign != nil {
+		body, err = h.sign(all, body)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -162,6 +177,27 @@ func (h *Handler) index(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", IndexCache)
 	w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:16])+`"`)
 	h.send(w, r, body)
+}
+
+// sign returns the signed index of roots, whose unsigned index is plain:
+// the one signed last if plain is the same, else a new one published
+// later than it.
+func (h *Handler) sign(roots []store.Root, plain []byte) ([]byte, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.signed != nil && bytes.Equal(plain, h.plain) {
+		return h.signed, nil
+	}
+	published := time.Now()
+	if !published.After(h.published) {
+		published = h.published.Add(time.Nanosecond)
+	}
+	b, err := layout.SignIndex(roots, published, h.opt.Sign)
+	if err != nil {
+		return nil, err
+	}
+	h.plain, h.signed, h.published = plain, b, published
+	return b, nil
 }
 
 // send writes body with HEAD, Range and If-None-Match handled.

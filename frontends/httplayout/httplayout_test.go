@@ -3,6 +3,8 @@ package httplayout_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"errors"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -172,6 +174,62 @@ func TestMethodsAndRevalidation(t *testing.T) {
 		roots, err := src.Roots(context.Background())
 		if err != nil || len(roots) != 1 || roots[0].ID() != "t@2" {
 			t.Fatalf("roots over HTTP: %v, %v", roots, err)
+		}
+	}
+}
+
+// TestSignedIndex: with a key, the index is signed; it keeps its bytes
+// (and ETag) while the roots do not change, and is signed again, later,
+// when they do; readers trusting the key read it, others refuse it.
+func TestSignedIndex(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	key, _ := layout.GenerateKey()
+	other, _ := layout.GenerateKey()
+	pub := key.Public().(ed25519.PublicKey)
+	ts := httptest.NewServer(httplayout.New(s, httplayout.Options{Sign: key, Log: slog.New(slog.DiscardHandler)}))
+	defer ts.Close()
+	get := func() ([]byte, string) {
+		t.Helper()
+		resp, err := http.Get(ts.URL + "/index.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return b, resp.Header.Get("ETag")
+	}
+	b1, tag1 := get()
+	x1, err := layout.ReadIndex(b1, []ed25519.PublicKey{pub})
+	if err != nil || len(x1.Roots) != 2 {
+		t.Fatalf("signed index: %d roots, %v", len(x1.Roots), err)
+	}
+	if b, tag := get(); !bytes.Equal(b, b1) || tag != tag1 {
+		t.Error("the signed index changed while its roots did not")
+	}
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "new"), []byte("new"), 0o644)
+	if _, err := ingest.Run(ctx, s, ingest.Options{Name: "t", Version: "3", Sources: []ingest.Source{{Dir: src}}}); err != nil {
+		t.Fatal(err)
+	}
+	b2, tag2 := get()
+	x2, err := layout.ReadIndex(b2, []ed25519.PublicKey{pub})
+	if err != nil || len(x2.Roots) != 3 || !x2.Published.After(x1.Published) || tag2 == tag1 {
+		t.Fatalf("index after a new root: %d roots, published %s after %s, %v", len(x2.Roots), x2.Published, x1.Published, err)
+	}
+
+	for _, k := range []ed25519.PrivateKey{key, other} {
+		f, err := remote.NewHTTP(ts.URL, remote.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := layout.NewSource(f, layout.SourceOptions{Refetches: true, Trust: []ed25519.PublicKey{k.Public().(ed25519.PublicKey)}})
+		roots, err := src.Roots(ctx)
+		if k.Equal(key) && (err != nil || len(roots) != 3) {
+			t.Errorf("trusting the signing key: %d roots, %v", len(roots), err)
+		}
+		if !k.Equal(key) && !errors.Is(err, layout.ErrUntrusted) {
+			t.Errorf("trusting another key: %v", err)
 		}
 	}
 }
