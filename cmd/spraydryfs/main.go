@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,10 @@ type globals struct {
 	logFormat   string   // --log-format: text or json
 	logPath     string   // --log-file, or "" for stderr
 	logFile     *logFile // open when logPath is set
+	// trustArgs are the --trust values; trust their keys, one of which
+	// must have signed the index of any layout read (none: no check).
+	trustArgs []string
+	trust     []ed25519.PublicKey
 }
 
 func main() {
@@ -84,12 +89,18 @@ Identical chunks, files and directories are stored once across all roots.
 
 The store is one SQLite file, chosen with -s/--store or $SPRAYDRYFS_STORE.
 Roots are named NAME@VERSION.`,
-		Version:           version() + " " + runtime.Version(),
-		SilenceUsage:      true,
-		SilenceErrors:     true,
-		PersistentPreRunE: func(cmd *cobra.Command, args []string) error { return g.setUpLogs() },
+		Version:       version() + " " + runtime.Version(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.setUpLogs(); err != nil {
+				return err
+			}
+			return g.loadTrust()
+		},
 	}
 	root.PersistentFlags().StringVarP(&g.storePath, "store", "s", os.Getenv("SPRAYDRYFS_STORE"), "store file; reading commands also take a published layout: a directory or http(s)://HOST/PREFIX (default $SPRAYDRYFS_STORE)")
+	root.PersistentFlags().StringArrayVar(&g.trustArgs, "trust", trustFromEnv(), "a published layout's index must be signed by this public key (a KEYFILE.pub or its line; repeatable; default $SPRAYDRYFS_TRUST, a list like PATH): unsigned or otherwise signed indexes are refused")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log debug messages")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log lines as text (key=value) or json")
 	root.PersistentFlags().StringVar(&g.logPath, "log-file", "", "log to this file instead of stderr (servers reopen it on SIGHUP)")
@@ -113,6 +124,7 @@ Roots are named NAME@VERSION.`,
 		newRmCommand(g),
 		newPushCommand(g),
 		newPullCommand(g),
+		newKeygenCommand(),
 		newVersionCommand(),
 		newGCCommand(g),
 	)

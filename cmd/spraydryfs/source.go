@@ -54,7 +54,7 @@ func (g *globals) openReaderAt(p string) (*readStore, error) {
 }
 
 func (g *globals) layoutReader(f layout.Fetcher, where string, refetches bool, closer func() error) (*readStore, error) {
-	src := layout.NewSource(f, layout.SourceOptions{Refetches: refetches, Log: g.log})
+	src := layout.NewSource(f, layout.SourceOptions{Refetches: refetches, Log: g.log, Trust: g.trust})
 	o, err := store.NewObjects(src, 0, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", where, err)
