@@ -17,7 +17,11 @@ import (
 )
 
 func newPushCommand(g *globals) *cobra.Command {
-	var workers int
+	var (
+		workers  int
+		sign     string
+		takeOver bool
+	)
 	cmd := &cobra.Command{
 		Use:   "push DEST [NAME[@VERSION]...]",
 		Short: "Publish roots as a layout that any web server can serve",
@@ -35,15 +39,33 @@ rename). The index is merged with DEST's (pushes of different roots keep
 each other's) and written last, after everything it names is on disk: a
 push that is interrupted or killed publishes nothing new, and running it
 again sends only what is still missing. A NAME@VERSION already published
-with other content is refused.`,
+with other content is refused.
+
+--sign KEYFILE (see 'spraydryfs keygen') signs the index with ed25519;
+readers given the public key with --trust then refuse any index it did not
+sign, so mirrors and caches need no trust. The merged index is signed
+again on every push, with a publication time later than the one it
+replaces (readers refuse an older index than one they have seen). A
+signing push refuses an existing index that is unsigned or signed by a key
+other than KEYFILE's and the --trust keys, rather than vouch for roots
+nobody trusted signed; a push without --sign refuses a signed index rather
+than drop its signature. --take-over does either deliberately.`,
 		Example: `  spraydryfs push /srv/www/trees
   spraydryfs push /srv/www/trees toolchain@1.2 sdk
-  spraydryfs -s http://127.0.0.1:8090/ mount /mnt/trees`,
+  spraydryfs -s http://127.0.0.1:8090/ mount /mnt/trees
+  spraydryfs push --sign publish.key /srv/www/trees
+  spraydryfs -s http://cache.lan/trees/ --trust publish.key.pub roots`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			refs, err := rootRefs("push", a[1:])
 			if err != nil {
 				return err
+			}
+			opt := push.Options{Workers: workers, Trust: g.trust, TakeOver: takeOver}
+			if sign != "" {
+				if opt.Sign, err = loadSecretKey(sign); err != nil {
+					return usageError{err}
+				}
 			}
 			s, err := g.openReader()
 			if err != nil {
@@ -58,10 +80,12 @@ with other content is refused.`,
 			if err != nil {
 				return err
 			}
-			return finish(transfer(cmd.Context(), "push", s, roots, t, dest, workers), closeTarget)
+			return finish(transfer(cmd.Context(), "push", s, roots, t, dest, opt), closeTarget)
 		},
 	}
 	cmd.Flags().IntVarP(&workers, "jobs", "j", 4, "objects copied in parallel (measured here: 4 beats 8 into a local directory)")
+	cmd.Flags().StringVar(&sign, "sign", "", "sign the index with this secret key (made by 'spraydryfs keygen')")
+	cmd.Flags().BoolVar(&takeOver, "take-over", false, "replace an index that --sign (or its absence) would refuse: sign an unsigned or foreign-signed one, or unsign a signed one")
 	return cmd
 }
 
@@ -111,7 +135,7 @@ NAME@VERSION the store has with other content is refused.`,
 			if st, ok := t.(*push.StoreTarget); ok {
 				st.Source = "pull " + s.where
 			}
-			return finish(transfer(cmd.Context(), "pull", s, roots, t, dest, workers), closeTarget)
+			return finish(transfer(cmd.Context(), "pull", s, roots, t, dest, push.Options{Workers: workers}), closeTarget)
 		},
 	}
 	cmd.Flags().IntVarP(&workers, "jobs", "j", 16, "objects fetched in parallel")
@@ -153,8 +177,7 @@ func namedRoots(ctx context.Context, s *readStore, refs []store.Ref) ([]store.Ro
 
 // transfer copies roots from s into t, with a progress bar on a terminal
 // and a summary line.
-func transfer(ctx context.Context, verb string, s *readStore, roots []store.Root, t layout.Target, dest string, workers int) error {
-	opt := push.Options{Workers: workers}
+func transfer(ctx context.Context, verb string, s *readStore, roots []store.Root, t layout.Target, dest string, opt push.Options) error {
 	verbed, moved := "pushed", "sent"
 	if verb == "pull" {
 		verbed, moved = "pulled", "fetched"
