@@ -24,6 +24,7 @@ func newServeCommand(g *globals) *cobra.Command {
 		mopt                      mountOptions
 		maxFids                   int
 		quiet                     bool
+		sign                      string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve [--webdav ADDR] [--9p ADDR] [--http ADDR] [--mount DIR] [NAME[@VERSION[/path]]]",
@@ -69,6 +70,12 @@ The subcommands serve one protocol each, with all of its options.`,
 				if roots, err = parseLayoutRoots(which); err != nil {
 					return err
 				}
+			} else if sign != "" {
+				return usageError{errors.New("serve: --sign signs the index --http serves; give --http ADDR")}
+			}
+			key, err := loadSign(sign)
+			if err != nil {
+				return err
 			}
 			if ninepAddr != "" {
 				if _, _, err := ninepListen(ninepAddr); err != nil {
@@ -116,7 +123,7 @@ The subcommands serve one protocol each, with all of its options.`,
 				}
 			}
 			if lhttp != "" {
-				h, err := roots.handler(ctx, s, auth, log, m.reporter("http", true))
+				h, err := roots.handler(ctx, s, auth, key, log, m.reporter("http", true))
 				if err != nil {
 					return err
 				}
@@ -147,6 +154,7 @@ The subcommands serve one protocol each, with all of its options.`,
 	f.BoolVar(&mopt.AllowOther, "allow-other", false, "FUSE: let other users see the mount (needs user_allow_other in /etc/fuse.conf unless root)")
 	f.BoolVar(&mopt.ReadDirPlus, "readdirplus", true, "FUSE: send attributes with directory listings")
 	f.BoolVarP(&quiet, "quiet", "q", false, "log errors only, no access log")
+	registerSign(f, &sign)
 	registerMetrics(f, &g.metricsAddr)
 	cmd.AddCommand(newServeWebDAVCommand(g), newServe9PCommand(g), newServeHTTPCommand(g))
 	return cmd

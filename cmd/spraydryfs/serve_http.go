@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"log/slog"
 	"os"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/spraydryfs/spraydryfs/backend/layout"
 	"github.com/spraydryfs/spraydryfs/backend/store"
@@ -20,6 +22,7 @@ func newServeHTTPCommand(g *globals) *cobra.Command {
 	var (
 		hf    httpFlags
 		quiet bool
+		sign  string
 	)
 	cmd := &cobra.Command{
 		Use:   "http [NAME[@VERSION]]",
@@ -36,10 +39,15 @@ GET and HEAD only; anything else gets 405. The address is loopback unless
 --listen says otherwise; --htpasswd FILE (bcrypt entries: 'htpasswd -B')
 asks for a password, and --tls-cert/--tls-key serve HTTPS. Requests are
 logged on stderr (-q: errors only). Objects are served by address: a reader
-that knows one can fetch it whether or not a served root names it.`,
+that knows one can fetch it whether or not a served root names it.
+
+--sign KEYFILE (see 'spraydryfs keygen') signs the index; readers given
+the public key with --trust refuse any other. It is signed again, with a
+later publication time, only when the roots change, so its ETag holds.`,
 		Example: `  spraydryfs serve http
   spraydryfs serve http --listen 127.0.0.1:8090 toolchain
-  spraydryfs -s http://127.0.0.1:8090/ ls toolchain@latest`,
+  spraydryfs -s http://127.0.0.1:8090/ ls toolchain@latest
+  spraydryfs serve http --sign publish.key   # readers: --trust publish.key.pub`,
 		Args: args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			ctx := cmd.Context()
@@ -52,6 +60,10 @@ that knows one can fetch it whether or not a served root names it.`,
 				which = a[0]
 			}
 			roots, err := parseLayoutRoots(which)
+			if err != nil {
+				return err
+			}
+			key, err := loadSign(sign)
 			if err != nil {
 				return err
 			}
@@ -68,7 +80,7 @@ that knows one can fetch it whether or not a served root names it.`,
 			if err != nil {
 				return err
 			}
-			h, err := roots.handler(ctx, s, auth, log, m.reporter("http", true))
+			h, err := roots.handler(ctx, s, auth, key, log, m.reporter("http", true))
 			if err == nil {
 				var f *frontend
 				if f, err = hf.frontend("serve http", "http", hf.listen, h, log); err == nil {
@@ -84,7 +96,25 @@ that knows one can fetch it whether or not a served root names it.`,
 	hf.register(cmd.Flags(), "127.0.0.1:8090")
 	registerMetrics(cmd.Flags(), &g.metricsAddr)
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "log errors only, no access log")
+	registerSign(cmd.Flags(), &sign)
 	return cmd
+}
+
+// registerSign adds --sign, which signs a served layout's index, to f.
+func registerSign(f *pflag.FlagSet, sign *string) {
+	f.StringVar(sign, "sign", "", "sign the published index with this secret key (made by 'spraydryfs keygen')")
+}
+
+// loadSign loads the --sign key, if any (nil if none).
+func loadSign(path string) (ed25519.PrivateKey, error) {
+	if path == "" {
+		return nil, nil
+	}
+	k, err := loadSecretKey(path)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return k, nil
 }
 
 // layoutRoots are the roots a published layout serves: all if empty.
@@ -107,8 +137,8 @@ func parseLayoutRoots(arg string) (layoutRoots, error) {
 }
 
 // handler checks that the roots are in s and returns the HTTP handler
-// publishing them, reporting to rep.
-func (r layoutRoots) handler(ctx context.Context, s *readStore, auth *webdav.Htpasswd, log *slog.Logger, rep report.Reporter) (*httplayout.Handler, error) {
+// publishing them, signing the index with sign if set, reporting to rep.
+func (r layoutRoots) handler(ctx context.Context, s *readStore, auth *webdav.Htpasswd, sign ed25519.PrivateKey, log *slog.Logger, rep report.Reporter) (*httplayout.Handler, error) {
 	all, err := s.Roots(ctx)
 	if err != nil {
 		return nil, err
@@ -116,7 +146,7 @@ func (r layoutRoots) handler(ctx context.Context, s *readStore, auth *webdav.Htp
 	if _, err := layout.Select(all, r); err != nil {
 		return nil, err
 	}
-	opt := httplayout.Options{Log: log, Roots: r, Report: rep}
+	opt := httplayout.Options{Log: log, Roots: r, Report: rep, Sign: sign}
 	if auth != nil {
 		opt.Auth = auth
 	}
