@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/spraydryfs/spraydryfs/backend/layout"
 	"github.com/spraydryfs/spraydryfs/backend/store"
 )
 
@@ -44,6 +45,9 @@ Options (-o, comma separated):
   cache-dir=DIR, cache-size=SIZE
                               local cache of a remote store (e.g. 2GiB);
                               ignored for a store file
+  trust=FILE                  the index of a published layout must be
+                              signed by the public key in FILE (made by
+                              'spraydryfs keygen'; repeatable: any of them)
   debug                       log every FUSE request
 Ignored: ro, rw (the mount is always read-only; rw warns), defaults, auto,
 noauto, nofail, _netdev, user, users, nouser, owner, group, exec, noexec,
@@ -58,8 +62,9 @@ Any other option is an error (with -s, a warning).
 
 Exit codes (mount(8)): 0 mounted, 1 incorrect invocation, 32 mount failure.
 
-Example fstab line:
+Example fstab lines:
   /srv/trees.sdfs /mnt/tc spraydryfs ro,root=toolchain@latest,allow_other,nofail 0 0
+  http://cache.lan/trees/ /mnt/trees spraydryfs ro,trust=/etc/spraydryfs/publish.pub,_netdev,nofail 0 0
 `
 
 // errHelperHelp asks for the help text.
@@ -84,6 +89,7 @@ type helperCall struct {
 	debug      bool
 	uid, gid   string // decimal ids, "" when not set
 	remote     remoteOptions
+	trust      []string // absolute paths of public key files
 	fake       bool
 	sloppy     bool
 	verbose    bool
@@ -211,6 +217,10 @@ func (c *helperCall) option(list string) error {
 					err = fmt.Errorf("mount option cache-size: %w", err)
 				}
 			}
+		case key == "trust":
+			if err = needVal(); err == nil {
+				err = c.addTrust(val)
+			}
 		case key == "rw":
 			c.warnings = append(c.warnings, "option rw ignored: the mount is always read-only (write ro to silence this)")
 		case ignoredOptions[key] && !hasVal, key == "comment", key == "user", strings.HasPrefix(key, "x-"):
@@ -223,6 +233,23 @@ func (c *helperCall) option(list string) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// addTrust checks that file holds a public key and adds it to the keys
+// the mount trusts, as an absolute path (the mount runs elsewhere).
+func (c *helperCall) addTrust(file string) error {
+	if strings.HasPrefix(file, layout.PublicKeyPrefix) {
+		return fmt.Errorf("mount option trust=%s: give a file holding the public key (e.g. KEYFILE.pub)", file)
+	}
+	if _, err := parseTrust(file); err != nil {
+		return fmt.Errorf("mount option trust=%s: %w", file, err)
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return fmt.Errorf("mount option trust=%s: %w", file, err)
+	}
+	c.trust = append(c.trust, abs)
 	return nil
 }
 
@@ -251,6 +278,9 @@ func (c *helperCall) mountArgs() []string {
 	a := []string{"--store=" + c.store}
 	if c.verbose {
 		a = append(a, "--verbose")
+	}
+	for _, t := range c.trust {
+		a = append(a, "--trust="+t)
 	}
 	// The store as the source lets mount -a see the line is mounted.
 	source := c.store

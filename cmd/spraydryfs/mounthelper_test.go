@@ -1,9 +1,14 @@
 package main
 
 import (
+	"crypto/ed25519"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/spraydryfs/spraydryfs/backend/layout"
 )
 
 // TestMountHelperArgs checks the mount(8) helper command line: mount(8)'s
@@ -19,9 +24,14 @@ func TestMountHelperArgs(t *testing.T) {
 		t.Error("spraydryfs taken for the mount helper")
 	}
 
+	key, _ := layout.GenerateKey()
+	pubFile := filepath.Join(t.TempDir(), "k.pub")
+	os.WriteFile(pubFile, []byte(layout.FormatPublicKey(key.Public().(ed25519.PublicKey))+"\n"), 0o644)
+	secFile := filepath.Join(t.TempDir(), "k")
+	os.WriteFile(secFile, []byte(layout.FormatSecretKey(key)), 0o600)
 	c, err := parseHelperArgs([]string{"/srv/t.sdfs", "/mnt/tc", "-v", "-o",
 		"rw,root=toolchain@latest/bin,allow_other,uid=1000,gid=0,cache-dir=/var/cache/sdfs,cache-size=2GiB,debug," +
-			"nofail,_netdev,noatime,relatime,nosuid,nodev,noexec,user,users,defaults,x-systemd.automount,x-gvfs-show,comment=x"})
+			"nofail,_netdev,noatime,relatime,nosuid,nodev,noexec,user,users,defaults,x-systemd.automount,x-gvfs-show,comment=x,trust=" + pubFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +42,7 @@ func TestMountHelperArgs(t *testing.T) {
 	if len(c.warnings) != 1 || !strings.Contains(c.warnings[0], "read-only") {
 		t.Errorf("rw should warn once that the mount is read-only: %q", c.warnings)
 	}
-	want := []string{"--store=/srv/t.sdfs", "--verbose", "mount", "--background", "--fsname=/srv/t.sdfs",
+	want := []string{"--store=/srv/t.sdfs", "--verbose", "--trust=" + pubFile, "mount", "--background", "--fsname=/srv/t.sdfs",
 		"--allow-other", "--uid=1000", "--gid=0", "--debug", "--", "/mnt/tc", "toolchain@latest/bin"}
 	if got := c.mountArgs(); !reflect.DeepEqual(got, want) {
 		t.Errorf("mountArgs:\n got %q\nwant %q", got, want)
@@ -62,6 +72,9 @@ func TestMountHelperArgs(t *testing.T) {
 		{[]string{"s", "d", "-o", "cache-size=lots"}, "cache-size"},
 		{[]string{"s", "d", "-o", "uid=no-such-user-here"}, "uid=no-such-user-here"},
 		{[]string{"s", "d", "-o"}, "-o needs a value"},
+		{[]string{"s", "d", "-o", "trust="}, "trust needs a value"},
+		{[]string{"s", "d", "-o", "trust=/no/such/key.pub"}, "no such file"},
+		{[]string{"s", "d", "-o", "trust=" + secFile}, "is a secret key"},
 		{[]string{"s", "d", "-x"}, "unknown flag -x"},
 		{[]string{"s", "d", "-N", "/proc/1/ns/mnt"}, "namespace"},
 		{[]string{"s"}, "want STORE MOUNTPOINT"},
