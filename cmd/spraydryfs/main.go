@@ -100,7 +100,7 @@ Roots are named NAME@VERSION.`,
 		},
 	}
 	root.PersistentFlags().StringVarP(&g.storePath, "store", "s", os.Getenv("SPRAYDRYFS_STORE"), "store file; reading commands also take a published layout: a directory or http(s)://HOST/PREFIX (default $SPRAYDRYFS_STORE)")
-	root.PersistentFlags().StringArrayVar(&g.trustArgs, "trust", trustFromEnv(), "a published layout's index must be signed by this public key (a KEYFILE.pub or its line; repeatable; default $SPRAYDRYFS_TRUST, a list like PATH): unsigned or otherwise signed indexes are refused")
+	root.PersistentFlags().StringArrayVar(&g.trustArgs, "trust", trustFromEnv(), "require a published layout's index to be signed by `PUBKEY`, a KEYFILE.pub or its line (repeatable: any of them; default $SPRAYDRYFS_TRUST, a list like PATH); an unsigned or otherwise signed index is refused")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log debug messages")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log lines as text (key=value) or json")
 	root.PersistentFlags().StringVar(&g.logPath, "log-file", "", "log to this file instead of stderr (servers reopen it on SIGHUP)")

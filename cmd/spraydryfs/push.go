@@ -84,7 +84,7 @@ than drop its signature. --take-over does either deliberately.`,
 		},
 	}
 	cmd.Flags().IntVarP(&workers, "jobs", "j", 4, "objects copied in parallel (measured here: 4 beats 8 into a local directory)")
-	cmd.Flags().StringVar(&sign, "sign", "", "sign the index with this secret key (made by 'spraydryfs keygen')")
+	cmd.Flags().StringVar(&sign, "sign", "", "sign the index with the secret key in `KEYFILE` (made by 'spraydryfs keygen')")
 	cmd.Flags().BoolVar(&takeOver, "take-over", false, "replace an index that --sign (or its absence) would refuse: sign an unsigned or foreign-signed one, or unsign a signed one")
 	return cmd
 }

@@ -102,7 +102,7 @@ later publication time, only when the roots change, so its ETag holds.`,
 
 // registerSign adds --sign, which signs a served layout's index, to f.
 func registerSign(f *pflag.FlagSet, sign *string) {
-	f.StringVar(sign, "sign", "", "sign the published index with this secret key (made by 'spraydryfs keygen')")
+	f.StringVar(sign, "sign", "", "sign the published index with the secret key in `KEYFILE` (made by 'spraydryfs keygen')")
 }
 
 // loadSign loads the --sign key, if any (nil if none).
