@@ -80,6 +80,10 @@ than drop its signature. --take-over does either deliberately.`,
 			if err != nil {
 				return err
 			}
+			if _, ok := t.(*push.StoreTarget); ok && sign != "" {
+				closeTarget()
+				return usageError{fmt.Errorf("push: --sign signs a layout's index; %s is a store file, which has none", dest)}
+			}
 			return finish(transfer(cmd.Context(), "push", s, roots, t, dest, opt), closeTarget)
 		},
 	}
