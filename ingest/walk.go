@@ -26,7 +26,7 @@ type pendingDir struct {
 	dir     tree.Dir
 	parent  *pendingDir
 	slot    *tree.Entry       // this directory's entry in the parent's listing
-	inos    map[string]uint64 // inode of each regular file, for the reuse index
+	ids     map[string]fileID // inode and ctime of each regular file, for the reuse index
 	base    prevDir           // the parent version's listing at this path
 	reuse   prevDir           // the newest version's, whose index says what is unchanged
 	sibling *candidate        // the first chunk of the file stored last here, if plain
@@ -82,7 +82,7 @@ func (in *ingester) walk(ctx context.Context, abs string, pd *pendingDir, jobs c
 		prev = decodeIndex(data, pd.reuse.h, pd.reuse.dir)
 	}
 	pd.waiting = 1
-	pd.inos = map[string]uint64{}
+	pd.ids = map[string]fileID{}
 	entries := make([]tree.Entry, 0, len(names))
 	stats := make([]fileStat, 0, len(names))
 	for _, name := range names {
@@ -122,12 +122,12 @@ func (in *ingester) walk(ctx context.Context, abs string, pd *pendingDir, jobs c
 			pd.mu.Lock()
 			pd.dir.Files++
 			pd.mu.Unlock()
-			if s, ok := prev[e.Name]; ok && s.ino == st.Ino && s.size == st.Size && s.mtime == e.MTime {
+			if s, ok := prev[e.Name]; ok && s.ino == st.Ino && s.ctime == st.CTime && s.size == st.Size && s.mtime == e.MTime {
 				if ok, err := in.s.HasFile(ctx, s.hash, s.size); err == nil && ok {
 					e.Hash = s.hash
 					pd.mu.Lock()
 					pd.dir.Bytes += uint64(e.Size)
-					pd.inos[e.Name] = s.ino
+					pd.ids[e.Name] = s.fileID
 					pd.mu.Unlock()
 					if in.opt.Progress != nil {
 						in.opt.Progress.Add(1, e.Size)
@@ -180,8 +180,8 @@ func (in *ingester) release(pd *pendingDir) {
 		in.fail(err)
 		return
 	}
-	if len(pd.inos) > 0 {
-		if err := in.w.PutIndex(in.name, in.gen, pd.rel, encodeIndex(pd.slot.Hash, &pd.dir, pd.inos)); err != nil {
+	if len(pd.ids) > 0 {
+		if err := in.w.PutIndex(in.name, in.gen, pd.rel, encodeIndex(pd.slot.Hash, &pd.dir, pd.ids)); err != nil {
 			in.fail(err)
 			return
 		}
@@ -369,7 +369,7 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.C
 		in.near.remember(j.slot.Name, r.firstCand)
 	}
 	pd.dir.Bytes += uint64(size)
-	pd.inos[j.slot.Name] = j.st.Ino
+	pd.ids[j.slot.Name] = fileID{j.st.Ino, j.st.CTime}
 	pd.mu.Unlock()
 	return nil
 }
