@@ -61,6 +61,9 @@ func (h *httpFlags) load(cmd string) (*webdav.Htpasswd, error) {
 // asked: load first) named name. Its run serves until ctx ends, then lets
 // requests in flight finish for a while.
 func (h *httpFlags) frontend(cmd, name, addr string, handler http.Handler, log *slog.Logger) (*frontend, error) {
+	if err := checkTCPAddr(cmd, addr); err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cmd, err)

@@ -128,6 +128,22 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 	}
 }
 
+// TestBadListenAddressExitsTwo: a malformed address is a usage error of
+// every server, named in one line, before anything listens.
+func TestBadListenAddressExitsTwo(t *testing.T) {
+	dir := t.TempDir()
+	st := filepath.Join(dir, "s.sdfs")
+	writeFiles(t, filepath.Join(dir, "src"), map[string][]byte{"f": []byte("x")})
+	if r := cli(t, "-s", st, "ingest", "a@1", filepath.Join(dir, "src")); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	for _, args := range [][]string{{"serve", "webdav", "--listen", "bogus"}, {"serve", "9p", "--listen", "bogus"},
+		{"serve", "http", "--listen", "127.0.0.1:99999"}, {"serve", "--webdav", "localhost"}, {"serve", "webdav", "--metrics", "x:y"}} {
+		r := cli(t, append([]string{"-s", st}, args...)...)
+		wantFail(t, r, 2, "want host:port")
+	}
+}
+
 func TestCatOfSpecialFileFails(t *testing.T) {
 	dir := t.TempDir()
 	st := filepath.Join(dir, "s.sdfs")

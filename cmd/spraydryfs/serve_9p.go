@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -104,7 +105,26 @@ func ninepListen(listen string) (network, addr string, err error) {
 		}
 		return "unix", rest, nil
 	}
+	if err := checkTCPAddr("serve 9p", listen); err != nil {
+		return "", "", err
+	}
 	return "tcp", listen, nil
+}
+
+// checkTCPAddr refuses a listen address that is not host:port with a port
+// of 0 to 65535, as a usage error naming cmd.
+func checkTCPAddr(cmd, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		var n uint64
+		if n, err = strconv.ParseUint(port, 10, 16); err == nil && n > 65535 {
+			err = strconv.ErrRange
+		}
+	}
+	if err != nil {
+		return usageError{fmt.Errorf("%s: listen address %q: want host:port, such as 127.0.0.1:8080", cmd, addr)}
+	}
+	return nil
 }
 
 // ninepFrontend listens on listen for a 9P server of view v over s,
