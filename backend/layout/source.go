@@ -240,6 +240,11 @@ func (s *Source) Listing(ctx context.Context, h hash.Hash) ([]byte, error) {
 // list object, so the chunk is asked for first and kept for the Frame
 // call that follows; only a missing chunk means a list.
 func (s *Source) ChunkList(ctx context.Context, h hash.Hash) (store.FileRecord, error) {
+	if k, ok := s.f.(Keeper); ok && k.Holds(Key(ChunkList, h)) {
+		// A kept list means a multi-chunk file: no probe for a chunk.
+		o, err := s.object(ctx, ChunkList, h)
+		return o.File, err
+	}
 	c, err := s.object(ctx, Chunk, h)
 	if err == nil {
 		s.frames.Put(h, c.Frame, int64(len(c.Frame.Data))+128)
@@ -272,4 +277,47 @@ func (s *Source) Frame(ctx context.Context, h hash.Hash) (store.Frame, error) {
 func (s *Source) Dict(ctx context.Context, h hash.Hash) ([]byte, error) {
 	o, err := s.object(ctx, Dict, h)
 	return o.Data, err
+}
+
+// Keeper is implemented by fetchers that keep a local copy of verified
+// objects: a cache in front of a remote (package cache). The Source
+// never hands a Keeper the bytes it fetched: store.Objects tells the
+// Source what it verified (store.Keeper), and the Source encodes that
+// again for Keep. Decode accepts only what the encoder writes, so these
+// are the fetched bytes, but only ever once they have been verified.
+type Keeper interface {
+	// Keep offers object key; encode returns its bytes, and is called
+	// only if the keeper lacks the object.
+	Keep(key string, encode func() []byte)
+	// Holds reports, without a request, whether object key is kept.
+	Holds(key string) bool
+}
+
+// KeepFrame implements store.Keeper.
+func (s *Source) KeepFrame(h hash.Hash, f store.Frame) {
+	if k, ok := s.f.(Keeper); ok {
+		k.Keep(Key(Chunk, h), func() []byte { return EncodeChunk(h, f) })
+	}
+}
+
+// KeepListing implements store.Keeper.
+func (s *Source) KeepListing(h hash.Hash, rec []byte) {
+	if k, ok := s.f.(Keeper); ok {
+		k.Keep(Key(Listing, h), func() []byte { return EncodeListing(h, rec) })
+	}
+}
+
+// KeepFile implements store.Keeper: a one-chunk file's record came from
+// its chunk, which KeepFrame keeps.
+func (s *Source) KeepFile(h hash.Hash, f store.FileRecord) {
+	if k, ok := s.f.(Keeper); ok && f.List != nil {
+		k.Keep(Key(ChunkList, h), func() []byte { return EncodeChunkList(h, f) })
+	}
+}
+
+// KeepDict implements store.Keeper.
+func (s *Source) KeepDict(h hash.Hash, data []byte) {
+	if k, ok := s.f.(Keeper); ok {
+		k.Keep(Key(Dict, h), func() []byte { return EncodeDict(h, data) })
+	}
 }

@@ -115,6 +115,9 @@ func (o *Objects) readChunk(ctx context.Context, h hash.Hash, budget int) ([]byt
 	if o.retry(ctx, err) {
 		return o.readChunk(Refetch(ctx), h, budget)
 	}
+	if k, ok := o.src.(Keeper); ok && err == nil {
+		k.KeepFrame(h, f)
+	}
 	return b, err
 }
 
@@ -189,6 +192,9 @@ func (o *Objects) hydrator(ctx context.Context, d hash.Hash) (*chunk.Hydrator, e
 	if err != nil {
 		return nil, fmt.Errorf("%w: dictionary %s: %v", ErrCorrupt, d, err)
 	}
+	if k, ok := o.src.(Keeper); ok {
+		k.KeepDict(d, data)
+	}
 	o.hyds[d] = y
 	return y, nil
 }
@@ -214,6 +220,9 @@ func (o *Objects) readFile(ctx context.Context, h hash.Hash) (*File, error) {
 	f, err := decodeFile(h, rec)
 	if o.retry(ctx, err) {
 		return o.readFile(Refetch(ctx), h)
+	}
+	if k, ok := o.src.(Keeper); ok && err == nil {
+		k.KeepFile(h, rec)
 	}
 	return f, err
 }
@@ -266,6 +275,9 @@ func (o *Objects) readDir(ctx context.Context, h hash.Hash, budget int) (*tree.D
 	}
 	if err != nil {
 		return nil, fmt.Errorf("directory %s: %w", h, err)
+	}
+	if k, ok := o.src.(Keeper); ok {
+		k.KeepListing(h, blob)
 	}
 	return d, nil
 }

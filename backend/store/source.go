@@ -67,3 +67,26 @@ type Spacer interface {
 type Parallel interface {
 	Parallelism() int
 }
+
+// Keeper is implemented by sources that keep what passed verification,
+// such as a local cache in front of a remote: nothing that failed its
+// check may enter such a cache, and only Objects checks. Objects hands a
+// Keeper each object it read from it, exactly as the source gave it, once
+// its check has succeeded and never otherwise. Objects read back from a
+// keeper's copy are verified again like any other. The calls are
+// synchronous, on the reading goroutine, and may come again for an object
+// already kept.
+type Keeper interface {
+	// KeepFrame: chunk h's decoded bytes matched h (its references and
+	// dictionary were verified on their own first).
+	KeepFrame(h hash.Hash, f Frame)
+	// KeepListing: listing h's decoded encoding matched h.
+	KeepListing(h hash.Hash, rec []byte)
+	// KeepFile: file h's chunk list has a sound seal and shape (its
+	// address is the whole file's, which only reading every chunk could
+	// check; each chunk is verified when read). A one-chunk file's record
+	// (List nil) is its chunk's, kept by KeepFrame.
+	KeepFile(h hash.Hash, f FileRecord)
+	// KeepDict: dictionary h's bytes matched h.
+	KeepDict(h hash.Hash, data []byte)
+}
