@@ -1,0 +1,406 @@
+// Package cache is the persistent local cache in front of a remote store
+// (HTTP, S3: any layout.Fetcher). The cache is itself a layout directory
+// (layout.Dir): objects under objects/<kind>/ab/cdef…, bounded in bytes
+// with least-recently-used eviction. Objects are content-addressed, so one
+// cache serves every remote; each remote's last good roots index is kept
+// apart, under remotes/<id>/, so that a reader started while its remote is
+// down still has its roots:
+//
+//	objects/…                the objects, as in any layout
+//	remotes/<id>/index.json  the remote's last good roots index
+//	remotes/<id>/url         the remote's address (without a password)
+//	remotes/<id>/objects     a link to ../../objects: -s remotes/<id> reads
+//	                         what is cached of that remote
+//	tmp/                     files being written (stale ones go after an hour)
+//
+// Only verified objects enter the cache. The bytes fetched from the remote
+// are handed to the reader and not stored; store.Objects verifies what it
+// decoded and tells the layout.Source (store.Keeper), which encodes the
+// verified object again for Keep (layout.Keeper), and only then is it
+// written. Objects read back from the cache are verified again as always;
+// one that fails is refetched with fresh set, and a fresh fetch bypasses
+// the cache and removes the cached copy first.
+//
+// Several processes may share one cache directory. Files are written to
+// tmp/ and renamed into place, so a reader sees a whole object or none;
+// eviction removes files, and a reader that then misses fetches the object
+// again. Nothing is synced: a copy that a crash damaged fails verification
+// and is refetched. Memory holds one small record per cached object (its
+// key, size and last use), built by a scan in the background when the
+// cache opens (reads need no record: the file system is the index) and
+// again before each eviction, so that what other processes wrote counts
+// too. Last use is kept in each file's mtime, updated at most every
+// touchEvery.
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spraydryfs/spraydryfs/backend/hash"
+	"github.com/spraydryfs/spraydryfs/backend/layout"
+)
+
+// DefaultSize is the cache's default budget: 2 GiB.
+const DefaultSize = 2 << 30
+
+const (
+	// block is the unit objects are counted in: a file system allocates
+	// whole blocks, and most objects are a few KiB.
+	block = 4096
+	// lowWater is the share of the budget eviction brings the cache down
+	// to, so that it does not run again at every object.
+	lowWater = 0.9
+	// touchEvery bounds how often a hit updates a file's mtime.
+	touchEvery = 10 * time.Minute
+	// staleAfter is the age at which a file in tmp/ is a killed writer's.
+	staleAfter = time.Hour
+)
+
+// DefaultDir returns the default cache directory: spraydryfs under the
+// user's cache directory ($XDG_CACHE_HOME, else ~/.cache, on Linux).
+func DefaultDir() (string, error) {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("cache directory: %w (give one with --cache-dir)", err)
+	}
+	return filepath.Join(d, "spraydryfs"), nil
+}
+
+// Options tune a Cache.
+type Options struct {
+	// Size is the budget in bytes (DefaultSize when zero), counted in
+	// 4 KiB blocks per object as a file system allocates them.
+	Size int64
+	// Log receives warnings; nil is slog.Default.
+	Log *slog.Logger
+}
+
+// Cache is a cache directory shared by the remotes that Wrap puts it in
+// front of. It is safe for concurrent use.
+type Cache struct {
+	dir  string
+	objs *layout.Dir
+	max  int64
+	low  int64
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	recs     map[objKey]record
+	used     int64 // the records' blocks, in bytes
+	evicting bool
+	scanning sync.Mutex // one scan at a time
+
+	stop chan struct{}
+	bg   sync.WaitGroup
+
+	hits, misses, kept, evicted atomic.Int64
+	hitBytes, missBytes         atomic.Int64
+	writeWarned                 atomic.Bool
+}
+
+// objKey names a cached object: a kind and an address.
+type objKey struct {
+	kind layout.Kind
+	h    hash.Hash
+}
+
+func (k objKey) key() string { return layout.Key(k.kind, k.h) }
+
+// record is what memory holds of a cached object.
+type record struct {
+	size  int64 // bytes on disk, in whole blocks
+	used  int64 // last use, Unix nanoseconds
+	touch int64 // the file's mtime as last set or seen, Unix nanoseconds
+}
+
+// Stats are a cache's counts since it was opened, and its size now.
+type Stats struct {
+	Hits, Misses        int64 // object reads served from the cache, and not
+	HitBytes, MissBytes int64 // their bytes (misses: as fetched from the remote)
+	Kept, Evicted       int64 // objects written, and removed to stay in budget
+	Objects, Bytes      int64 // what the cache holds as far as known (Bytes in blocks)
+	Limit               int64 // the budget
+}
+
+// Open opens (creating it) the cache in dir.
+func Open(dir string, opt Options) (*Cache, error) {
+	if opt.Size <= 0 {
+		opt.Size = DefaultSize
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	for _, d := range []string{"objects", "tmp", "remotes"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, fmt.Errorf("cache: %w", err)
+		}
+	}
+	c := &Cache{dir: dir, objs: layout.NewDir(dir), max: opt.Size, low: int64(float64(opt.Size) * lowWater),
+		log: opt.Log, recs: map[objKey]record{}, stop: make(chan struct{})}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		c.scan()
+		c.evictIfFull()
+	}()
+	return c, nil
+}
+
+// Dir returns the cache directory.
+func (c *Cache) Dir() string { return c.dir }
+
+// Close stops the cache's background work; objects already written stay.
+func (c *Cache) Close() error {
+	select {
+	case <-c.stop:
+	default:
+		close(c.stop)
+	}
+	c.bg.Wait()
+	return nil
+}
+
+// Stats returns the counts so far.
+func (c *Cache) Stats() Stats {
+	c.mu.Lock()
+	n, used := int64(len(c.recs)), c.used
+	c.mu.Unlock()
+	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), HitBytes: c.hitBytes.Load(), MissBytes: c.missBytes.Load(),
+		Kept: c.kept.Load(), Evicted: c.evicted.Load(), Objects: n, Bytes: used, Limit: c.max}
+}
+
+func blocks(n int) int64 { return (int64(n) + block - 1) / block * block }
+
+func (c *Cache) path(key string) string { return filepath.Join(c.dir, filepath.FromSlash(key)) }
+
+// get returns cached object k, or false on a miss (a damaged or unreadable
+// copy is removed and is a miss).
+func (c *Cache) get(ctx context.Context, k objKey, limit int64) ([]byte, bool) {
+	key := k.key()
+	b, err := c.objs.Fetch(ctx, key, limit, false)
+	if err != nil {
+		if !layout.IsNotFound(err) {
+			c.log.Warn("cache: cannot read an object; fetching it from the remote", "object", key, "err", err)
+			c.remove(k)
+		}
+		return nil, false
+	}
+	c.hits.Add(1)
+	c.hitBytes.Add(int64(len(b)))
+	now := time.Now().UnixNano()
+	c.mu.Lock()
+	r, known := c.recs[k]
+	if !known {
+		r.size = blocks(len(b))
+		c.used += r.size
+	}
+	r.used = now
+	touch := now-r.touch > int64(touchEvery)
+	if touch {
+		r.touch = now
+	}
+	c.recs[k] = r
+	c.mu.Unlock()
+	if touch { // the last use other processes see, and the next scan
+		t := time.Unix(0, now)
+		os.Chtimes(c.path(key), t, t)
+	}
+	return b, true
+}
+
+// holds reports whether object k is cached.
+func (c *Cache) holds(k objKey) bool {
+	c.mu.Lock()
+	_, ok := c.recs[k]
+	c.mu.Unlock()
+	if ok {
+		return true
+	}
+	_, err := os.Lstat(c.path(k.key()))
+	return err == nil
+}
+
+// keep writes object k unless it is cached.
+func (c *Cache) keep(k objKey, encode func() []byte) {
+	if c.holds(k) {
+		return
+	}
+	b := encode()
+	size := blocks(len(b))
+	if size > c.max/8 { // it would push out too much else
+		return
+	}
+	if err := c.objs.Put(context.Background(), k.key(), b); err != nil {
+		if !c.writeWarned.Swap(true) {
+			c.log.Warn("cache: cannot write objects; reading on without keeping them", "dir", c.dir, "err", err)
+		}
+		return
+	}
+	now := time.Now().UnixNano()
+	c.mu.Lock()
+	if _, ok := c.recs[k]; ok { // another reader kept it meanwhile
+		c.mu.Unlock()
+		return
+	}
+	c.recs[k] = record{size: size, used: now, touch: now}
+	c.used += size
+	full := c.used > c.max
+	c.mu.Unlock()
+	c.kept.Add(1)
+	if full {
+		c.evictIfFull()
+	}
+}
+
+// remove drops object k from the cache.
+func (c *Cache) remove(k objKey) {
+	if err := os.Remove(c.path(k.key())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		c.log.Warn("cache: cannot remove an object", "object", k.key(), "err", err)
+	}
+	c.mu.Lock()
+	if r, ok := c.recs[k]; ok {
+		c.used -= r.size
+		delete(c.recs, k)
+	}
+	c.mu.Unlock()
+}
+
+// scan reads the sizes and mtimes of every cached object into the records,
+// and removes killed writers' temporary files. Objects written while it
+// runs keep their records.
+func (c *Cache) scan() {
+	c.scanning.Lock()
+	defer c.scanning.Unlock()
+	start := time.Now().UnixNano()
+	found := map[objKey]record{}
+	objects := filepath.Join(c.dir, "objects")
+	kinds, _ := os.ReadDir(objects)
+	for _, kd := range kinds {
+		fans, _ := os.ReadDir(filepath.Join(objects, kd.Name()))
+		for _, fan := range fans {
+			select {
+			case <-c.stop:
+				return
+			default:
+			}
+			dir := filepath.Join(objects, kd.Name(), fan.Name())
+			ents, _ := os.ReadDir(dir)
+			for _, e := range ents {
+				kind, h, err := layout.ParseKey("objects/" + kd.Name() + "/" + fan.Name() + "/" + e.Name())
+				if err != nil {
+					continue
+				}
+				fi, err := e.Info()
+				if err != nil || !fi.Mode().IsRegular() {
+					continue
+				}
+				t := fi.ModTime().UnixNano()
+				found[objKey{kind, h}] = record{size: blocks(int(fi.Size())), used: t, touch: t}
+			}
+		}
+	}
+	c.mu.Lock()
+	for k, r := range c.recs {
+		f, ok := found[k]
+		switch {
+		case ok:
+			f.used = max(f.used, r.used)
+			f.touch = max(f.touch, r.touch)
+			found[k] = f
+		case r.used >= start: // written or read during the scan
+			found[k] = r
+		}
+	}
+	c.recs = found
+	c.used = 0
+	for _, r := range found {
+		c.used += r.size
+	}
+	c.mu.Unlock()
+	c.removeStale()
+}
+
+// removeStale removes temporary files that killed writers left behind.
+func (c *Cache) removeStale() {
+	tmps := filepath.Join(c.dir, "tmp")
+	ents, _ := os.ReadDir(tmps)
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > staleAfter {
+			os.Remove(filepath.Join(tmps, e.Name()))
+		}
+	}
+}
+
+// evictIfFull starts an eviction in the background unless one is running.
+func (c *Cache) evictIfFull() {
+	c.mu.Lock()
+	if c.evicting || c.used <= c.max {
+		c.mu.Unlock()
+		return
+	}
+	c.evicting = true
+	c.mu.Unlock()
+	select {
+	case <-c.stop:
+		return
+	default:
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		c.evict()
+		c.mu.Lock()
+		c.evicting = false
+		c.mu.Unlock()
+	}()
+}
+
+// evict scans the cache (other processes write to it too) and removes the
+// least recently used objects until it is down to the low-water mark.
+func (c *Cache) evict() {
+	c.scan()
+	type aged struct {
+		k    objKey
+		used int64
+	}
+	c.mu.Lock()
+	if c.used <= c.max {
+		c.mu.Unlock()
+		return
+	}
+	over := c.used - c.low
+	all := make([]aged, 0, len(c.recs))
+	for k, r := range c.recs {
+		all = append(all, aged{k, r.used})
+	}
+	c.mu.Unlock()
+	sort.Slice(all, func(i, j int) bool { return all[i].used < all[j].used })
+	var freed int64
+	n := 0
+	for _, a := range all {
+		if freed >= over {
+			break
+		}
+		c.mu.Lock()
+		r, ok := c.recs[a.k]
+		c.mu.Unlock()
+		if !ok || r.used != a.used { // used since the sort: keep it
+			continue
+		}
+		c.remove(a.k)
+		freed += r.size
+		n++
+	}
+	c.evicted.Add(int64(n))
+	c.log.Debug("cache: evicted", "objects", n, "bytes", freed, "dir", c.dir)
+}
