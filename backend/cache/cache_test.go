@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -436,4 +437,44 @@ func TestConcurrentReaders(t *testing.T) {
 	}
 	wg.Wait()
 	waitUnder(t, dir, budget)
+}
+
+// BenchmarkOpen100k measures opening a cache of 100,000 objects: the
+// time to a usable cache, the background scan, and the memory its records
+// take (heap growth from before the open to after the scan).
+func BenchmarkOpen100k(b *testing.B) {
+	const n = 100_000
+	dir := b.TempDir()
+	for i := range n {
+		k, _ := object(i, 0)
+		p := filepath.Join(dir, filepath.FromSlash(k))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	log := slog.New(slog.DiscardHandler)
+	b.ResetTimer()
+	for range b.N {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		c, err := cache.Open(dir, cache.Options{Log: log})
+		if err != nil {
+			b.Fatal(err)
+		}
+		opened := time.Since(start)
+		for c.Stats().Objects < n {
+			time.Sleep(time.Millisecond)
+		}
+		scanned := time.Since(start)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(opened.Microseconds())/1000, "open-ms")
+		b.ReportMetric(float64(scanned.Milliseconds()), "scan-ms")
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/1e6, "records-MB")
+		runtime.KeepAlive(c)
+		c.Close()
+	}
 }

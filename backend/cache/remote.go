@@ -115,12 +115,13 @@ func (r *Remote) index(ctx context.Context, limit int64, fresh bool) ([]byte, er
 			r.c.log.Info("cache: the remote answers again", "remote", r.id)
 			r.offline = false
 		}
-		if _, derr := layout.DecodeIndex(b); derr == nil && !bytes.Equal(b, r.saved) {
+		if _, derr := layout.DecodeIndex(b); derr == nil && !bytes.Equal(b, r.saved) && r.c.startWrite() {
 			if werr := r.c.writeFile(r.IndexPath(), b); werr == nil {
 				r.saved = b
 			} else if !r.c.writeWarned.Swap(true) {
 				r.c.log.Warn("cache: cannot keep the roots index", "err", werr)
 			}
+			r.c.writers.Done()
 		}
 		return b, nil
 	}
