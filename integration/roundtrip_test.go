@@ -30,6 +30,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = filepath.Join(dir, "spraydryfs")
+	// Remote stores read in the tests are cached here, not in $HOME.
+	os.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
 	out, err := exec.Command("go", "build", "-o", bin, "github.com/spraydryfs/spraydryfs/cmd/spraydryfs").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build spraydryfs: %v\n%s", err, out)

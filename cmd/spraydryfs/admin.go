@@ -21,10 +21,13 @@ func newCheckCommand(g *globals) *cobra.Command {
 (decoded and matched to its hash) and every file's chunk list is intact and
 that everything they refer to is present. With --read-data it also
 decompresses every chunk and verifies it against its hash, and re-hashes
-every multi-chunk file. It prints what is broken and exits 1 if anything is.`,
+every multi-chunk file. It prints what is broken and exits 1 if anything is.
+A remote store (-s http(s)://…) is checked by fetching every object from
+the remote itself: the local cache is neither read nor filled.`,
 		Example: "  spraydryfs check --read-data",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			g.remote.NoCache = true // check the remote, not the cache's copy
 			r, err := g.openReader()
 			if err != nil {
 				return err

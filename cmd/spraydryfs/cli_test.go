@@ -37,6 +37,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	cliBin = filepath.Join(dir, "spraydryfs")
+	// Remote stores read in the tests are cached here, not in $HOME.
+	os.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
 	if out, err := exec.Command("go", "build", "-o", cliBin, ".").CombinedOutput(); err != nil {
 		if !errors.Is(err, exec.ErrNotFound) {
 			fmt.Fprintf(os.Stderr, "build spraydryfs: %v\n%s", err, out)

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -28,7 +29,7 @@ type globals struct {
 	storePath string
 	verbose   bool
 	log       *slog.Logger
-	remote    remoteOptions // from the mount helper's -o cache-dir=, cache-size=
+	remote    remoteOptions // --cache-dir, --cache-size, --no-cache
 	// metricsAddr is the --metrics address of a server command.
 	metricsAddr string
 	logFormat   string   // --log-format: text or json
@@ -88,7 +89,11 @@ chunk with zstd (dry), and serves the trees back byte-exact (rehydrate).
 Identical chunks, files and directories are stored once across all roots.
 
 The store is one SQLite file, chosen with -s/--store or $SPRAYDRYFS_STORE.
-Roots are named NAME@VERSION.`,
+Roots are named NAME@VERSION. Reading commands also read a published
+layout (see push): a directory, or a remote at http(s)://HOST/PREFIX.
+A remote is read through a local cache (--cache-dir, --cache-size): every
+object is verified before it is kept, and with the remote down what is
+cached still reads (the last roots index seen is kept too).`,
 		Version:       version() + " " + runtime.Version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -101,6 +106,9 @@ Roots are named NAME@VERSION.`,
 	}
 	root.PersistentFlags().StringVarP(&g.storePath, "store", "s", os.Getenv("SPRAYDRYFS_STORE"), "store file; reading commands also take a published layout: a directory or http(s)://HOST/PREFIX (default $SPRAYDRYFS_STORE)")
 	root.PersistentFlags().StringArrayVar(&g.trustArgs, "trust", trustFromEnv(), "require a published layout's index to be signed by `PUBKEY`, a KEYFILE.pub or its line (repeatable: any of them; default $SPRAYDRYFS_TRUST, a list like PATH); an unsigned or otherwise signed index is refused")
+	root.PersistentFlags().StringVar(&g.remote.CacheDir, "cache-dir", "", "local cache of remote stores (-s http(s)://…), shared by every remote and process (default $XDG_CACHE_HOME/spraydryfs, else ~/.cache/spraydryfs)")
+	root.PersistentFlags().Var(sizeFlag{&g.remote.CacheSize}, "cache-size", "bytes the local cache may hold, e.g. 500MiB or 20GiB; the least recently used objects go first (default 2GiB)")
+	root.PersistentFlags().BoolVar(&g.remote.NoCache, "no-cache", false, "read remote stores without the local cache")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log debug messages")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log lines as text (key=value) or json")
 	root.PersistentFlags().StringVar(&g.logPath, "log-file", "", "log to this file instead of stderr (servers reopen it on SIGHUP)")
@@ -201,3 +209,27 @@ func (g *globals) open(write bool) (*store.Store, error) {
 func (g *globals) openFile(p string, write bool) (*store.Store, error) {
 	return store.Open(p, store.Options{Create: write, ReadOnly: !write})
 }
+
+// sizeFlag is a flag holding a size in bytes, given as 2GiB, 500MiB, 1e9…
+type sizeFlag struct{ n *int64 }
+
+// String implements pflag.Value.
+func (f sizeFlag) String() string {
+	if f.n == nil || *f.n == 0 {
+		return ""
+	}
+	return strconv.FormatInt(*f.n, 10)
+}
+
+// Set implements pflag.Value.
+func (f sizeFlag) Set(s string) error {
+	n, err := parseSize(s)
+	if err != nil {
+		return err
+	}
+	*f.n = n
+	return nil
+}
+
+// Type implements pflag.Value.
+func (sizeFlag) Type() string { return "SIZE" }

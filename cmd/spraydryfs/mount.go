@@ -111,7 +111,7 @@ SIGTERM.`,
 			for _, o := range extra {
 				opt.Extra = append(opt.Extra, strings.Split(o, ",")...)
 			}
-			m, mf, err := g.startMetrics("mount", s.Objects)
+			m, mf, err := g.startMetrics("mount", s)
 			if err != nil {
 				return err
 			}

@@ -79,6 +79,7 @@ func isMountHelper(argv0 string) bool { return filepath.Base(argv0) == helperNam
 type remoteOptions struct {
 	CacheDir  string
 	CacheSize int64 // bytes; 0: the default
+	NoCache   bool
 }
 
 // helperCall is one parsed mount.spraydryfs command line.
@@ -282,6 +283,12 @@ func (c *helperCall) mountArgs() []string {
 	for _, t := range c.trust {
 		a = append(a, "--trust="+t)
 	}
+	if c.remote.CacheDir != "" {
+		a = append(a, "--cache-dir="+c.remote.CacheDir)
+	}
+	if c.remote.CacheSize > 0 {
+		a = append(a, "--cache-size="+strconv.FormatInt(c.remote.CacheSize, 10))
+	}
 	// The store as the source lets mount -a see the line is mounted.
 	source := c.store
 	if abs, err := filepath.Abs(source); err == nil && !strings.Contains(source, "://") {
@@ -326,7 +333,7 @@ func runMountHelper(args []string) int {
 	if c.fake {
 		return 0
 	}
-	g := &globals{remote: c.remote}
+	g := &globals{}
 	root := newRootCommand(g)
 	root.SetArgs(c.mountArgs())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

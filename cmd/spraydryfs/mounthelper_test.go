@@ -42,7 +42,7 @@ func TestMountHelperArgs(t *testing.T) {
 	if len(c.warnings) != 1 || !strings.Contains(c.warnings[0], "read-only") {
 		t.Errorf("rw should warn once that the mount is read-only: %q", c.warnings)
 	}
-	want := []string{"--store=/srv/t.sdfs", "--verbose", "--trust=" + pubFile, "mount", "--background", "--fsname=/srv/t.sdfs",
+	want := []string{"--store=/srv/t.sdfs", "--verbose", "--trust=" + pubFile, "--cache-dir=/var/cache/sdfs", "--cache-size=2147483648", "mount", "--background", "--fsname=/srv/t.sdfs",
 		"--allow-other", "--uid=1000", "--gid=0", "--debug", "--", "/mnt/tc", "toolchain@latest/bin"}
 	if got := c.mountArgs(); !reflect.DeepEqual(got, want) {
 		t.Errorf("mountArgs:\n got %q\nwant %q", got, want)

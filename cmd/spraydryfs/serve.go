@@ -103,7 +103,7 @@ The subcommands serve one protocol each, with all of its options.`,
 				}
 				return err
 			}
-			m, mf, err := g.startMetrics("serve", s.Objects)
+			m, mf, err := g.startMetrics("serve", s)
 			if err != nil {
 				return err
 			}

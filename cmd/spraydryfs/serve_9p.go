@@ -76,7 +76,7 @@ the guest's dentry cache shrinks); walks beyond it fail with EMFILE.`,
 				return err
 			}
 			defer s.Close()
-			m, mf, err := g.startMetrics("serve 9p", s.Objects)
+			m, mf, err := g.startMetrics("serve 9p", s)
 			if err != nil {
 				return err
 			}

@@ -76,7 +76,7 @@ later publication time, only when the roots change, so its ETag holds.`,
 			}
 			defer s.Close()
 			log := g.accessLog(quiet)
-			m, mf, err := g.startMetrics("serve http", s.Objects)
+			m, mf, err := g.startMetrics("serve http", s)
 			if err != nil {
 				return err
 			}

@@ -61,7 +61,7 @@ status is out, by closing the connection short of the Content-Length.`,
 				return err
 			}
 			defer s.Close()
-			m, mf, err := g.startMetrics("serve webdav", s.Objects)
+			m, mf, err := g.startMetrics("serve webdav", s)
 			if err != nil {
 				return err
 			}

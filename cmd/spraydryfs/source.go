@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spraydryfs/spraydryfs/backend/cache"
 	"github.com/spraydryfs/spraydryfs/backend/layout"
 	"github.com/spraydryfs/spraydryfs/backend/remote"
 	"github.com/spraydryfs/spraydryfs/backend/store"
@@ -19,7 +20,9 @@ import (
 type readStore struct {
 	*store.Objects
 	// file is the SQLite store when -s names one, else nil.
-	file  *store.Store
+	file *store.Store
+	// cache is the local cache in front of a remote store, else nil.
+	cache *cache.Cache
 	where string
 	close func() error
 }
@@ -53,7 +56,18 @@ func (g *globals) openReaderAt(p string) (*readStore, error) {
 	return &readStore{Objects: s.Objects, file: s, where: s.Path(), close: s.Close}, nil
 }
 
+// layoutReader reads the layout f fetches, named where; a remote one
+// (refetches: its objects may pass through caches that damage them) is
+// read ahead, and read through the local cache unless --no-cache.
 func (g *globals) layoutReader(f layout.Fetcher, where string, refetches bool, closer func() error) (*readStore, error) {
+	var c *cache.Cache
+	if refetches && !g.remote.NoCache {
+		var err error
+		if c, f, err = g.openCache(f, where); err != nil {
+			closer()
+			return nil, err
+		}
+	}
 	src := layout.NewSource(f, layout.SourceOptions{Refetches: refetches, Log: g.log, Trust: g.trust})
 	o, err := store.NewObjects(src, 0, 0)
 	if err != nil {
@@ -62,7 +76,41 @@ func (g *globals) layoutReader(f layout.Fetcher, where string, refetches bool, c
 	if refetches { // a remote: read ahead rather than wait a round trip per object
 		src.Prefetch(o)
 	}
-	return &readStore{Objects: o, where: where, close: closer}, nil
+	r := &readStore{Objects: o, where: where, close: closer, cache: c}
+	if c != nil {
+		r.close = func() error {
+			c.Close()
+			return closer()
+		}
+	}
+	return r, nil
+}
+
+// openCache puts the local cache (--cache-dir, --cache-size) in front of
+// remote f, named where. Without --cache-dir, a default directory that
+// cannot be had costs only a warning: the remote is read without a cache.
+func (g *globals) openCache(f layout.Fetcher, where string) (*cache.Cache, layout.Fetcher, error) {
+	dir, explicit := g.remote.CacheDir, g.remote.CacheDir != ""
+	var err error
+	if !explicit {
+		dir, err = cache.DefaultDir()
+	}
+	if err == nil {
+		var c *cache.Cache
+		if c, err = cache.Open(dir, cache.Options{Size: g.remote.CacheSize, Log: g.log}); err == nil {
+			var r *cache.Remote
+			if r, err = c.Wrap(f, where); err == nil {
+				g.log.Debug("local cache", "dir", dir, "remote", where, "index", r.IndexPath())
+				return c, r, nil
+			}
+			c.Close()
+		}
+	}
+	if explicit {
+		return nil, nil, fmt.Errorf("--cache-dir %s: %w", dir, err)
+	}
+	g.log.Warn("reading the remote without a local cache", "err", err)
+	return nil, f, nil
 }
 
 // openTarget opens dest, where push and pull write: an existing
