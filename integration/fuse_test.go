@@ -54,11 +54,11 @@ func mountFUSE(t *testing.T, storePath, which string) (string, func()) {
 }
 
 // startMount is mountFUSE that also returns the server's stderr, complete
-// once stop has returned.
-func startMount(t *testing.T, storePath, which string) (string, *bytes.Buffer, func()) {
+// once stop has returned, and takes more global options (--cache-dir DIR).
+func startMount(t *testing.T, storePath, which string, global ...string) (string, *bytes.Buffer, func()) {
 	t.Helper()
 	dir := t.TempDir()
-	args := []string{"-s", storePath, "mount", dir}
+	args := append(append([]string{"-s", storePath}, global...), "mount", dir)
 	if which != "" {
 		args = append(args, which)
 	}

@@ -219,9 +219,11 @@ func (s *staticSuite) layout(t *testing.T, storePath string) (string, string) {
 	return filepath.Join(s.root, name), s.srv.url(name + "/")
 }
 
+// mount mounts storePath's layout from the server, with an empty cache.
 func (s *staticSuite) mount(t *testing.T, storePath, which string) (string, func()) {
 	_, url := s.layout(t, storePath)
-	return mountFUSE(t, url, which)
+	dir, _, stop := startMount(t, url, which, "--cache-dir", t.TempDir())
+	return dir, stop
 }
 
 // damage alters chunk h's object in the published copy, not the store.
@@ -294,7 +296,7 @@ func TestRemoteAlteredObject(t *testing.T) {
 	h := hash.Sum(content)
 	s.damage(t, st, h)
 	_, url := s.layout(t, st)
-	dir, stderr, stop := startMount(t, url, "r@1")
+	dir, stderr, stop := startMount(t, url, "r@1", "--cache-dir", t.TempDir())
 	_, err := os.ReadFile(filepath.Join(dir, victim))
 	good, gerr := os.ReadFile(filepath.Join(dir, "d4", "f0004.txt"))
 	stop()
@@ -324,7 +326,7 @@ func TestRemoteStoppedMidRead(t *testing.T) {
 	s := newStaticSuite(t)
 	st, src := remoteStore(t, 60)
 	_, url := s.layout(t, st)
-	dir, _, stop := startMount(t, url, "r@1")
+	dir, _, stop := startMount(t, url, "r@1", "--cache-dir", t.TempDir())
 	defer stop()
 	read := filepath.Join("d1", "f0001.txt")
 	if _, err := os.ReadFile(filepath.Join(dir, read)); err != nil {
@@ -519,12 +521,12 @@ func TestRemoteProxyCache(t *testing.T) {
 	url := cache.url("")
 
 	out := filepath.Join(t.TempDir(), "out")
-	ok(t, "-s", url, "extract", "r@1", out)
+	ok(t, "-s", url, "--cache-dir", t.TempDir(), "extract", "r@1", out)
 	if b, err := exec.Command("diff", "-r", src, out).CombinedOutput(); err != nil {
 		t.Fatalf("first reader: %v\n%s", err, b)
 	}
 	first := cache.requests(t)
-	dir, unmount := mountFUSE(t, url, "r@1")
+	dir, _, unmount := startMount(t, url, "r@1", "--cache-dir", t.TempDir())
 	b, err := exec.Command("diff", "-r", src, dir).CombinedOutput()
 	unmount()
 	if err != nil {
@@ -669,7 +671,7 @@ func TestServeHTTPS(t *testing.T) {
 	}
 	url = strings.TrimSpace(url)
 	read := func(env ...string) (string, error) {
-		c := exec.Command(bin, "-s", url, "cat", "r@1/d1/f0001.txt")
+		c := exec.Command(bin, "-s", url, "--cache-dir", t.TempDir(), "cat", "r@1/d1/f0001.txt")
 		c.Env = append(os.Environ(), env...)
 		var stderr bytes.Buffer
 		c.Stderr = &stderr
@@ -685,5 +687,99 @@ func TestServeHTTPS(t *testing.T) {
 	}
 	if msg, err := read("SSL_CERT_FILE=/dev/null", "SSL_CERT_DIR=/nonexistent"); err == nil || !strings.Contains(msg, "certificate") {
 		t.Fatalf("untrusting client: %q, %v", msg, err)
+	}
+}
+
+// cachedKeys lists the objects in a local cache directory.
+func cachedKeys(t *testing.T, dir string) map[string]bool {
+	m := map[string]bool{}
+	files, err := filepath.Glob(filepath.Join(dir, "objects", "*", "*", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		rel, _ := filepath.Rel(dir, f)
+		m[filepath.ToSlash(rel)] = true
+	}
+	return m
+}
+
+// originGets returns the object paths the origin's log shows GET
+// requests for, from byte offset from on.
+func originGets(log *bytes.Buffer, from int) []string {
+	var keys []string
+	for _, m := range originLine.FindAllStringSubmatch(log.String()[from:], -1) {
+		if m[1] == "GET" && strings.HasPrefix(m[2], "/objects/") {
+			keys = append(keys, strings.TrimPrefix(m[2], "/"))
+		}
+	}
+	return keys
+}
+
+// TestRemoteWarmCache reads part of a tree from `serve http` through a
+// FUSE mount with an empty local cache (--cache-dir); a second mount with
+// that cache reads it again and asks the origin for no object it holds.
+// With the origin stopped, a third mount still has the roots (from the
+// kept index, with a warning) and reads every file read before byte-exact,
+// while a file never read fails with EIO, quickly.
+func TestRemoteWarmCache(t *testing.T) {
+	requireFUSE(t)
+	st, src := remoteStore(t, 60)
+	url, originLog, stopOrigin := serveHTTP(t, st)
+	cacheDir := t.TempDir()
+	var read []string // every file of d0 to d4, among them multi-chunk ones
+	for i := range 60 {
+		if i%10 < 5 {
+			read = append(read, filepath.Join(fmt.Sprintf("d%d", i%10), fmt.Sprintf("f%04d.txt", i)))
+		}
+	}
+	readTree := func(dir string) {
+		t.Helper()
+		for _, p := range read {
+			want, _ := os.ReadFile(filepath.Join(src, p))
+			if got, err := os.ReadFile(filepath.Join(dir, "r", "1", p)); err != nil || !bytes.Equal(got, want) {
+				t.Errorf("%s: %d bytes, %v", p, len(got), err)
+			}
+		}
+	}
+
+	dir, _, unmount := startMount(t, url, "", "--cache-dir", cacheDir)
+	readTree(dir)
+	unmount()
+	cached := cachedKeys(t, cacheDir)
+	first := len(originGets(originLog, 0))
+	if len(cached) == 0 || first == 0 {
+		t.Fatalf("first mount: %d objects fetched, %d cached", first, len(cached))
+	}
+
+	mark := originLog.Len()
+	dir, _, unmount = startMount(t, url, "", "--cache-dir", cacheDir)
+	readTree(dir)
+	unmount()
+	again := originGets(originLog, mark)
+	for _, k := range again {
+		if cached[k] {
+			t.Errorf("the warm mount asked the origin for cached %s", k)
+		}
+	}
+	t.Logf("first mount: %d object GETs, %d objects cached; warm mount: %d object GETs", first, len(cached), len(again))
+	stopOrigin()
+
+	dir, stderr, unmount := startMount(t, url, "", "--cache-dir", cacheDir)
+	defer unmount()
+	if names, err := os.ReadDir(dir); err != nil || len(names) != 1 || names[0].Name() != "r" {
+		t.Fatalf("roots with the origin down: %v, %v", names, err)
+	}
+	readTree(dir)
+	start := time.Now()
+	never := filepath.Join(dir, "r", "1", "d7", "f0007.txt")
+	if got, err := os.ReadFile(never); !errors.Is(err, syscall.EIO) {
+		t.Errorf("a file never read, with the origin down: %d bytes, %v; want EIO", len(got), err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("failing took %v", d)
+	}
+	if !strings.Contains(stderr.String(), "roots index kept in the cache") {
+		t.Errorf("no warning about the kept roots index:\n%s", stderr.String())
 	}
 }
