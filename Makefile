@@ -105,6 +105,7 @@ bench: build
 	bash bench/dict.sh
 	bash bench/delta.sh
 	bash bench/gc.sh
+	bash bench/remote.sh
 
 clean:
 	rm -rf bin $(DEMO)

@@ -37,6 +37,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -194,11 +195,11 @@ func (c *Cache) path(key string) string { return filepath.Join(c.dir, filepath.F
 
 // get returns cached object k, or false on a miss (a damaged or unreadable
 // copy is removed and is a miss).
-func (c *Cache) get(ctx context.Context, k objKey, limit int64) ([]byte, bool) {
+func (c *Cache) get(k objKey, limit int64) ([]byte, bool) {
 	key := k.key()
-	b, err := c.objs.Fetch(ctx, key, limit, false)
+	b, err := readObject(c.path(key), limit)
 	if err != nil {
-		if !layout.IsNotFound(err) {
+		if !errors.Is(err, fs.ErrNotExist) {
 			c.log.Warn("cache: cannot read an object; fetching it from the remote", "object", key, "err", err)
 			c.remove(k)
 		}
@@ -227,13 +228,36 @@ func (c *Cache) get(ctx context.Context, k objKey, limit int64) ([]byte, bool) {
 	return b, true
 }
 
+// readObject reads the object file at p, of at most limit bytes, in one
+// read (layout.Dir's Fetch grows its buffer as it reads).
+func readObject(p string, limit int64) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > limit || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %d bytes, more than %d, or not a file", p, fi.Size(), limit)
+	}
+	b := make([]byte, fi.Size())
+	if _, err := io.ReadFull(f, b); err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	return b, nil
+}
+
 // holds reports whether object k is cached.
 func (c *Cache) holds(k objKey) bool {
 	c.mu.Lock()
 	_, ok := c.recs[k]
+	scanned := !c.scanned.IsZero()
 	c.mu.Unlock()
-	if ok {
-		return true
+	if ok || scanned { // after a scan, the records are the cache but for
+		return ok // what other processes wrote since: a false no costs a write or a probe
 	}
 	_, err := os.Lstat(c.path(k.key()))
 	return err == nil

@@ -79,7 +79,7 @@ func (r *Remote) Fetch(ctx context.Context, key string, limit int64, fresh bool)
 	k := objKey{kind, h}
 	if fresh {
 		r.c.remove(k)
-	} else if b, ok := r.c.get(ctx, k, limit); ok {
+	} else if b, ok := r.c.get(k, limit); ok {
 		return b, nil
 	}
 	b, err := r.f.Fetch(ctx, key, limit, fresh)
