@@ -163,9 +163,6 @@ func Open(dir string, opt Options) (*Cache, error) {
 	return c, nil
 }
 
-// Dir returns the cache directory.
-func (c *Cache) Dir() string { return c.dir }
-
 // Close stops the cache's background work and waits for writes under way;
 // objects already written stay, and nothing more is written.
 func (c *Cache) Close() error {

@@ -59,12 +59,6 @@ func (c *Cache) Wrap(f layout.Fetcher, id string) (*Remote, error) {
 // IndexPath returns where the remote's last good roots index is kept.
 func (r *Remote) IndexPath() string { return filepath.Join(r.dir, layout.IndexKey) }
 
-// String returns the remote's address.
-func (r *Remote) String() string { return r.id }
-
-// Cache returns the cache the remote is behind.
-func (r *Remote) Cache() *Cache { return r.c }
-
 // Fetch implements layout.Fetcher. With fresh set an object is fetched
 // from the remote, and the cached copy (which failed verification) is
 // removed first.
