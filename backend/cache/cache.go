@@ -275,9 +275,7 @@ func (c *Cache) keep(k objKey, encode func() []byte) {
 		return
 	}
 	if err := c.objs.Put(context.Background(), k.key(), b); err != nil {
-		if !c.writeWarned.Swap(true) {
-			c.log.Warn("cache: cannot write objects; reading on without keeping them", "dir", c.dir, "err", err)
-		}
+		c.warnWrite(err)
 		return
 	}
 	now := time.Now().UnixNano()
@@ -293,6 +291,13 @@ func (c *Cache) keep(k objKey, encode func() []byte) {
 	c.kept.Add(1)
 	if full {
 		c.evictIfFull()
+	}
+}
+
+// warnWrite reports, once, that the cache cannot be written to.
+func (c *Cache) warnWrite(err error) {
+	if !c.writeWarned.Swap(true) {
+		c.log.Warn("cache: cannot write; reading on without keeping what is fetched", "dir", c.dir, "err", err)
 	}
 }
 

@@ -138,10 +138,7 @@ func newReader(t testing.TB, dir string, size int64, or *origin) *reader {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	r, err := c.Wrap(or, "http://origin.test/pub/")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := c.Wrap(or, "http://origin.test/pub/")
 	src := layout.NewSource(r, layout.SourceOptions{Refetches: true, Log: log})
 	o, err := store.NewObjects(src, 1<<20, 1<<20)
 	if err != nil {

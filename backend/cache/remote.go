@@ -33,18 +33,20 @@ type Remote struct {
 }
 
 // Wrap puts the cache in front of remote f, whose address id (a URL
-// without a password) names its roots index in the cache.
-func (c *Cache) Wrap(f layout.Fetcher, id string) (*Remote, error) {
+// without a password) names its roots index in the cache. A cache that
+// cannot be written to is still read; what cannot be kept is warned about
+// once.
+func (c *Cache) Wrap(f layout.Fetcher, id string) *Remote {
 	sum := sha256.Sum256([]byte(id))
 	dir := filepath.Join(c.dir, "remotes", hex.EncodeToString(sum[:8]))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("cache: %w", err)
-	}
 	r := &Remote{c: c, f: f, id: id, dir: dir}
-	if b, err := os.ReadFile(filepath.Join(dir, "url")); err != nil || string(b) != id+"\n" {
-		if err := c.writeFile(filepath.Join(dir, "url"), []byte(id+"\n")); err != nil {
-			return nil, err
-		}
+	err := os.MkdirAll(dir, 0o755)
+	if b, rerr := os.ReadFile(filepath.Join(dir, "url")); err == nil && (rerr != nil || string(b) != id+"\n") {
+		err = c.writeFile(filepath.Join(dir, "url"), []byte(id+"\n"))
+	}
+	if err != nil {
+		c.warnWrite(err)
+		return r
 	}
 	// The link makes remotes/<id> a layout of its own (-s reads it); a file
 	// system without symbolic links only loses that.
@@ -53,7 +55,7 @@ func (c *Cache) Wrap(f layout.Fetcher, id string) (*Remote, error) {
 			c.log.Debug("cache: no objects link", "dir", dir, "err", err)
 		}
 	}
-	return r, nil
+	return r
 }
 
 // IndexPath returns where the remote's last good roots index is kept.
@@ -112,8 +114,8 @@ func (r *Remote) index(ctx context.Context, limit int64, fresh bool) ([]byte, er
 		if _, derr := layout.DecodeIndex(b); derr == nil && !bytes.Equal(b, r.saved) && r.c.startWrite() {
 			if werr := r.c.writeFile(r.IndexPath(), b); werr == nil {
 				r.saved = b
-			} else if !r.c.writeWarned.Swap(true) {
-				r.c.log.Warn("cache: cannot keep the roots index", "err", werr)
+			} else {
+				r.c.warnWrite(werr)
 			}
 			r.c.writers.Done()
 		}

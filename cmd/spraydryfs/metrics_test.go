@@ -31,10 +31,7 @@ func TestDiskCacheMetrics(t *testing.T) {
 	}
 	defer c.Close()
 	key := layout.Key(layout.Dict, hash.Sum([]byte("d")))
-	r, err := c.Wrap(objectsOnly{key: []byte("dictionary")}, "http://remote.test/")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := c.Wrap(objectsOnly{key: []byte("dictionary")}, "http://remote.test/")
 	ctx := context.Background()
 	r.Fetch(ctx, key, 1<<20, false) // a miss
 	r.Keep(key, func() []byte { return []byte("dictionary") })

@@ -98,12 +98,9 @@ func (g *globals) openCache(f layout.Fetcher, where string) (*cache.Cache, layou
 	if err == nil {
 		var c *cache.Cache
 		if c, err = cache.Open(dir, cache.Options{Size: g.remote.CacheSize, Log: g.log}); err == nil {
-			var r *cache.Remote
-			if r, err = c.Wrap(f, where); err == nil {
-				g.log.Debug("local cache", "dir", dir, "remote", where, "index", r.IndexPath())
-				return c, r, nil
-			}
-			c.Close()
+			r := c.Wrap(f, where)
+			g.log.Debug("local cache", "dir", dir, "remote", where, "index", r.IndexPath())
+			return c, r, nil
 		}
 	}
 	if explicit {
