@@ -29,8 +29,8 @@
 // key, size and last use), built by a scan in the background when the
 // cache opens (reads need no record: the file system is the index) and
 // again before an eviction (at most once a minute), so that what other
-// processes wrote counts too. Last use is kept in each file's mtime, updated at most every
-// touchEvery.
+// processes wrote counts too. Last use is kept in each file's mtime,
+// updated at most every 10 minutes (touchEvery).
 package cache
 
 import (
@@ -253,8 +253,10 @@ func (c *Cache) holds(k objKey) bool {
 	_, ok := c.recs[k]
 	scanned := !c.scanned.IsZero()
 	c.mu.Unlock()
-	if ok || scanned { // after a scan, the records are the cache but for
-		return ok // what other processes wrote since: a false no costs a write or a probe
+	if ok || scanned {
+		// After a scan the records are the cache, but for what other
+		// processes wrote since: a false no costs a write or a probe.
+		return ok
 	}
 	_, err := os.Lstat(c.path(k.key()))
 	return err == nil
