@@ -67,6 +67,7 @@ than drop its signature. --take-over does either deliberately.`,
 					return usageError{err}
 				}
 			}
+			g.remote.NoCache = true // a mirror of a remote copies; it does not cache
 			s, err := g.openReader()
 			if err != nil {
 				return err
@@ -123,6 +124,9 @@ NAME@VERSION the store has with other content is refused.`,
 			if g.storePath == "" {
 				return usageError{errors.New("pull: no store to pull into: use -s/--store PATH or set SPRAYDRYFS_STORE")}
 			}
+			// The copy is what is kept: filling the local cache with the
+			// same objects would only evict what mounts need.
+			g.remote.NoCache = true
 			s, err := g.openReaderAt(a[0])
 			if err != nil {
 				return err
