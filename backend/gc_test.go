@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -129,6 +132,259 @@ func TestGCRemoveHalf(t *testing.T) {
 	again, err := gc.Collect(ctx, s, gc.Options{})
 	if err != nil || again.Freed != 0 || again.Redried != 0 {
 		t.Errorf("second gc: %+v, %v; want nothing to do", again, err)
+	}
+}
+
+// manyFiles returns n versions of a tree of 3,000 small files in 300
+// directories, each version editing every third file: listings, chunk
+// lists and chunk metadata take dozens of pages.
+func manyFiles(n int) []map[string][]byte {
+	r := rand.New(rand.NewPCG(3, 3))
+	cur := map[string][]byte{}
+	for i := range 3000 {
+		cur[fmt.Sprintf("m%02d/d%03d/f%04d.go", i%6, i%300, i)] = sourceText(r, 100+r.IntN(300))
+	}
+	var out []map[string][]byte
+	for range n {
+		next := map[string][]byte{}
+		for p, b := range cur {
+			if r.IntN(3) == 0 {
+				b = edit(r, b)
+			}
+			next[p] = b
+		}
+		out = append(out, next)
+		cur = next
+	}
+	return out
+}
+
+// TestGCRepacksTables removes most roots of a store whose metadata spans
+// many pages and collects: the deletions leave the listing, chunk list
+// and chunk tables part empty, gc rebuilds them (store.Repack) and gives
+// the pages back, so the file ends within 1.05x of a fresh store of the
+// remaining versions (without the rebuild: 1.3x). The store passes check
+// --read-data, its triggers still keep the reference counts, and the
+// remaining versions read byte-exact.
+func TestGCRepacksTables(t *testing.T) {
+	ctx := context.Background()
+	vs := manyFiles(4)
+	path := filepath.Join(t.TempDir(), "s.sdfs")
+	s := storeAt(t, path)
+	ingestVersions(t, s, vs, ingest.Options{})
+	fresh := storeAt(t, filepath.Join(t.TempDir(), "fresh.sdfs"))
+	ingestVersions(t, fresh, vs[3:], ingest.Options{})
+	want := closedSize(t, fresh)
+	before := closedSize(t, s)
+	s = reopen(t, path)
+	removeVersions(t, s, 1, 3)
+	rep, err := gc.Collect(ctx, s, gc.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for _, r := range rep.Repacked {
+		tables = append(tables, r.Table)
+		if r.After >= r.Before || r.Held <= 0 {
+			t.Errorf("repacked %+v: want fewer pages, and the time the lock was held", r)
+		}
+	}
+	for _, tb := range []string{"dirs", "chunks"} {
+		if !slices.Contains(tables, tb) {
+			t.Errorf("repacked %v, want %s among them", tables, tb)
+		}
+	}
+	checkClean(t, s)
+	readVersions(t, s, vs, 4)
+	after := closedSize(t, s)
+	t.Logf("store file %d -> %d bytes, fresh store of the last version %d (%.3fx); repacked %+v", before, after, want, float64(after)/float64(want), rep.Repacked)
+	if float64(after) > 1.05*float64(want)+2*65536 {
+		t.Errorf("store file %d bytes after gc: want at most 1.05x a fresh store of the remaining versions (%d)", after, want)
+	}
+	// The indexes and triggers came back with the tables: a chunk others
+	// depend on cannot be deleted.
+	c, err := sqlite.OpenConn(path, sqlite.OpenReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema []string
+	var ref []byte
+	sqlitex.Execute(c, `SELECT type || ' ' || name FROM sqlite_schema WHERE tbl_name = 'chunks' AND type != 'table' ORDER BY name`, &sqlitex.ExecOptions{
+		ResultFunc: func(st *sqlite.Stmt) error { schema = append(schema, st.ColumnText(0)); return nil }})
+	sqlitex.Execute(c, `SELECT hash FROM chunks WHERE deps > 0 LIMIT 1`, &sqlitex.ExecOptions{
+		ResultFunc: func(st *sqlite.Stmt) error { ref = make([]byte, st.ColumnLen(0)); st.ColumnBytes(0, ref); return nil }})
+	if len(schema) != 7 {
+		t.Errorf("indexes and triggers of chunks after gc: %v, want chunks_by_dict and 6 triggers", schema)
+	}
+	if ref == nil {
+		t.Fatal("no chunk is a reference after gc")
+	}
+	if err := sqlitex.Execute(c, `DELETE FROM chunks WHERE hash = ?`, &sqlitex.ExecOptions{Args: []any{ref}}); err == nil {
+		t.Error("deleted a chunk that others depend on after the rebuild")
+	}
+	c.Close()
+	s = reopen(t, path)
+	again, err := gc.Collect(ctx, s, gc.Options{})
+	if err != nil || len(again.Repacked) != 0 {
+		t.Errorf("second gc: repacked %+v, %v; want nothing to rebuild", again.Repacked, err)
+	}
+}
+
+// TestRepackKilled kills (SIGKILL) a process that repacks the tables and
+// shrinks the store in a loop, at several moments: each time the store
+// passes check --read-data with its tables, indexes and triggers whole,
+// and reads byte-exact.
+func TestRepackKilled(t *testing.T) {
+	if path := os.Getenv("SPRAYDRYFS_TEST_REPACK"); path != "" {
+		repackForever(t, path)
+		return
+	}
+	ctx := context.Background()
+	vs := versions(4)
+	path := filepath.Join(t.TempDir(), "s.sdfs")
+	s := storeAt(t, path)
+	ingestVersions(t, s, vs, ingest.Options{})
+	removeVersions(t, s, 1, 2)
+	if _, err := gc.Collect(ctx, s, gc.Options{NoShrink: true}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for i, delay := range []time.Duration{0, 3 * time.Millisecond, 7 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRepackKilled$")
+		cmd.Env = append(os.Environ(), "SPRAYDRYFS_TEST_REPACK="+path)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// After the first round, so that the kill lands in a later one.
+		buf := make([]byte, 4096)
+		for got := ""; !strings.Contains(got, "repack round 1\n"); {
+			n, err := out.Read(buf)
+			if err != nil {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("repacking process: %v after %q", err, got)
+			}
+			got += string(buf[:n])
+		}
+		time.Sleep(delay)
+		cmd.Process.Signal(syscall.SIGKILL)
+		if err := cmd.Wait(); err == nil {
+			t.Fatalf("kill %d: the repacking process ended by itself", i)
+		}
+		s := reopen(t, path)
+		checkClean(t, s)
+		readVersions(t, s, vs, 3)
+		s.Close()
+		c, err := sqlite.OpenConn(path, sqlite.OpenReadOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var schema []string
+		sqlitex.Execute(c, `SELECT type || ' ' || name FROM sqlite_schema WHERE tbl_name IN ('dirs', 'chunks', 'files', 'ingest_index') OR name LIKE '%repack%' ORDER BY 1`, &sqlitex.ExecOptions{
+			ResultFunc: func(st *sqlite.Stmt) error { schema = append(schema, st.ColumnText(0)); return nil }})
+		c.Close()
+		want := []string{"index chunks_by_dict", "table chunks", "table dirs", "table files", "table ingest_index",
+			"trigger chunks_ref_add", "trigger chunks_ref_change", "trigger chunks_ref_check", "trigger chunks_ref_drop", "trigger chunks_ref_keep", "trigger chunks_ref_recheck"}
+		if !slices.Equal(schema, want) {
+			t.Fatalf("kill %d: schema %v, want %v", i, schema, want)
+		}
+	}
+}
+
+// TestReadersDuringRepack reads two versions back to back through another
+// handle of the store (its own connections, caches too small to hold
+// anything) while the tables are repacked and the store shrunk in a loop:
+// every read is byte-exact.
+func TestReadersDuringRepack(t *testing.T) {
+	ctx := context.Background()
+	vs := versions(4)
+	path := filepath.Join(t.TempDir(), "s.sdfs")
+	s := storeAt(t, path)
+	ingestVersions(t, s, vs, ingest.Options{})
+	removeVersions(t, s, 1, 2)
+	if _, err := gc.Collect(ctx, s, gc.Options{NoShrink: true}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := store.Open(path, store.Options{ChunkCache: 1, MetaCache: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	done := make(chan struct{})
+	errs := make(chan error, 2)
+	var reads atomic.Int64
+	for w := range 2 {
+		go func() {
+			for {
+				for i := 3; i <= 4; i++ {
+					v, err := backend.OpenRoot(ctx, r.Objects, store.Ref{Name: "d", Version: fmt.Sprint(i)})
+					if err != nil {
+						errs <- err
+						return
+					}
+					for p, want := range vs[i-1] {
+						select {
+						case <-done:
+							errs <- nil
+							return
+						default:
+						}
+						if got, err := v.FS().ReadFile(p); err != nil || !bytes.Equal(got, want) {
+							errs <- fmt.Errorf("reader %d: d@%d/%s: %d bytes, %v; want %d bytes", w, i, p, len(got), err, len(want))
+							return
+						}
+						reads.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	rounds := 0
+	for start := time.Now(); time.Since(start) < time.Second; rounds++ {
+		for _, tb := range store.RepackTables {
+			if _, err := s.Repack(ctx, tb); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Shrink(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d repack rounds, %d reads", rounds, reads.Load())
+	if reads.Load() == 0 {
+		t.Fatal("no read finished")
+	}
+	checkClean(t, s)
+}
+
+// repackForever repacks every table of the store at path and shrinks it,
+// round after round, printing "repack round N" after each.
+func repackForever(t *testing.T, path string) {
+	s, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for round := 1; ; round++ {
+		for _, tb := range store.RepackTables {
+			if _, err := s.Repack(ctx, tb); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Shrink(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("repack round %d\n", round)
 	}
 }
 

@@ -16,9 +16,11 @@
 // batch first spares what roots committed since the mark need, and runs
 // only while no ingest holds a lease (see store.Lease): while one does,
 // the sweep waits. A killed collection leaves a consistent store, and
-// the next run frees the rest. Last, chunk data left on sparse pages is
-// moved off them (store.Defrag) and the freed pages go back to the file
-// system (store.Shrink), where the store has auto_vacuum.
+// the next run frees the rest. Last, where the store has auto_vacuum,
+// chunk data left on sparse pages is moved off them (store.Defrag), the
+// tables keyed by hash that the deletions left part empty are rebuilt
+// (store.Repack), and the freed pages go back to the file system
+// (store.Shrink).
 package gc
 
 import (
@@ -55,8 +57,8 @@ type Options struct {
 	// NoShrink leaves freed pages in the file (for a VACUUM after).
 	// Otherwise a store with auto_vacuum is defragmented and shrunk.
 	NoShrink bool
-	// Progress is told the phase ("mark", "re-dry", "sweep", "shrink"),
-	// items done and the phase's total.
+	// Progress is told the phase ("mark", "re-dry", "sweep",
+	// "defragment", "repack", "shrink"), items done and the phase's total.
 	Progress func(phase string, done, total int64)
 	// Wait is called when the sweep waits for a running ingest.
 	Wait func(err error)
@@ -90,10 +92,20 @@ type Report struct {
 	// Moved is the chunks whose data was moved off pages the sweep left
 	// sparse, so that those pages could be given back.
 	Moved int64
+	// Repacked is the tables rebuilt because deletions left their pages
+	// part empty (see store.Repack).
+	Repacked []Repacked
 	// FileBefore and FileAfter are the store file's size; FreeAfter the
 	// free space left inside it (without auto_vacuum: until gc --compact).
 	FileBefore, FileAfter, FreeAfter int64
 	Waited                           time.Duration // waiting for ingests
+}
+
+// Repacked is one table Collect rebuilt.
+type Repacked struct {
+	Table         string
+	Before, After int64         // its pages
+	Held          time.Duration // how long the rebuild held the write lock
 }
 
 type key struct {
@@ -193,6 +205,9 @@ func Collect(ctx context.Context, s *store.Store, opt Options) (*Report, error) 
 	}
 	if !opt.NoShrink && sp.AutoVacuum {
 		if g.rep.Moved, err = s.Defrag(ctx, func(d, t int64) { opt.Progress("defragment", d, t) }); err != nil {
+			return g.rep, err
+		}
+		if err := g.repack(ctx); err != nil {
 			return g.rep, err
 		}
 		if err := s.Shrink(ctx, func(d, t int64) { opt.Progress("shrink", d, t) }); err != nil {
@@ -704,5 +719,42 @@ func (g *collector) spare(ctx context.Context, roots []store.Root) error {
 		}
 		g.walked[rootKey(r)] = true
 	}
+	return nil
+}
+
+// repackWorth is the share of a table's pages (in percent) a rebuild must
+// be expected to free: rebuilding costs a copy of the table.
+const repackWorth = 10
+
+// repack rebuilds the tables whose pages deletions left part empty, each
+// in one transaction (store.Repack), so that Shrink can give their pages
+// back. Where SQLite cannot count pages, it rebuilds those tables when
+// the sweep deleted anything.
+func (g *collector) repack(ctx context.Context) error {
+	for i, t := range store.RepackTables {
+		g.opt.Progress("repack", int64(i), int64(len(store.RepackTables)))
+		u, err := g.s.TableUse(ctx, t)
+		switch {
+		case errors.Is(err, store.ErrNoPageStats):
+			if g.rep.Freed == 0 {
+				continue
+			}
+		case err != nil:
+			return err
+		case u.Leaves-u.Packed() < max(1, u.Pages*repackWorth/100):
+			continue
+		}
+		held, err := g.s.Repack(ctx, t)
+		if err != nil {
+			return err
+		}
+		after, err := g.s.TableUse(ctx, t)
+		if err != nil && !errors.Is(err, store.ErrNoPageStats) {
+			return err
+		}
+		g.rep.Repacked = append(g.rep.Repacked, Repacked{Table: t, Before: u.Pages, After: after.Pages, Held: held})
+		g.opt.Log.Debug("gc: repacked", "table", t, "pages", u.Pages, "after", after.Pages, "held", held)
+	}
+	g.opt.Progress("repack", int64(len(store.RepackTables)), int64(len(store.RepackTables)))
 	return nil
 }

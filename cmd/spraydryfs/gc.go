@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -37,9 +39,11 @@ leaves a consistent store, and running it again frees the rest; a lease
 left by a killed ingest or gc is recognised and dropped.
 
 In a store created by this version (auto_vacuum=INCREMENTAL), gc then
-moves chunk data off the pages the sweep left sparse and gives the free
-pages back, a few per transaction, so the file shrinks while everything
-keeps running. An older store keeps freed pages inside the file (gc says
+moves chunk data off the pages the sweep left sparse, rebuilds the
+listing, chunk list, chunk and reuse-index tables whose pages the
+deletions left part empty (one short transaction each: writers wait for
+it, readers never), and gives the free pages back, a few per
+transaction, so the file shrinks while everything keeps running. An older store keeps freed pages inside the file (gc says
 how much) until it is compacted once. --compact rewrites the whole store
 with VACUUM after collecting (converting an older store): the smallest
 file, but exclusive for writers: ingests, rm and other gc runs wait for
@@ -148,6 +152,16 @@ func printGC(rep *gc.Report, dryRun, keep bool) {
 	}
 	if rep.Waited > 0 {
 		fmt.Printf("waited %.1fs for running ingests\n", rep.Waited.Seconds())
+	}
+	if len(rep.Repacked) > 0 {
+		var held time.Duration
+		var parts []string
+		for _, r := range rep.Repacked {
+			parts = append(parts, fmt.Sprintf("%s %d -> %d pages", r.Table, r.Before, r.After))
+			held = max(held, r.Held)
+		}
+		fmt.Printf("repacked tables the deletions left part empty: %s; each held the write lock %s at most\n",
+			strings.Join(parts, ", "), held.Round(time.Millisecond))
 	}
 	fmt.Printf("store file %s -> %s", size(rep.FileBefore), size(rep.FileAfter))
 	if rep.FreeAfter > 0 {
