@@ -42,13 +42,14 @@ In a store created by this version (auto_vacuum=INCREMENTAL), gc then
 moves chunk data off the pages the sweep left sparse, rebuilds the
 listing, chunk list, chunk and reuse-index tables whose pages the
 deletions left part empty (one short transaction each: writers wait for
-it, readers never), and gives the free pages back, a few per
-transaction, so the file shrinks while everything keeps running. An older store keeps freed pages inside the file (gc says
-how much) until it is compacted once. --compact rewrites the whole store
-with VACUUM after collecting (converting an older store): the smallest
-file, but exclusive for writers: ingests, rm and other gc runs wait for
-it (an ingest gives up after 10 s), and it needs free disk space for a
-second copy of the store; readers keep reading.
+it, readers never; a table over 256 MiB is left to --compact), and gives
+the free pages back, a few per transaction, so the file shrinks while
+everything keeps running. An older store keeps freed pages inside the
+file (gc says how much) until it is compacted once. --compact rewrites
+the whole store with VACUUM after collecting (converting an older
+store): the smallest file, but exclusive for writers: ingests, rm and
+other gc runs wait for it (an ingest gives up after 10 s), and it needs
+free disk space for a second copy of the store; readers keep reading.
 
 --dry-run marks and prints what would be freed, and changes nothing.`,
 		Example: `  spraydryfs rm --keep-last 5 toolchain && spraydryfs gc
@@ -162,6 +163,13 @@ func printGC(rep *gc.Report, dryRun, keep bool) {
 		}
 		fmt.Printf("repacked tables the deletions left part empty: %s; each held the write lock %s at most\n",
 			strings.Join(parts, ", "), held.Round(time.Millisecond))
+	}
+	if len(rep.Unpacked) > 0 {
+		var parts []string
+		for _, r := range rep.Unpacked {
+			parts = append(parts, fmt.Sprintf("%s (%s)", r.Table, size(r.Before*r.PageSize)))
+		}
+		fmt.Printf("not repacked, too large to rebuild while writers wait: %s; gc --compact packs them\n", strings.Join(parts, ", "))
 	}
 	fmt.Printf("store file %s -> %s", size(rep.FileBefore), size(rep.FileAfter))
 	if rep.FreeAfter > 0 {
