@@ -282,3 +282,35 @@ func TestFUSEXattrsOfNewRoots(t *testing.T) {
 		}
 	}
 }
+
+// TestFUSEPosixACL: a stored POSIX ACL reads back byte-exact through a
+// mount, which has the kernel's ACL support (and its per-inode cache) on.
+func TestFUSEPosixACL(t *testing.T) {
+	requireFUSE(t)
+	st := filepath.Join(t.TempDir(), "s.sdfs")
+	src := t.TempDir()
+	f := filepath.Join(src, "f")
+	os.WriteFile(f, []byte("acl\n"), 0o640)
+	// version 2; user::rw-, user:1234:r--, group::r--, mask::r--, other::---
+	acl := []byte{2, 0, 0, 0}
+	for _, e := range [][3]uint32{{0x01, 6, 0xffffffff}, {0x02, 4, 1234}, {0x04, 4, 0xffffffff}, {0x10, 4, 0xffffffff}, {0x20, 0, 0xffffffff}} {
+		acl = append(acl, byte(e[0]), byte(e[0]>>8), byte(e[1]), byte(e[1]>>8),
+			byte(e[2]), byte(e[2]>>8), byte(e[2]>>16), byte(e[2]>>24))
+	}
+	if err := unix.Setxattr(f, "system.posix_acl_access", acl, 0); err != nil {
+		t.Skipf("the test's file system takes no POSIX ACLs: %v", err)
+	}
+	ok(t, "-s", st, "ingest", "a@1", src)
+	dir, stop := mountFUSE(t, st, "a@1")
+	defer stop()
+	for range 2 { // the second answer comes from the kernel's cache
+		buf := make([]byte, 256)
+		n, err := unix.Getxattr(filepath.Join(dir, "f"), "system.posix_acl_access", buf)
+		if err != nil || !bytes.Equal(buf[:max(n, 0)], acl) {
+			t.Fatalf("ACL through the mount: %x, %v; want %x", buf[:max(n, 0)], err, acl)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(b) != "acl\n" {
+		t.Fatalf("read: %q, %v", b, err)
+	}
+}
