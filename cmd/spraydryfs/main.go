@@ -104,7 +104,7 @@ cached still reads (the last roots index seen is kept too).`,
 			return g.loadTrust()
 		},
 	}
-	root.PersistentFlags().StringVarP(&g.storePath, "store", "s", os.Getenv("SPRAYDRYFS_STORE"), "store file; reading commands also take a published layout: a directory or http(s)://HOST/PREFIX (default $SPRAYDRYFS_STORE)")
+	root.PersistentFlags().StringVarP(&g.storePath, "store", "s", os.Getenv("SPRAYDRYFS_STORE"), "store file; reading commands also take a published layout: a directory, http(s)://HOST/PREFIX or s3://BUCKET/PREFIX (S3 endpoint and credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_PROFILE or ~/.aws) (default $SPRAYDRYFS_STORE)")
 	root.PersistentFlags().StringArrayVar(&g.trustArgs, "trust", trustFromEnv(), "require a published layout's index to be signed by `PUBKEY`, a KEYFILE.pub or its line (repeatable: any of them; default $SPRAYDRYFS_TRUST, a list like PATH); an unsigned or otherwise signed index is refused")
 	root.PersistentFlags().StringVar(&g.remote.CacheDir, "cache-dir", "", "`DIR` of the local cache of remote stores (-s http(s)://…), shared by every remote and process (default $XDG_CACHE_HOME/spraydryfs, else ~/.cache/spraydryfs)")
 	root.PersistentFlags().Var(sizeFlag{&g.remote.CacheSize}, "cache-size", "bytes the local cache may hold, e.g. 500MiB or 20GiB; the least recently used objects go first (default 2GiB)")

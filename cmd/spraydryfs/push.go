@@ -26,20 +26,28 @@ func newPushCommand(g *globals) *cobra.Command {
 		Use:   "push DEST [NAME[@VERSION]...]",
 		Short: "Publish roots as a layout that any web server can serve",
 		Long: `Push copies roots (all of them, or the names and versions given) from the
-store (-s) into DEST. DEST is a directory holding the published layout:
-immutable objects named by their content address under
-objects/<kind>/ab/cdef…, and one small index.json naming the roots. Serve
-the directory with any static web server and read it anywhere with
--s http://HOST/PREFIX. DEST may also be a store file (an existing file, or
-a new path ending in .sdfs), as with pull.
+store (-s) into DEST, a published layout: immutable objects named by their
+content address under objects/<kind>/ab/cdef…, and one small index.json
+naming the roots. DEST is a directory (serve it with any static web
+server) or an S3 bucket prefix, s3://BUCKET/PREFIX; read either anywhere
+with -s http://HOST/PREFIX, -s s3://BUCKET/PREFIX or -s DIR. DEST may also
+be a store file (an existing file, or a new path ending in .sdfs), as with
+pull.
 
 Only objects DEST lacks are read and sent, in parallel; each is verified
-against its address first and written atomically (temporary file and
-rename). The index is merged with DEST's (pushes of different roots keep
-each other's) and written last, after everything it names is on disk: a
-push that is interrupted or killed publishes nothing new, and running it
-again sends only what is still missing. A NAME@VERSION already published
-with other content is refused.
+against its address first and written atomically (a directory: temporary
+file and rename; S3: one PUT, with If-None-Match: *). The index is merged
+with DEST's (pushes of different roots keep each other's: a directory is
+locked, an S3 index is replaced with If-Match on the ETag read, and read
+again if another push replaced it first) and written last, after
+everything it names is stored: a push that is interrupted or killed
+publishes nothing new, and running it again sends only what is still
+missing. A NAME@VERSION already published with other content is refused.
+
+S3 takes the SDK's standard settings: AWS_ENDPOINT_URL (an S3-compatible
+server; requests are then path-style), AWS_ACCESS_KEY_ID and
+AWS_SECRET_ACCESS_KEY, AWS_REGION (default us-east-1), AWS_PROFILE with
+~/.aws/config and ~/.aws/credentials, and AWS_CA_BUNDLE.
 
 --sign KEYFILE (see 'spraydryfs keygen') signs the index with ed25519;
 readers given the public key with --trust then refuse any index it did not
@@ -53,6 +61,8 @@ than drop its signature. --take-over does either deliberately.`,
 		Example: `  spraydryfs push /srv/www/trees
   spraydryfs push /srv/www/trees toolchain@1.2 sdk
   spraydryfs -s http://127.0.0.1:8090/ mount /mnt/trees
+  AWS_ENDPOINT_URL=http://127.0.0.1:7070 spraydryfs push -j 16 s3://trees/pub
+  AWS_ENDPOINT_URL=http://127.0.0.1:7070 spraydryfs -s s3://trees/pub mount /mnt/trees
   spraydryfs push --sign publish.key /srv/www/trees
   spraydryfs -s http://cache.lan/trees/ --trust publish.key.pub roots`,
 		Args: args(cobra.MinimumNArgs(1)),

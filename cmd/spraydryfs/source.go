@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spraydryfs/spraydryfs/backend/bucket"
 	"github.com/spraydryfs/spraydryfs/backend/cache"
 	"github.com/spraydryfs/spraydryfs/backend/layout"
 	"github.com/spraydryfs/spraydryfs/backend/remote"
@@ -46,6 +47,12 @@ func (g *globals) openReaderAt(p string) (*readStore, error) {
 			return nil, usageError{err}
 		}
 		return g.layoutReader(h, h.String(), true, h.Close)
+	case bucket.IsURL(p):
+		b, err := bucket.Open(context.Background(), p, bucket.Options{Log: g.log})
+		if err != nil {
+			return nil, usageError{err}
+		}
+		return g.layoutReader(b, b.String(), true, func() error { return nil })
 	case layout.IsDir(p):
 		return g.layoutReader(layout.NewDir(p), p, false, func() error { return nil })
 	}
@@ -110,13 +117,21 @@ func (g *globals) openCache(f layout.Fetcher, where string) (*cache.Cache, layou
 	return nil, f, nil
 }
 
-// openTarget opens dest, where push and pull write: an existing
-// directory is a layout, an existing file a store file; a new path is a
+// openTarget opens dest, where push and pull write: s3://BUCKET/PREFIX
+// is a layout in a bucket, an existing directory a layout, an existing
+// file a store file; a new path is a
 // store file if it ends in .sdfs or newStore is set, else a layout
 // directory.
 func (g *globals) openTarget(dest string, newStore bool) (t layout.Target, where string, closer func() error, err error) {
+	if bucket.IsURL(dest) {
+		b, err := bucket.Open(context.Background(), dest, bucket.Options{Log: g.log})
+		if err != nil {
+			return nil, "", nil, usageError{err}
+		}
+		return b, b.String(), func() error { return nil }, nil
+	}
 	if remote.IsURL(dest) || dest == "" {
-		return nil, "", nil, usageError{fmt.Errorf("cannot write to %q: give a directory or a store file (serve a directory with any web server to publish over HTTP)", dest)}
+		return nil, "", nil, usageError{fmt.Errorf("cannot write to %q: give a directory, a store file or s3://BUCKET/PREFIX (serve a directory with any web server to publish over HTTP)", dest)}
 	}
 	st, err := os.Stat(dest)
 	isStore := err == nil && !st.IsDir() || err != nil && (newStore || strings.HasSuffix(dest, ".sdfs"))
