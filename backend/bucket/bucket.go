@@ -256,7 +256,12 @@ func classify(ctx context.Context, what string, err error) error {
 		if errors.As(err, &cv) { // another attempt would be refused alike
 			return errPermanent{fmt.Errorf("%w: %s: %v", remote.ErrUnavailable, what, cv)}
 		}
-		return fmt.Errorf("%w: %s: %v", remote.ErrUnavailable, what, send.Err)
+		cause := send.Err
+		var ue *url.Error // "Get "http://…?x-id=GetObject": …" says what we say
+		if errors.As(cause, &ue) {
+			cause = ue.Err
+		}
+		return fmt.Errorf("%w: %s: %v", remote.ErrUnavailable, what, cause)
 	}
 	var re *smithyhttp.ResponseError
 	if errors.As(err, &re) {
