@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,6 +57,20 @@ type Bucket struct {
 	mu        sync.Mutex
 	indexETag string
 	indexBody []byte
+
+	// lists holds the listings Has takes, one per fan-out directory.
+	listMu sync.Mutex
+	lists  map[string]*listing
+	// noList is set once the server has refused a listing (no
+	// s3:ListBucket permission, say): Has sends a HEAD per object.
+	noList atomic.Bool
+}
+
+// listing is the keys under one fan-out directory, once done is closed.
+type listing struct {
+	done chan struct{}
+	keys map[string]struct{}
+	err  error
 }
 
 // Options tune a Bucket; zero values pick the defaults.
@@ -143,7 +158,7 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Bucket, error) {
 			o.UsePathStyle = true
 		}
 	})
-	return &Bucket{client: client, bucket: bucket, prefix: prefix, opt: opt}, nil
+	return &Bucket{client: client, bucket: bucket, prefix: prefix, opt: opt, lists: map[string]*listing{}}, nil
 }
 
 // parseURL splits s3://BUCKET/PREFIX; the prefix is "" or ends in "/".
@@ -363,8 +378,103 @@ func (b *Bucket) get(ctx context.Context, what, key string, limit int64) ([]byte
 	return data, nil
 }
 
-// Has implements layout.Target: a HEAD request.
+// Has implements layout.Target. An object's presence is answered from a
+// listing of its fan-out directory (objects/KIND/ab/), taken at the first
+// question about it: one LIST request per 1,000 objects rather than a HEAD
+// each (a push of the gomod corpus: 42,197 HEADs). Objects are immutable
+// and push never removes one, so a listing stays true; an object another
+// push adds later is absent from it, and Put's If-None-Match leaves it
+// alone. Other keys, and every key once the server has refused a listing,
+// get a HEAD.
 func (b *Bucket) Has(ctx context.Context, key string) (bool, error) {
+	dir := path.Dir(key) + "/"
+	if !strings.HasPrefix(key, "objects/") || b.noList.Load() {
+		return b.head(ctx, key)
+	}
+	l, err := b.listed(ctx, dir)
+	if err != nil {
+		return false, err
+	}
+	if l == nil {
+		return b.head(ctx, key)
+	}
+	_, ok := l.keys[key]
+	return ok, nil
+}
+
+// listed returns the listing of dir, taking it unless another call has;
+// nil if the server refuses listings.
+func (b *Bucket) listed(ctx context.Context, dir string) (*listing, error) {
+	b.listMu.Lock()
+	l, ok := b.lists[dir]
+	if !ok {
+		l = &listing{done: make(chan struct{})}
+		b.lists[dir] = l
+	}
+	b.listMu.Unlock()
+	if ok {
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	} else {
+		l.keys, l.err = b.list(ctx, dir)
+		close(l.done)
+	}
+	if l.err == nil {
+		return l, nil
+	}
+	if errors.Is(l.err, remote.ErrUnavailable) || ctx.Err() != nil {
+		b.listMu.Lock()
+		if b.lists[dir] == l { // the next question tries again
+			delete(b.lists, dir)
+		}
+		b.listMu.Unlock()
+		return nil, l.err
+	}
+	if !b.noList.Swap(true) {
+		b.opt.Log.Warn("the S3 server refused to list the bucket; asking for each object instead", "bucket", b.String(), "err", l.err)
+	}
+	return nil, nil
+}
+
+// list returns the keys under dir (relative to the prefix).
+func (b *Bucket) list(ctx context.Context, dir string) (map[string]struct{}, error) {
+	what := "LIST " + b.String() + dir
+	keys := map[string]struct{}{}
+	var token *string
+	for {
+		var out *s3.ListObjectsV2Output
+		err := b.retry(ctx, what, func(ctx context.Context) error {
+			var err error
+			out, err = b.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+				Bucket: &b.bucket, Prefix: aws.String(b.key(dir)), ContinuationToken: token})
+			if err != nil {
+				return classify(ctx, what, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range out.Contents {
+			if k, ok := strings.CutPrefix(aws.ToString(o.Key), b.prefix); ok {
+				keys[k] = struct{}{}
+			}
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			return keys, nil
+		}
+		if aws.ToString(out.NextContinuationToken) == "" {
+			return nil, fmt.Errorf("%s: truncated listing without a continuation token", what)
+		}
+		token = out.NextContinuationToken
+	}
+}
+
+// head reports whether key is present: a HEAD request.
+func (b *Bucket) head(ctx context.Context, key string) (bool, error) {
 	what := "HEAD " + b.String() + key
 	found := false
 	err := b.retry(ctx, what, func(ctx context.Context) error {
@@ -396,7 +506,7 @@ func (b *Bucket) Put(ctx context.Context, key string, data []byte) error {
 		}
 		b.conditionalUnsupported(err)
 	}
-	if ok, err := b.Has(ctx, key); err != nil || ok {
+	if ok, err := b.head(ctx, key); err != nil || ok {
 		return err
 	}
 	return b.put(ctx, key, data, nil, nil)

@@ -36,6 +36,39 @@ type fakeS3 struct {
 	fail func(w http.ResponseWriter, r *http.Request) bool
 	// noConditional answers 501 to conditional writes.
 	noConditional bool
+	// page is how many keys a listing answers at most (default 1000).
+	page int
+}
+
+// list answers ListObjectsV2 of bucket (path /bucket), in pages.
+func (f *fakeS3) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	bucketPath := strings.TrimSuffix(r.URL.Path, "/") + "/"
+	prefix := bucketPath + q.Get("prefix")
+	var keys []string
+	for k := range f.objects {
+		if strings.HasPrefix(k, prefix) && k > bucketPath+q.Get("continuation-token") {
+			keys = append(keys, strings.TrimPrefix(k, bucketPath))
+		}
+	}
+	slices.Sort(keys)
+	page := f.page
+	if page == 0 {
+		page = 1000
+	}
+	truncated := len(keys) > page
+	if truncated {
+		keys = keys[:page]
+	}
+	w.Header().Set("Content-Type", "application/xml")
+	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>b</Name><Prefix>%s</Prefix><KeyCount>%d</KeyCount><IsTruncated>%v</IsTruncated>`, q.Get("prefix"), len(keys), truncated)
+	if truncated {
+		fmt.Fprintf(w, "<NextContinuationToken>%s</NextContinuationToken>", keys[len(keys)-1])
+	}
+	for _, k := range keys {
+		fmt.Fprintf(w, "<Contents><Key>%s</Key><Size>1</Size></Contents>", k)
+	}
+	fmt.Fprint(w, "</ListBucketResult>")
 }
 
 func etag(b []byte) string { s := md5.Sum(b); return `"` + hex.EncodeToString(s[:]) + `"` }
@@ -58,6 +91,10 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	cur, exists := f.objects[r.URL.Path]
+	if r.Method == http.MethodGet && r.URL.Query().Get("list-type") == "2" {
+		f.list(w, r)
+		return
+	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		if !exists {
@@ -215,9 +252,6 @@ func TestRoundTrip(t *testing.T) {
 	if err := b.Put(ctx, key, []byte("frame")); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := b.Has(ctx, key); !ok || err != nil {
-		t.Fatalf("Has after Put: %v %v", ok, err)
-	}
 	got, err := b.Fetch(ctx, key, 100, false)
 	if err != nil || string(got) != "frame" {
 		t.Fatalf("Fetch: %q %v", got, err)
@@ -225,12 +259,22 @@ func TestRoundTrip(t *testing.T) {
 	if _, err := b.Fetch(ctx, "objects/chunk/cd/cdef", 100, false); !layout.IsNotFound(err) {
 		t.Errorf("missing key: %v, want ErrNotFound", err)
 	}
-	want := []string{"HEAD /bkt/pub/trees/" + key, "PUT /bkt/pub/trees/" + key, "HEAD /bkt/pub/trees/" + key,
-		"GET /bkt/pub/trees/" + key, "GET /bkt/pub/trees/objects/chunk/cd/cdef"}
+	if ok, err := b.Has(ctx, layout.IndexKey); ok || err != nil {
+		t.Fatalf("Has(index): %v %v", ok, err)
+	}
+	// The first Has lists objects/chunk/ab/; the second is answered from
+	// that listing, taken before the Put (another push might have added
+	// the object: Put's If-None-Match covers it).
+	want := []string{"GET /bkt", "PUT /bkt/pub/trees/" + key,
+		"GET /bkt/pub/trees/" + key, "GET /bkt/pub/trees/objects/chunk/cd/cdef", "HEAD /bkt/pub/trees/index.json"}
 	if got := f.requests(); !slices.Equal(got, want) {
 		t.Errorf("requests %q, want %q", got, want)
 	}
-	put := f.sent()[1]
+	reqs := f.sent()
+	if l := reqs[0].URL.Query(); l.Get("list-type") != "2" || l.Get("prefix") != "pub/trees/objects/chunk/ab/" {
+		t.Errorf("listing %v", l)
+	}
+	put := reqs[1]
 	for h := range put.Header {
 		if strings.Contains(strings.ToLower(h), "checksum") {
 			t.Errorf("PUT has checksum header %s", h)
@@ -249,6 +293,76 @@ func TestRoundTrip(t *testing.T) {
 	})
 	if _, err := b.Fetch(ctx, key, 100, false); err == nil || layout.IsNotFound(err) || !strings.Contains(err.Error(), "no such bucket") {
 		t.Errorf("missing bucket: %v", err)
+	}
+}
+
+// TestHasFromListings: Has lists each fan-out directory once, page by
+// page, and answers from it; keys outside the prefix or the directory do
+// not count. A listing that fails transiently is taken again at the next
+// question; a server that refuses listings gets a HEAD per object.
+func TestHasFromListings(t *testing.T) {
+	f, _ := newFake(t)
+	f.page = 2
+	for _, k := range []string{"/bkt/p/objects/dir/ab/1", "/bkt/p/objects/dir/ab/2", "/bkt/p/objects/dir/ab/3",
+		"/bkt/p/objects/dir/ab/4", "/bkt/p/objects/dir/ab/5", "/bkt/p/objects/dir/cd/6", "/bkt/q/objects/dir/ab/7"} {
+		f.put(k, []byte("x"))
+	}
+	b := open(t, "s3://bkt/p", Options{})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 4 { // concurrent first questions share one listing
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k, want := range map[string]bool{"1": true, "5": true, "6": false, "7": false, "8": false} {
+				if ok, err := b.Has(ctx, "objects/dir/ab/"+k); ok != want || err != nil {
+					t.Errorf("Has(ab/%s) = %v, %v; want %v", k, ok, err, want)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := f.requests(); len(got) != 3 || got[0] != "GET /bkt" {
+		t.Errorf("requests %q, want 3 pages of one listing", got)
+	}
+
+	f.sent()
+	var fails atomic.Int32
+	fails.Store(3) // every attempt of one question
+	f.setFail(func(w http.ResponseWriter, r *http.Request) bool {
+		if fails.Add(-1) >= 0 {
+			s3Error(w, 503, "SlowDown")
+			return true
+		}
+		return false
+	})
+	if _, err := b.Has(ctx, "objects/dir/cd/6"); !errors.Is(err, remote.ErrUnavailable) {
+		t.Errorf("listing while the server fails: %v", err)
+	}
+	if ok, err := b.Has(ctx, "objects/dir/cd/6"); !ok || err != nil {
+		t.Errorf("listing again: %v %v", ok, err)
+	}
+
+	var logged bytes.Buffer
+	b = open(t, "s3://bkt/p", Options{Log: slog.New(slog.NewTextHandler(&logged, nil))})
+	f.setFail(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Query().Get("list-type") != "" {
+			s3Error(w, 403, "AccessDenied")
+			return true
+		}
+		return false
+	})
+	f.sent()
+	for k, want := range map[string]bool{"1": true, "8": false} {
+		if ok, err := b.Has(ctx, "objects/dir/ab/"+k); ok != want || err != nil {
+			t.Errorf("without listings, Has(ab/%s) = %v, %v", k, ok, err)
+		}
+	}
+	if got := f.requests(); len(got) != 3 || !strings.HasPrefix(got[1], "HEAD ") || !strings.HasPrefix(got[2], "HEAD ") {
+		t.Errorf("requests %q, want a refused listing, then HEADs", got)
+	}
+	if n := strings.Count(logged.String(), "refused to list"); n != 1 {
+		t.Errorf("%d warnings:\n%s", n, logged.String())
 	}
 }
 
@@ -319,7 +433,7 @@ func TestRetries(t *testing.T) {
 	if !errors.Is(err, remote.ErrUnavailable) || !strings.Contains(err.Error(), "500 InternalError") {
 		t.Errorf("500: %v", err)
 	}
-	if _, err := b.Has(ctx, "k"); !errors.Is(err, remote.ErrUnavailable) {
+	if _, err := b.Has(ctx, "objects/chunk/ab/k"); !errors.Is(err, remote.ErrUnavailable) {
 		t.Errorf("Has on 500: %v", err)
 	}
 	if n := len(f.requests()); n != 6 {
