@@ -106,6 +106,7 @@ bench: build
 	bash bench/delta.sh
 	bash bench/gc.sh
 	bash bench/remote.sh
+	bash bench/s3.sh
 
 clean:
 	rm -rf bin $(DEMO)
