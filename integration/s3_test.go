@@ -415,3 +415,58 @@ func TestS3AlteredObject(t *testing.T) {
 		t.Errorf("failing took %v", d)
 	}
 }
+
+// TestS3PushKilledResumes: a push to a bucket killed with SIGKILL midway
+// publishes no index; the re-run sends only what is missing, and the
+// bucket reads back.
+func TestS3PushKilledResumes(t *testing.T) {
+	c := requireS3(t)
+	st, src := remoteStore(t, 3000)
+	url := s3URL(t)
+	bkt, prefix := s3Key(url, "")
+	count := func() int { // the objects in the bucket
+		n := 0
+		pages := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: &bkt, Prefix: aws.String(prefix + "objects/")})
+		for pages.HasMorePages() {
+			out, err := pages.NextPage(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += len(out.Contents)
+		}
+		return n
+	}
+	cmd := exec.Command(bin, "-s", st, "push", "-j", "2", url)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	for range 5000 {
+		if count() >= 200 {
+			cmd.Process.Kill()
+			killed = true
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	err := cmd.Wait()
+	if !killed || err == nil {
+		t.Fatalf("push finished before it could be killed (%v)", err)
+	}
+	if _, err := c.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &bkt, Key: aws.String(prefix + layout.IndexKey)}); err == nil {
+		t.Fatal("a killed push left an index")
+	}
+	before := count()
+	total, sent, there := pushCounts(t, ok(t, "-s", st, "push", url).stdout)
+	if there < before-5 || sent != total-there || sent == 0 {
+		t.Fatalf("re-run: %d objects, %d sent, %d there; %d were there after the kill", total, sent, there, before)
+	}
+	if _, sent, _ := pushCounts(t, ok(t, "-s", st, "push", url).stdout); sent != 0 {
+		t.Errorf("third push sent %d objects", sent)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	ok(t, "-s", url, "extract", "r@1", out)
+	if b, err := exec.Command("diff", "-r", src, out).CombinedOutput(); err != nil {
+		t.Fatalf("diff: %v\n%s", err, b)
+	}
+}
