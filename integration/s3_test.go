@@ -189,8 +189,11 @@ func (s *s3Suite) publish(t *testing.T, storePath string) string {
 	return url
 }
 
+// mount mounts the bucket copy of storePath with an empty local cache of
+// its own, so that every read goes to the server.
 func (s *s3Suite) mount(t *testing.T, storePath, which string) (string, func()) {
-	return mountFUSE(t, s.publish(t, storePath), which)
+	dir, _, stop := startMount(t, s.publish(t, storePath), which, "--cache-dir", t.TempDir())
+	return dir, stop
 }
 
 // damage alters chunk h's object in the bucket, not the store.
@@ -394,7 +397,7 @@ func TestS3AlteredObject(t *testing.T) {
 		t.Errorf("check: exit %d, %s", r.code, r.stderr)
 	}
 
-	dir, stderr, stop := startMount(t, url, "r@1")
+	dir, stderr, stop := startMount(t, url, "r@1", "--cache-dir", t.TempDir())
 	got, err := os.ReadFile(filepath.Join(dir, victim))
 	good, gerr := os.ReadFile(filepath.Join(dir, "d4", "f0004.txt"))
 	stop()
@@ -410,7 +413,8 @@ func TestS3AlteredObject(t *testing.T) {
 
 	t.Setenv("AWS_ENDPOINT_URL", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
 	start := time.Now()
-	wantError(t, spraydryfs(t, "-s", url, "roots"), "remote unavailable: GET "+url+"index.json: dial tcp")
+	// (--no-cache: the local cache would serve the index it kept.)
+	wantError(t, spraydryfs(t, "-s", url, "--no-cache", "roots"), "remote unavailable: GET "+url+"index.json: dial tcp")
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("failing took %v", d)
 	}

@@ -13,5 +13,5 @@ func TestS3URLErrors(t *testing.T) {
 	wantFail(t, cli(t, "-s", "s3://bucket/p?versionId=1", "ls", "a@1"), 2, "only s3://BUCKET/PREFIX")
 	wantFail(t, cli(t, "-s", "s3://bucket/a//b", "roots"), 2, "empty, . or .. part")
 	wantFail(t, cli(t, "-s", st, "push", "s3://key:secret@bucket/p"), 2, "only s3://BUCKET/PREFIX")
-	wantFail(t, cli(t, "-s", st, "push", "http://host/p"), 2, "directory or s3://BUCKET/PREFIX")
+	wantFail(t, cli(t, "-s", st, "push", "http://host/p"), 2, "store file or s3://BUCKET/PREFIX")
 }

@@ -77,16 +77,7 @@ than drop its signature. --take-over does either deliberately.`,
 					return usageError{err}
 				}
 			}
-			g.remote.NoCache = true // a mirror of a remote copies; it does not cache
-			s, err := g.openReader()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			roots, err := namedRoots(cmd.Context(), s, refs)
-			if err != nil {
-				return err
-			}
+			// DEST first: a mistake in it is found before the source is read.
 			t, dest, closeTarget, err := g.openTarget(a[0], false)
 			if err != nil {
 				return err
@@ -94,6 +85,18 @@ than drop its signature. --take-over does either deliberately.`,
 			if _, ok := t.(*push.StoreTarget); ok && sign != "" {
 				closeTarget()
 				return usageError{fmt.Errorf("push: --sign signs a layout's index; %s is a store file, which has none", dest)}
+			}
+			g.remote.NoCache = true // a mirror of a remote copies; it does not cache
+			s, err := g.openReader()
+			if err != nil {
+				closeTarget()
+				return err
+			}
+			defer s.Close()
+			roots, err := namedRoots(cmd.Context(), s, refs)
+			if err != nil {
+				closeTarget()
+				return err
 			}
 			return finish(transfer(cmd.Context(), "push", s, roots, t, dest, opt), closeTarget)
 		},
