@@ -14,14 +14,14 @@ import (
 // kept and its mtime set back (cp -p, rsync -t, touch -r, a write within
 // the mtime's granularity): no one can set it.
 type seen struct {
-	fileID
+	reuseKey
 	size  int64
 	mtime int64
 	hash  hash.Hash
 }
 
-// fileID is the inode and status-change time of a file as the walk saw it.
-type fileID struct {
+// reuseKey is the inode and status-change time of a file as the walk saw it.
+type reuseKey struct {
 	ino   uint64
 	ctime int64
 }
@@ -36,7 +36,7 @@ const indexFormat = 'c'
 // each regular file in listing order (0 if unknown), sealed by 8 bytes of
 // SHA-256. Names, sizes, mtimes and content addresses are in the listing
 // itself.
-func encodeIndex(listing hash.Hash, d *tree.Dir, ids map[string]fileID) []byte {
+func encodeIndex(listing hash.Hash, d *tree.Dir, ids map[string]reuseKey) []byte {
 	b := append([]byte{indexFormat}, listing[:]...)
 	for _, e := range d.Entries {
 		if e.Type == tree.TypeFile {
@@ -77,7 +77,7 @@ func decodeIndex(b []byte, h hash.Hash, d *tree.Dir) map[string]seen {
 		}
 		body = body[k:]
 		if ino != 0 {
-			m[e.Name] = seen{fileID: fileID{ino, ctime}, size: e.Size, mtime: e.MTime, hash: e.Hash}
+			m[e.Name] = seen{reuseKey: reuseKey{ino, ctime}, size: e.Size, mtime: e.MTime, hash: e.Hash}
 		}
 	}
 	if len(body) != 0 {

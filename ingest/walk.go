@@ -25,12 +25,12 @@ type pendingDir struct {
 	rel     string
 	dir     tree.Dir
 	parent  *pendingDir
-	slot    *tree.Entry       // this directory's entry in the parent's listing
-	ids     map[string]fileID // inode and ctime of each regular file, for the reuse index
-	base    prevDir           // the parent version's listing at this path
-	reuse   prevDir           // the newest version's, whose index says what is unchanged
-	sibling *candidate        // the first chunk of the file stored last here, if plain
-	done    chan struct{}     // closed when the top directory is finished
+	slot    *tree.Entry         // this directory's entry in the parent's listing
+	ids     map[string]reuseKey // inode and ctime of each regular file, for the reuse index
+	base    prevDir             // the parent version's listing at this path
+	reuse   prevDir             // the newest version's, whose index says what is unchanged
+	sibling *candidate          // the first chunk of the file stored last here, if plain
+	done    chan struct{}       // closed when the top directory is finished
 }
 
 type fileJob struct {
@@ -82,7 +82,7 @@ func (in *ingester) walk(ctx context.Context, abs string, pd *pendingDir, jobs c
 		prev = decodeIndex(data, pd.reuse.h, pd.reuse.dir)
 	}
 	pd.waiting = 1
-	pd.ids = map[string]fileID{}
+	pd.ids = map[string]reuseKey{}
 	entries := make([]tree.Entry, 0, len(names))
 	stats := make([]fileStat, 0, len(names))
 	for _, name := range names {
@@ -127,7 +127,7 @@ func (in *ingester) walk(ctx context.Context, abs string, pd *pendingDir, jobs c
 					e.Hash = s.hash
 					pd.mu.Lock()
 					pd.dir.Bytes += uint64(e.Size)
-					pd.ids[e.Name] = s.fileID
+					pd.ids[e.Name] = s.reuseKey
 					pd.mu.Unlock()
 					if in.opt.Progress != nil {
 						in.opt.Progress.Add(1, e.Size)
@@ -369,7 +369,7 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.C
 		in.near.remember(j.slot.Name, r.firstCand)
 	}
 	pd.dir.Bytes += uint64(size)
-	pd.ids[j.slot.Name] = fileID{j.st.Ino, j.st.CTime}
+	pd.ids[j.slot.Name] = reuseKey{j.st.Ino, j.st.CTime}
 	pd.mu.Unlock()
 	return nil
 }
