@@ -26,6 +26,7 @@ import (
 	"github.com/spraydryfs/spraydryfs/backend/bucket"
 	"github.com/spraydryfs/spraydryfs/backend/hash"
 	"github.com/spraydryfs/spraydryfs/backend/layout"
+	"github.com/spraydryfs/spraydryfs/backend/remote"
 	"github.com/spraydryfs/spraydryfs/integration/conformance"
 	"github.com/spraydryfs/spraydryfs/integration/fixture"
 )
@@ -313,7 +314,7 @@ func TestS3ConcurrentPushes(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b, err := bucket.Open(context.Background(), race, bucket.Options{Log: log, IndexAttempts: 30, Backoff: 20 * time.Millisecond})
+			b, err := bucket.Open(context.Background(), race, bucket.Options{Options: remote.Options{Log: log, Backoff: 20 * time.Millisecond}, IndexAttempts: 30})
 			if err != nil {
 				errs <- err
 				return

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -75,19 +74,11 @@ type listing struct {
 
 // Options tune a Bucket; zero values pick the defaults.
 type Options struct {
-	// Timeout bounds one request, from dialling to the last byte (30 s).
-	Timeout time.Duration
-	// Attempts is how many times a request is tried (3).
-	Attempts int
-	// Backoff is the wait before the second attempt; it doubles (200 ms).
-	Backoff time.Duration
+	// Timeouts, attempts, backoff, connections and log, as for HTTP.
+	remote.Options
 	// IndexAttempts is how many times UpdateIndex tries to replace an
 	// index that others keep replacing first (10).
 	IndexAttempts int
-	// Conns is how many idle connections are kept (32).
-	Conns int
-	// Log receives retry warnings; nil is slog.Default.
-	Log *slog.Logger
 }
 
 // IsURL reports whether s names an S3 bucket prefix.
@@ -101,23 +92,9 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Bucket, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opt.Timeout <= 0 {
-		opt.Timeout = 30 * time.Second
-	}
-	if opt.Attempts <= 0 {
-		opt.Attempts = 3
-	}
-	if opt.Backoff <= 0 {
-		opt.Backoff = 200 * time.Millisecond
-	}
+	opt.Options = opt.Options.WithDefaults()
 	if opt.IndexAttempts <= 0 {
 		opt.IndexAttempts = 10
-	}
-	if opt.Conns <= 0 {
-		opt.Conns = 32
-	}
-	if opt.Log == nil {
-		opt.Log = slog.Default()
 	}
 	// The SDK loads AWS_CA_BUNDLE into the client's transport only when
 	// the client is its own BuildableClient ("unsupported transport"

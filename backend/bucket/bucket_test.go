@@ -344,7 +344,7 @@ func TestHasFromListings(t *testing.T) {
 	}
 
 	var logged bytes.Buffer
-	b = open(t, "s3://bkt/p", Options{Log: slog.New(slog.NewTextHandler(&logged, nil))})
+	b = open(t, "s3://bkt/p", Options{Options: remote.Options{Log: slog.New(slog.NewTextHandler(&logged, nil))}})
 	f.setFail(func(w http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Query().Get("list-type") != "" {
 			s3Error(w, 403, "AccessDenied")
@@ -384,7 +384,7 @@ func TestPutExisting(t *testing.T) {
 	f.noConditional = true
 	f.mu.Unlock()
 	var logged bytes.Buffer
-	b = open(t, "s3://bkt", Options{Log: slog.New(slog.NewTextHandler(&logged, nil))})
+	b = open(t, "s3://bkt", Options{Options: remote.Options{Log: slog.New(slog.NewTextHandler(&logged, nil))}})
 	f.sent()
 	if err := b.Put(ctx, "k", []byte("new")); err != nil {
 		t.Fatal(err)
@@ -451,7 +451,7 @@ func TestRetries(t *testing.T) {
 
 	block := make(chan struct{})
 	f.setFail(func(w http.ResponseWriter, r *http.Request) bool { <-block; return true })
-	b = open(t, "s3://bkt", Options{Timeout: 100 * time.Millisecond, Attempts: 2})
+	b = open(t, "s3://bkt", Options{Options: remote.Options{Timeout: 100 * time.Millisecond, Attempts: 2}})
 	start := time.Now()
 	_, err = b.Fetch(ctx, "k", 10, false)
 	close(block)

@@ -143,24 +143,8 @@ func (r *Remote) index(ctx context.Context, limit int64, fresh bool) ([]byte, er
 
 // writeFile writes p atomically: a temporary file in tmp/, renamed.
 func (c *Cache) writeFile(p string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Join(c.dir, "tmp"), "put-*")
-	if err != nil {
-		return fmt.Errorf("cache: write %s: %w", p, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("cache: write %s: %w", p, err)
+	if err := layout.WriteAtomic(filepath.Join(c.dir, "tmp"), p, data, false); err != nil {
+		return fmt.Errorf("cache: %w", err)
 	}
 	return nil
 }

@@ -78,19 +78,27 @@ func (d *Dir) Put(_ context.Context, key string, data []byte) error {
 	return d.writeAtomic(p, data, false)
 }
 
-// writeAtomic writes data to p through a temporary file and a rename;
-// with sync, the file is synced before the rename and the directory after.
+// writeAtomic writes data to p through a temporary file in tmp/ and a
+// rename; with sync, the file is synced before the rename and the
+// directory after.
 func (d *Dir) writeAtomic(p string, data []byte, sync bool) error {
-	sync = sync || syncEachObject
 	tmps := filepath.Join(d.root, tmpDir)
 	if err := os.MkdirAll(tmps, 0o755); err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
-	f, err := os.CreateTemp(tmps, "put-*")
+	return WriteAtomic(tmps, p, data, sync || syncEachObject)
+}
+
+// WriteAtomic writes data to p through a temporary file in directory tmp
+// (on p's file system) and a rename, so that a reader sees the whole file
+// or none; with sync, the file is synced before the rename and its
+// directory after. A failed write leaves no temporary file.
+func WriteAtomic(tmp, p string, data []byte, sync bool) error {
+	f, err := os.CreateTemp(tmp, "put-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
-	tmp := f.Name()
+	name := f.Name()
 	_, err = f.Write(data)
 	if err == nil && sync {
 		err = f.Sync()
@@ -99,13 +107,13 @@ func (d *Dir) writeAtomic(p string, data []byte, sync bool) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Chmod(tmp, 0o644)
+		err = os.Chmod(name, 0o644)
 	}
 	if err == nil {
-		err = os.Rename(tmp, p)
+		err = os.Rename(name, p)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		os.Remove(name)
 		return fmt.Errorf("write %s: %w", p, err)
 	}
 	if sync {

@@ -35,7 +35,8 @@ type HTTP struct {
 	indexBody []byte
 }
 
-// Options tune an HTTP fetcher; zero values pick the defaults.
+// Options tune an HTTP fetcher (and an S3 bucket's, package bucket);
+// zero values pick the defaults.
 type Options struct {
 	// Timeout bounds one request, from dialling to the last byte (30 s).
 	Timeout time.Duration
@@ -47,6 +48,26 @@ type Options struct {
 	Conns int
 	// Log receives retry warnings; nil is slog.Default.
 	Log *slog.Logger
+}
+
+// WithDefaults returns o with its zero values replaced by the defaults.
+func (o Options) WithDefaults() Options {
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	if o.Attempts <= 0 {
+		o.Attempts = 3
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 200 * time.Millisecond
+	}
+	if o.Conns <= 0 {
+		o.Conns = 32
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	return o
 }
 
 // IsURL reports whether s names an HTTP(S) layout.
@@ -68,21 +89,7 @@ func NewHTTP(rawURL string, opt Options) (*HTTP, error) {
 		u.Path += "/"
 		u.RawPath = ""
 	}
-	if opt.Timeout <= 0 {
-		opt.Timeout = 30 * time.Second
-	}
-	if opt.Attempts <= 0 {
-		opt.Attempts = 3
-	}
-	if opt.Backoff <= 0 {
-		opt.Backoff = 200 * time.Millisecond
-	}
-	if opt.Conns <= 0 {
-		opt.Conns = 32
-	}
-	if opt.Log == nil {
-		opt.Log = slog.Default()
-	}
+	opt = opt.WithDefaults()
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,

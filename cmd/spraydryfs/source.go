@@ -48,7 +48,7 @@ func (g *globals) openReaderAt(p string) (*readStore, error) {
 		}
 		return g.layoutReader(h, h.String(), true, h.Close)
 	case bucket.IsURL(p):
-		b, err := bucket.Open(context.Background(), p, bucket.Options{Log: g.log})
+		b, err := bucket.Open(context.Background(), p, bucket.Options{Options: remote.Options{Log: g.log}})
 		if err != nil {
 			return nil, usageError{err}
 		}
@@ -124,7 +124,7 @@ func (g *globals) openCache(f layout.Fetcher, where string) (*cache.Cache, layou
 // directory.
 func (g *globals) openTarget(dest string, newStore bool) (t layout.Target, where string, closer func() error, err error) {
 	if bucket.IsURL(dest) {
-		b, err := bucket.Open(context.Background(), dest, bucket.Options{Log: g.log})
+		b, err := bucket.Open(context.Background(), dest, bucket.Options{Options: remote.Options{Log: g.log}})
 		if err != nil {
 			return nil, "", nil, usageError{err}
 		}
