@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/spraydryfs/spraydryfs/backend/hash"
+	"github.com/spraydryfs/spraydryfs/backend/lru"
 	"github.com/spraydryfs/spraydryfs/backend/store"
 	"github.com/spraydryfs/spraydryfs/backend/tree"
 )
@@ -26,7 +27,15 @@ func (s *Source) Parallelism() int { return prefetchConns }
 type prefetcher struct {
 	o     *store.Objects
 	slots chan struct{}
+	// expanded holds the listings whose subdirectories were read ahead
+	// (a byte budget: expandedMemory); one evicted is read ahead again,
+	// from Objects' caches.
+	expanded *lru.Cache[hash.Hash, struct{}]
 }
+
+// expandedMemory bounds the listings remembered as read ahead (about
+// 16,000 at 64 bytes each).
+const expandedMemory = 1 << 20
 
 type prefetchKey struct{}
 
@@ -36,7 +45,7 @@ func isPrefetch(ctx context.Context) bool { return ctx.Value(prefetchKey{}) != n
 // Prefetch makes the Source read ahead through o, which must be the
 // Objects over it.
 func (s *Source) Prefetch(o *store.Objects) {
-	s.pre = &prefetcher{o: o, slots: make(chan struct{}, prefetchConns)}
+	s.pre = &prefetcher{o: o, slots: make(chan struct{}, prefetchConns), expanded: lru.New[hash.Hash, struct{}](expandedMemory)}
 }
 
 // run runs f in the background if a slot is free, and drops it otherwise
@@ -53,12 +62,22 @@ func (p *prefetcher) run(f func(ctx context.Context)) {
 	}()
 }
 
-// listed is told that listing h was fetched: unless the fetch was a
-// prefetch, its subdirectories are prefetched once it is decoded.
-func (p *prefetcher) listed(ctx context.Context, h hash.Hash) {
-	if isPrefetch(ctx) {
+// UsedDir implements store.DirWatcher: when a reader gets listing h,
+// fetched or cached, the listings of its subdirectories are read ahead
+// (once while h is remembered), so a walk finds each level read ahead of
+// it, not every other one. The prefetcher's own reads start nothing.
+func (s *Source) UsedDir(ctx context.Context, h hash.Hash) {
+	if s.pre != nil && !isPrefetch(ctx) {
+		s.pre.used(h)
+	}
+}
+
+// used reads ahead the subdirectories of listing h, unless it has.
+func (p *prefetcher) used(h hash.Hash) {
+	if _, ok := p.expanded.Get(h); ok {
 		return
 	}
+	p.expanded.Put(h, struct{}{}, 64)
 	go func() {
 		d, err := p.o.Dir(context.WithValue(context.Background(), prefetchKey{}, true), h)
 		if err != nil {

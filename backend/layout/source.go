@@ -230,9 +230,6 @@ func (s *Source) fetch(ctx context.Context, k Kind, h hash.Hash) (Object, error)
 // Listing implements store.Source.
 func (s *Source) Listing(ctx context.Context, h hash.Hash) ([]byte, error) {
 	o, err := s.object(ctx, Listing, h)
-	if err == nil && s.pre != nil {
-		s.pre.listed(ctx, h)
-	}
 	return o.Record, err
 }
 

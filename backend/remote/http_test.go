@@ -295,6 +295,36 @@ func TestPrefetch(t *testing.T) {
 	}
 }
 
+// TestPrefetchEveryLevel: a walk down a chain of directories finds every
+// level read ahead of it, whether the level above was fetched or read
+// ahead itself, and no listing is fetched twice.
+func TestPrefetchEveryLevel(t *testing.T) {
+	files := map[string][]byte{"a/b/c/d/e/f/x": []byte("deep")}
+	srv, o, _ := startWith(t, files, true)
+	v := view(t, o)
+	ctx := context.Background()
+	path := ""
+	for _, name := range []string{"a", "b", "c", "d", "e", "f"} {
+		path = strings.TrimPrefix(path+"/"+name, "/")
+		n, err := v.Walk(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := "/pub/" + layout.Key(layout.Listing, n.Hash)
+		for deadline := time.Now().Add(5 * time.Second); srv.count(key) == 0; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's listing was not read ahead", path)
+			}
+		}
+		if _, err := v.ReadDir(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		if c := srv.count(key); c != 1 {
+			t.Errorf("%s's listing fetched %d times", path, c)
+		}
+	}
+}
+
 // TestIndexKeptWhileDown: once the index is known, a remote that stops
 // answering leaves the roots as they were.
 func TestIndexKeptWhileDown(t *testing.T) {

@@ -252,7 +252,7 @@ func (o *Objects) CachedDir(h hash.Hash) (*tree.Dir, bool) { return o.dirs.Get(h
 // against h.
 func (o *Objects) Dir(ctx context.Context, h hash.Hash) (*tree.Dir, error) {
 	o.stats.dirs.Add(1)
-	return o.dirs.Load(h, func() (*tree.Dir, int64, error) {
+	d, err := o.dirs.Load(h, func() (*tree.Dir, int64, error) {
 		o.stats.dirMisses.Add(1)
 		d, err := o.readDir(ctx, h, MaxChainDepth)
 		if err != nil {
@@ -260,6 +260,10 @@ func (o *Objects) Dir(ctx context.Context, h hash.Hash) (*tree.Dir, error) {
 		}
 		return d, d.MemSize(), nil
 	})
+	if w, ok := o.src.(DirWatcher); ok && err == nil {
+		w.UsedDir(ctx, h)
+	}
+	return d, err
 }
 
 // readDir reads and decodes listing h, whose base chain may be at most

@@ -68,6 +68,14 @@ type Parallel interface {
 	Parallelism() int
 }
 
+// DirWatcher is implemented by sources that read ahead of tree walks:
+// Objects tells it of every listing it hands out, from its cache or not,
+// so that what a walk needs next is fetched while it reads this one.
+type DirWatcher interface {
+	// UsedDir: listing h was handed to a reader.
+	UsedDir(ctx context.Context, h hash.Hash)
+}
+
 // Keeper is implemented by sources that keep what passed verification,
 // such as a local cache in front of a remote: nothing that failed its
 // check may enter such a cache, and only Objects checks. Objects hands a
