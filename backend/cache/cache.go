@@ -102,18 +102,37 @@ type Cache struct {
 	recs     map[objKey]record
 	used     int64 // the records' blocks, in bytes
 	evicting bool
-	scanned  time.Time  // when the last scan ended
-	scanning sync.Mutex // one scan at a time
+	scanned  time.Time           // when the last scan ended
+	gone     map[objKey]struct{} // removed while a scan runs (nil otherwise): not the scan's to keep
+	scanning sync.Mutex          // one scan at a time
 
 	stop    chan struct{}
 	closed  bool           // under mu: keep writes nothing more
-	bg      sync.WaitGroup // the scan and evictions
-	writers sync.WaitGroup // keeps writing
+	bg      sync.WaitGroup // the scan, evictions and the writers
+	writes  counter        // keeps queued or writing
+	queue   chan pendingWrite
+	pending atomic.Int64 // bytes queued
 
 	hits, misses, kept, evicted atomic.Int64
 	hitBytes, missBytes         atomic.Int64
 	writeWarned                 atomic.Bool
 }
+
+// pendingWrite is an object kept, waiting for a writer.
+type pendingWrite struct {
+	k objKey
+	b []byte
+}
+
+// Writes are queued to writers goroutines, so that a reader never waits
+// on the file system for what it keeps (a file created and renamed per
+// object: a cold ls -lR of 4,000 listings through the cache took 6.5-8.4 s
+// when each was written on the reading goroutine, 1.2-1.5 s without the
+// cache). What does not fit in pendingMax bytes is not kept.
+const (
+	writers    = 2
+	pendingMax = 16 << 20
+)
 
 // objKey names a cached object: a kind and an address.
 type objKey struct {
@@ -153,7 +172,19 @@ func Open(dir string, opt Options) (*Cache, error) {
 		}
 	}
 	c := &Cache{dir: dir, objs: layout.NewDir(dir), max: opt.Size, low: int64(float64(opt.Size) * lowWater),
-		log: opt.Log, recs: map[objKey]record{}, stop: make(chan struct{})}
+		log: opt.Log, recs: map[objKey]record{}, stop: make(chan struct{}), queue: make(chan pendingWrite, 4096)}
+	q := c.queue // Close sets the field to nil
+	for range writers {
+		c.bg.Add(1)
+		go func() {
+			defer c.bg.Done()
+			for w := range q {
+				c.write(w.k, w.b)
+				c.pending.Add(-int64(len(w.b)))
+				c.writes.done()
+			}
+		}()
+	}
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
@@ -171,11 +202,21 @@ func (c *Cache) Close() error {
 		c.closed = true
 		close(c.stop)
 	}
+	wasOpen := c.queue != nil
 	c.mu.Unlock()
-	c.writers.Wait()
+	c.writes.wait()
+	c.mu.Lock()
+	if wasOpen && c.queue != nil {
+		close(c.queue) // no keep sends once closed and drained
+		c.queue = nil
+	}
+	c.mu.Unlock()
 	c.bg.Wait()
 	return nil
 }
+
+// Flush waits until every object kept so far is written.
+func (c *Cache) Flush() { c.writes.wait() }
 
 // Stats returns the counts so far.
 func (c *Cache) Stats() Stats {
@@ -262,20 +303,38 @@ func (c *Cache) holds(k objKey) bool {
 	return err == nil
 }
 
-// keep writes object k unless it is cached.
+// keep queues object k to be written unless it is cached.
 func (c *Cache) keep(k objKey, encode func() []byte) {
 	if c.holds(k) {
 		return
 	}
-	if !c.startWrite() {
-		return
-	}
-	defer c.writers.Done()
 	b := encode()
-	size := blocks(len(b))
-	if size > c.max/8 { // it would push out too much else
+	if blocks(len(b)) > c.max/8 { // it would push out too much else
 		return
 	}
+	if c.pending.Add(int64(len(b))) > pendingMax {
+		c.pending.Add(-int64(len(b)))
+		return
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.pending.Add(-int64(len(b)))
+		return
+	}
+	c.writes.add()
+	select {
+	case c.queue <- pendingWrite{k, b}:
+	default:
+		c.writes.done()
+		c.pending.Add(-int64(len(b)))
+	}
+	c.mu.Unlock()
+}
+
+// write writes object k (a writer's work).
+func (c *Cache) write(k objKey, b []byte) {
+	size := blocks(len(b))
 	if err := c.objs.Put(context.Background(), k.key(), b); err != nil {
 		c.warnWrite(err)
 		return
@@ -303,18 +362,6 @@ func (c *Cache) warnWrite(err error) {
 	}
 }
 
-// startWrite reports whether the cache is open, and if so counts a write
-// that Close waits for (the caller then calls c.writers.Done).
-func (c *Cache) startWrite() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return false
-	}
-	c.writers.Add(1)
-	return true
-}
-
 // remove drops object k from the cache.
 func (c *Cache) remove(k objKey) {
 	if err := os.Remove(c.path(k.key())); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -324,6 +371,9 @@ func (c *Cache) remove(k objKey) {
 	if r, ok := c.recs[k]; ok {
 		c.used -= r.size
 		delete(c.recs, k)
+	}
+	if c.gone != nil {
+		c.gone[k] = struct{}{}
 	}
 	c.mu.Unlock()
 }
@@ -335,6 +385,14 @@ func (c *Cache) scan() {
 	c.scanning.Lock()
 	defer c.scanning.Unlock()
 	start := time.Now().UnixNano()
+	c.mu.Lock()
+	c.gone = map[objKey]struct{}{}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.gone = nil
+		c.mu.Unlock()
+	}()
 	found := map[objKey]record{}
 	objects := filepath.Join(c.dir, "objects")
 	kinds, _ := os.ReadDir(objects)
@@ -363,6 +421,9 @@ func (c *Cache) scan() {
 		}
 	}
 	c.mu.Lock()
+	for k := range c.gone { // listed before it was removed
+		delete(found, k)
+	}
 	for k, r := range c.recs {
 		f, ok := found[k]
 		switch {
@@ -458,4 +519,50 @@ func (c *Cache) evict() {
 	}
 	c.evicted.Add(int64(n))
 	c.log.Debug("cache: evicted", "objects", n, "bytes", freed, "dir", c.dir)
+}
+
+// startWrite reports whether the cache is open, and if so counts a write
+// that Close waits for (the caller then calls c.writes.done).
+func (c *Cache) startWrite() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.writes.add()
+	return true
+}
+
+// counter counts writes under way. Unlike a sync.WaitGroup, it may be
+// added to while another goroutine waits for it to reach zero.
+type counter struct {
+	mu   sync.Mutex
+	cond sync.Cond
+	n    int
+}
+
+func (w *counter) add() {
+	w.mu.Lock()
+	w.n++
+	w.mu.Unlock()
+}
+
+func (w *counter) done() {
+	w.mu.Lock()
+	if w.n--; w.n == 0 && w.cond.L != nil {
+		w.cond.Broadcast()
+	}
+	w.mu.Unlock()
+}
+
+// wait returns once no write is under way.
+func (w *counter) wait() {
+	w.mu.Lock()
+	if w.cond.L == nil {
+		w.cond.L = &w.mu
+	}
+	for w.n > 0 {
+		w.cond.Wait()
+	}
+	w.mu.Unlock()
 }

@@ -114,6 +114,14 @@ func (o *origin) objectFetches() int {
 	return n
 }
 
+// freshCount is how many times key was fetched fresh (background reads
+// may still be fetching: read it under the lock).
+func (o *origin) freshCount(key string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.fresh[key]
+}
+
 func (o *origin) set(f func()) {
 	o.mu.Lock()
 	f()
@@ -200,6 +208,7 @@ func TestWarmCacheWhileDown(t *testing.T) {
 	dir := t.TempDir()
 	first := newReader(t, dir, 0, or)
 	readAll(t, first.o, files)
+	first.c.Flush()
 	fetched := or.objectFetches()
 	cached := cachedFiles(t, dir)
 	if len(cached) == 0 {
@@ -261,11 +270,13 @@ func TestUnverifiedNeverCached(t *testing.T) {
 		or := newOrigin(pub)
 		damage(or)
 		dir := t.TempDir()
-		v, err := backend.OpenRoot(context.Background(), newReader(t, dir, 0, or).o, store.Ref{Name: "t", Version: "1"})
+		r := newReader(t, dir, 0, or)
+		v, err := backend.OpenRoot(context.Background(), r.o, store.Ref{Name: "t", Version: "1"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		got, err := v.FS().ReadFile(name)
+		r.c.Flush()
 		if err == nil && !bytes.Equal(got, files[name]) {
 			t.Fatalf("%s: wrong bytes", name)
 		}
@@ -281,7 +292,7 @@ func TestUnverifiedNeverCached(t *testing.T) {
 		t.Errorf("the refetched object is not cached as published")
 	}
 	// (A file read ahead of a neighbour may meet the damage too.)
-	if or.fresh[victim] < 1 {
+	if or.freshCount(victim) < 1 {
 		t.Errorf("no fresh fetch of the damaged object")
 	}
 
@@ -292,7 +303,7 @@ func TestUnverifiedNeverCached(t *testing.T) {
 	if _, ok := cachedFiles(t, dir)[bad]; ok {
 		t.Errorf("an object that failed verification was cached")
 	}
-	if or.fresh[bad] < 1 {
+	if or.freshCount(bad) < 1 {
 		t.Errorf("no fresh fetch of the damaged object")
 	}
 }
@@ -304,7 +315,9 @@ func TestCorruptCachedCopy(t *testing.T) {
 	files := tree()
 	or := newOrigin(published(t, files))
 	dir := t.TempDir()
-	readAll(t, newReader(t, dir, 0, or).o, files)
+	r0 := newReader(t, dir, 0, or)
+	readAll(t, r0.o, files)
+	r0.c.Flush()
 	flip, cut := chunkKey(files["d3/f03.txt"]), chunkKey(files["d0/f04.txt"])
 	for _, k := range []string{flip, cut} {
 		p := filepath.Join(dir, k)
@@ -321,14 +334,15 @@ func TestCorruptCachedCopy(t *testing.T) {
 	}
 	r := newReader(t, dir, 0, or)
 	readAll(t, r.o, files)
+	r.c.Flush()
 	cached := cachedFiles(t, dir)
 	for _, k := range []string{flip, cut} {
 		want, _ := os.ReadFile(filepath.Join(or.dir, k))
 		if !bytes.Equal(cached[k], want) {
 			t.Errorf("%s: the damaged cached copy was not replaced", k)
 		}
-		if or.fresh[k] != 1 {
-			t.Errorf("%s fetched fresh %d times, want 1", k, or.fresh[k])
+		if or.freshCount(k) != 1 {
+			t.Errorf("%s fetched fresh %d times, want 1", k, or.freshCount(k))
 		}
 	}
 }
@@ -370,6 +384,7 @@ func TestEvictionLRU(t *testing.T) {
 		k, b := object(i, 3000)
 		r.r.Keep(k, func() []byte { return b })
 	}
+	r.c.Flush()
 	waitUnder(t, dir, budget)
 	// Use the first ten that are left, then add many more.
 	var hot []string
@@ -387,6 +402,7 @@ func TestEvictionLRU(t *testing.T) {
 	for i := 100; i < 140; i++ { // with the hot ten, under the low-water mark
 		k, b := object(i, 3000)
 		r.r.Keep(k, func() []byte { return b })
+		r.c.Flush()
 		waitUnder(t, dir, budget)
 	}
 	for _, k := range hot {
@@ -434,6 +450,25 @@ func TestConcurrentReaders(t *testing.T) {
 	}
 	wg.Wait()
 	waitUnder(t, dir, budget)
+}
+
+// TestKeepDoesNotWait: keeping an object returns before it is written;
+// Flush waits for it, and Close writes what is queued.
+func TestKeepDoesNotWait(t *testing.T) {
+	dir := t.TempDir()
+	r := newReader(t, dir, 1<<20, newOrigin(t.TempDir()))
+	k, b := object(1, 3000)
+	r.r.Keep(k, func() []byte { return b })
+	r.c.Flush()
+	if got := cachedFiles(t, dir)[k]; !bytes.Equal(got, b) {
+		t.Fatalf("after Flush: %d bytes cached", len(got))
+	}
+	k2, b2 := object(2, 3000)
+	r.r.Keep(k2, func() []byte { return b2 })
+	r.c.Close()
+	if got := cachedFiles(t, dir)[k2]; !bytes.Equal(got, b2) {
+		t.Fatalf("after Close: %d bytes cached", len(got))
+	}
 }
 
 // BenchmarkOpen100k measures opening a cache of 100,000 objects: the

@@ -117,7 +117,7 @@ func (r *Remote) index(ctx context.Context, limit int64, fresh bool) ([]byte, er
 			} else {
 				r.c.warnWrite(werr)
 			}
-			r.c.writers.Done()
+			r.c.writes.done()
 		}
 		return b, nil
 	}
