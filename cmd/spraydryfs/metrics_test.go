@@ -35,6 +35,7 @@ func TestDiskCacheMetrics(t *testing.T) {
 	ctx := context.Background()
 	r.Fetch(ctx, key, 1<<20, false) // a miss
 	r.Keep(key, func() []byte { return []byte("dictionary") })
+	c.Flush()                       // keeping is written in the background
 	r.Fetch(ctx, key, 1<<20, false) // a hit
 	o, err := store.NewObjects(layout.NewSource(r, layout.SourceOptions{}), 0, 0)
 	if err != nil {
