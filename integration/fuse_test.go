@@ -53,9 +53,10 @@ func mountFUSE(t *testing.T, storePath, which string) (string, func()) {
 	return dir, stop
 }
 
-// startMount is mountFUSE that also returns the server's stderr, complete
-// once stop has returned, and takes more global options (--cache-dir DIR).
-func startMount(t *testing.T, storePath, which string, global ...string) (string, *bytes.Buffer, func()) {
+// startMount is mountFUSE that also returns the server's stderr (safe to
+// read while it runs; complete once stop has returned), and takes more
+// global options (--cache-dir DIR).
+func startMount(t *testing.T, storePath, which string, global ...string) (string, *syncBuffer, func()) {
 	t.Helper()
 	dir := t.TempDir()
 	args := append(append([]string{"-s", storePath}, global...), "mount", dir)
@@ -63,7 +64,7 @@ func startMount(t *testing.T, storePath, which string, global ...string) (string
 		args = append(args, which)
 	}
 	cmd := exec.Command(bin, args...)
-	var stderr bytes.Buffer
+	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -465,10 +465,10 @@ func TestPullKilledResumes(t *testing.T) {
 
 // serveHTTP runs `spraydryfs serve http` on store st and returns its URL
 // and its stderr (the access log), complete once stop has returned.
-func serveHTTP(t *testing.T, st string) (string, *bytes.Buffer, func()) {
+func serveHTTP(t *testing.T, st string) (string, *syncBuffer, func()) {
 	t.Helper()
 	cmd := exec.Command(bin, "-s", st, "serve", "http", "--listen", "127.0.0.1:0")
-	var stderr bytes.Buffer
+	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -706,7 +706,7 @@ func cachedKeys(t *testing.T, dir string) map[string]bool {
 
 // originGets returns the object paths the origin's log shows GET
 // requests for, from byte offset from on.
-func originGets(log *bytes.Buffer, from int) []string {
+func originGets(log *syncBuffer, from int) []string {
 	var keys []string
 	for _, m := range originLine.FindAllStringSubmatch(log.String()[from:], -1) {
 		if m[1] == "GET" && strings.HasPrefix(m[2], "/objects/") {

@@ -118,6 +118,13 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// Len returns the bytes written so far.
+func (s *syncBuffer) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Len()
+}
+
 // davfsConf is the davfs2 configuration of the test mounts: no questions,
 // no locks, and buf_size 64 (without it, listings fail on recent kernels).
 func davfsConf(t *testing.T) string {
