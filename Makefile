@@ -75,16 +75,18 @@ cross-build-%:
 cross-vet-%: cross-build-%-amd64
 	GOOS=$* GOARCH=amd64 $(GO) vet $(CROSS_GCFLAGS) ./...
 
-# Fuzz every decoder of stored or received bytes, and WebDAV request paths, briefly.
+# Fuzz every decoder of stored or received bytes, and WebDAV request paths,
+# briefly (FUZZTIME each; longer runs: make fuzz FUZZTIME=5m).
+FUZZTIME ?= 5s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecodeDir -fuzztime 10s ./backend/tree
-	$(GO) test -run '^$$' -fuzz FuzzDecodeChunkList -fuzztime 10s ./backend/tree
-	$(GO) test -run '^$$' -fuzz FuzzParseDirRecord -fuzztime 10s ./backend/store
-	$(GO) test -run '^$$' -fuzz FuzzWireRead -fuzztime 10s ./frontends/ninep
-	$(GO) test -run '^$$' -fuzz FuzzWireWrite -fuzztime 10s ./frontends/ninep
-	$(GO) test -run '^$$' -fuzz FuzzCleanPath -fuzztime 10s ./frontends/webdav
-	$(GO) test -run '^$$' -fuzz FuzzDecodeObject -fuzztime 10s ./backend/layout
-	$(GO) test -run '^$$' -fuzz FuzzDecodeIndex -fuzztime 10s ./backend/layout
+	$(GO) test -run '^$$' -fuzz FuzzDecodeDir -fuzztime $(FUZZTIME) ./backend/tree
+	$(GO) test -run '^$$' -fuzz FuzzDecodeChunkList -fuzztime $(FUZZTIME) ./backend/tree
+	$(GO) test -run '^$$' -fuzz FuzzParseDirRecord -fuzztime $(FUZZTIME) ./backend/store
+	$(GO) test -run '^$$' -fuzz FuzzWireRead -fuzztime $(FUZZTIME) ./frontends/ninep
+	$(GO) test -run '^$$' -fuzz FuzzWireWrite -fuzztime $(FUZZTIME) ./frontends/ninep
+	$(GO) test -run '^$$' -fuzz FuzzCleanPath -fuzztime $(FUZZTIME) ./frontends/webdav
+	$(GO) test -run '^$$' -fuzz FuzzDecodeObject -fuzztime $(FUZZTIME) ./backend/layout
+	$(GO) test -run '^$$' -fuzz FuzzDecodeIndex -fuzztime $(FUZZTIME) ./backend/layout
 
 # With gotestsum on PATH (.ci/run installs a pinned one) every test is named
 # as it finishes and the run ends with "DONE N tests"; without it, plain go
