@@ -414,7 +414,9 @@ func TestPushKilledResumes(t *testing.T) {
 // fetches only what is missing and makes an offline copy that passes
 // check --read-data and extracts byte-exact with the server stopped.
 func TestPullKilledResumes(t *testing.T) {
-	st, src := remoteStore(t, 4000)
+	// Enough files that the pull outlasts a batch commit (one a second)
+	// on an idle machine, so the kill comes after some are committed.
+	st, src := remoteStore(t, 12000)
 	url, _, stop := serveHTTP(t, st)
 	dest := filepath.Join(t.TempDir(), "copy.sdfs")
 	cmd := exec.Command(bin, "-s", dest, "pull", "-j", "1", url)
