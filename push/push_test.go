@@ -126,7 +126,10 @@ func readBack(t *testing.T, dir string, vs []map[string][]byte) {
 	}
 }
 
-func roots(t *testing.T, s *store.Store, refs ...string) []store.Root {
+// roots returns the roots of s that refs name (every root for none).
+func roots(t *testing.T, s interface {
+	Roots(context.Context) ([]store.Root, error)
+}, refs ...string) []store.Root {
 	all, err := s.Roots(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -260,19 +263,7 @@ func pullInto(t *testing.T, dir string, refs ...string) (*store.Store, push.Repo
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := src.Roots(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rs []store.Ref
-	for _, r := range refs {
-		ref, _ := store.ParseRef(r, false)
-		rs = append(rs, ref)
-	}
-	sel, err := layout.Select(all, rs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sel := roots(t, src, refs...)
 	dst, err := store.Open(filepath.Join(t.TempDir(), "copy.sdfs"), store.Options{Create: true})
 	if err != nil {
 		t.Fatal(err)
