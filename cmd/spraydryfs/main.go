@@ -56,6 +56,15 @@ func run(args []string) int {
 			defer pprof.StopCPUProfile()
 		}
 	}
+	// SPRAYDRYFS_HEAPPROFILE=FILE writes a heap profile at exit.
+	if p := os.Getenv("SPRAYDRYFS_HEAPPROFILE"); p != "" {
+		defer func() {
+			if f, err := os.Create(p); err == nil {
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}()
+	}
 	g := &globals{}
 	root := newRootCommand(g)
 	root.SetArgs(args)
