@@ -304,7 +304,7 @@ func TestRepackKilled(t *testing.T) {
 		sqlitex.Execute(c, `SELECT type || ' ' || name FROM sqlite_schema WHERE tbl_name IN ('dirs', 'chunks', 'files', 'ingest_index') OR name LIKE '%repack%' ORDER BY 1`, &sqlitex.ExecOptions{
 			ResultFunc: func(st *sqlite.Stmt) error { schema = append(schema, st.ColumnText(0)); return nil }})
 		c.Close()
-		want := []string{"index chunks_by_dict", "table chunks", "table dirs", "table files", "table ingest_index",
+		want := []string{"index chunks_by_dict", "index sqlite_autoindex_dirs_1", "index sqlite_autoindex_files_1", "index sqlite_autoindex_ingest_index_1", "table chunks", "table dirs", "table files", "table ingest_index",
 			"trigger chunks_ref_add", "trigger chunks_ref_change", "trigger chunks_ref_check", "trigger chunks_ref_drop", "trigger chunks_ref_keep", "trigger chunks_ref_recheck"}
 		if !slices.Equal(schema, want) {
 			t.Fatalf("kill %d: schema %v, want %v", i, schema, want)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +24,18 @@ import (
 // the reuse index (keyed by name and path), whose rows rm and gc delete.
 var RepackTables = []string{"dirs", "chunks", "files", "ingest_index"}
 
+// repackCopy is how Repack fills a table's copy. chunks is keyed by its
+// primary key, so reading it in order reads it in key order. The others
+// are rowid tables with a unique key (schema 4): their rows are copied
+// in key order under new rowids, so that the rows and the key's index
+// both fill their pages; nothing refers to those rowids.
+var repackCopy = map[string]struct{ cols, order string }{
+	"chunks":       {"*", ""},
+	"dirs":         {"hash, data", "hash"},
+	"files":        {"hash, size, chunks", "hash"},
+	"ingest_index": {"name, gen, path, data", "name, gen, path"},
+}
+
 // ErrNoPageStats: this build of SQLite cannot count a table's pages (it
 // lacks the dbstat table).
 var ErrNoPageStats = errors.New("page statistics not available")
@@ -37,13 +48,13 @@ type TableUse struct {
 	// cells and page headers.
 	Leaves, LeafUsed int64
 	PageSize         int64
+	// PackedLeaves estimates the leaf pages it needs once repacked: rows
+	// copied in key order fill each B-tree's leaves to packedFill.
+	PackedLeaves int64
 }
 
-// Packed estimates the leaf pages the table needs once repacked: rows
-// copied in key order fill leaves to packedFill.
-func (u TableUse) Packed() int64 {
-	return (u.LeafUsed*100/packedFill + u.PageSize - 1) / u.PageSize
-}
+// Packed estimates the leaf pages the table needs once repacked.
+func (u TableUse) Packed() int64 { return u.PackedLeaves }
 
 // packedFill is the percentage of a leaf page that rows copied in key
 // order fill (measured on the gomod corpus: 94-95% for listings and
@@ -79,8 +90,10 @@ func (s *Store) TableUse(ctx context.Context, table string) (TableUse, error) {
 				ResultFunc: func(st *sqlite.Stmt) error {
 					u.Pages += st.ColumnInt64(1)
 					if st.ColumnBool(0) {
+						used := st.ColumnInt64(2)
 						u.Leaves += st.ColumnInt64(1)
-						u.LeafUsed += st.ColumnInt64(2)
+						u.LeafUsed += used
+						u.PackedLeaves += max(1, (used*100/packedFill+u.PageSize-1)/u.PageSize)
 					}
 					return nil
 				}})
@@ -100,20 +113,21 @@ func (s *Store) TableUse(ctx context.Context, table string) (TableUse, error) {
 }
 
 // Repack rebuilds table (one of RepackTables) in one write transaction:
-// a new table of the same definition is filled from it in key order (the
-// order a table keyed by its primary key is read in), so that its pages
-// fill up; the old one is dropped with its indexes and triggers, the new
+// a new table of the same definition is filled from it in key order (see
+// repackCopy), so that its pages fill up; the old one is dropped with its indexes and triggers, the new
 // one renamed, and those indexes and triggers re-created from the old
 // definitions, as the schema held them. Rows never change, so readers
 // (whose snapshot keeps the old table until it ends), leases and
-// concurrent writers (who wait for the lock) are unaffected; a killed
+// concurrent writers (who wait for the lock) are unaffected (rowids may
+// change, but nothing refers to them); a killed
 // run leaves the table as it was. The old table's pages are left free
 // for Shrink. It returns how long it held the write lock.
 func (s *Store) Repack(ctx context.Context, table string) (held time.Duration, err error) {
 	if s.wconn == nil {
 		return 0, errors.New("store opened read-only")
 	}
-	if !slices.Contains(RepackTables, table) {
+	how, ok := repackCopy[table]
+	if !ok {
 		return 0, fmt.Errorf("repack %s: not a table repack rebuilds", table)
 	}
 	if err := ctx.Err(); err != nil {
@@ -157,7 +171,7 @@ func (s *Store) Repack(ctx context.Context, table string) (held time.Duration, e
 	}
 	for _, q := range []string{
 		def,
-		fmt.Sprintf(`INSERT INTO %q SELECT * FROM %q`, tmp, table),
+		copyRows(tmp, table, how.cols, how.order),
 		fmt.Sprintf(`DROP TABLE %q`, table),
 		fmt.Sprintf(`ALTER TABLE %q RENAME TO %q`, tmp, table),
 	} {
@@ -171,6 +185,15 @@ func (s *Store) Repack(ctx context.Context, table string) (held time.Duration, e
 		}
 	}
 	return 0, nil
+}
+
+// copyRows returns the statement that copies cols of table's rows into
+// tmp, in order if it is not empty.
+func copyRows(tmp, table, cols, order string) string {
+	if cols == "*" {
+		return fmt.Sprintf(`INSERT INTO %q SELECT * FROM %q`, tmp, table)
+	}
+	return fmt.Sprintf(`INSERT INTO %q(%s) SELECT %s FROM %q ORDER BY %s`, tmp, cols, cols, table, order)
 }
 
 // renamedTable returns the CREATE TABLE statement create of table with

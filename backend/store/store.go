@@ -361,7 +361,7 @@ func (s *Store) load() error {
 	switch {
 	case v > schemaVersion:
 		return fmt.Errorf("store %s has schema version %d; this spraydryfs understands up to %d: upgrade spraydryfs", s.path, v, schemaVersion)
-	case v < schemaVersion:
+	case v < minReadVersion:
 		return fmt.Errorf("store %s has schema version %d; open it writable once to migrate it", s.path, v)
 	}
 	meta := map[string]string{}
