@@ -125,11 +125,6 @@ func chainRef(ctx context.Context, s *store.Store, h hash.Hash, maxDepth int) (h
 	return info.Hash, info.Depth + 1, err
 }
 
-// deltaWins: a delta at most this fraction of the raw chunk is kept without
-// also trying plain compression (on the gomod corpus, a delta against the
-// previous version of a file is a tenth of its plain compressed size).
-const deltaWins = 8
-
 // candidate is a plain chunk this ingest stored that a later new chunk
 // without a parent-version counterpart may be dried against: the previous
 // chunk of the same file, or the first chunk of a file stored before it
@@ -222,9 +217,9 @@ func (in *ingester) dry(ctx context.Context, c []byte, parent hash.Hash, cands [
 }
 
 // orPlain returns d unless plain (or dictionary) compression of c is
-// smaller. A delta of at most 1/deltaWins of the chunk is kept untried.
+// smaller. A delta of at most 1/chunk.DeltaWins of the chunk is kept untried.
 func (in *ingester) orPlain(c []byte, d store.Dried) store.Dried {
-	if len(d.Data)*deltaWins <= len(c) {
+	if len(d.Data)*chunk.DeltaWins <= len(c) {
 		return d
 	}
 	if other := in.plainDry(c); len(other.Data) <= len(d.Data) {

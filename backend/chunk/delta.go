@@ -21,6 +21,12 @@ const (
 	Cross Codec = 3
 )
 
+// DeltaWins: a delta of at most 1/DeltaWins of the raw chunk is kept
+// without trying other references or plain compression (on the gomod
+// corpus, a delta against the previous version of a file is a tenth of
+// its plain compressed size).
+const DeltaWins = 8
+
 // HasRef reports whether chunks of codec c need their reference to decode.
 func (c Codec) HasRef() bool { return c == Delta || c == Cross }
 

@@ -211,12 +211,17 @@ func (s *Store) RebaseChunks(ctx context.Context, rs []Rebase, dry *Dryers, maxD
 			fs = append(fs, form{codec, h, d})
 			return nil
 		}
+		// As ingest does: a delta this small is kept without trying more.
+		won := func() bool { return len(fs) > 0 && len(fs[len(fs)-1].data)*chunk.DeltaWins <= len(raw) }
 		if !r.Ref.IsZero() {
 			if err := try(info.Codec, r.Ref); err != nil {
 				return err
 			}
 		}
 		for _, h := range r.Cands {
+			if won() {
+				break
+			}
 			if err := try(chunk.Cross, h); err != nil {
 				return err
 			}
