@@ -3,6 +3,8 @@ package cache_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -513,4 +515,100 @@ func BenchmarkOpen100k(b *testing.B) {
 		runtime.KeepAlive(c)
 		c.Close()
 	}
+}
+
+// TestKeptIndexIsTrusted: with trusted keys, the roots index the cache
+// keeps (served while the origin is down, and the floor below which an
+// index is a rollback, across processes) is only one the reader accepted.
+// An index signed by another key, or an older one served again, is
+// refused by a new reader and leaves the kept copy alone.
+func TestKeptIndexIsTrusted(t *testing.T) {
+	ctx := context.Background()
+	pub := published(t, tree())
+	or := newOrigin(pub)
+	unsigned, err := os.ReadFile(filepath.Join(pub, layout.IndexKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, err := layout.DecodeIndex(unsigned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, other := newKey(t), newKey(t)
+	trust := []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}
+	t0 := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
+	serve := func(k ed25519.PrivateKey, at time.Time) []byte {
+		b, err := layout.SignIndex(roots, at, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(pub, layout.IndexKey), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	dir := t.TempDir()
+	open := func() (*cache.Remote, *store.Objects) {
+		c, err := cache.Open(dir, cache.Options{Log: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		r := c.Wrap(or, "http://origin.test/pub/")
+		o, err := store.NewObjects(layout.NewSource(r, layout.SourceOptions{Trust: trust}), 1<<20, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r, o
+	}
+	kept := func(r *cache.Remote, want []byte, when string) {
+		t.Helper()
+		if got := r.SavedIndex(); !bytes.Equal(got, want) {
+			t.Errorf("%s: the cache keeps %d bytes of index, not the accepted one", when, len(got))
+		}
+	}
+
+	good := serve(key, t0.Add(time.Hour))
+	r, o := open()
+	if rs, err := o.Roots(ctx); err != nil || len(rs) != 1 {
+		t.Fatalf("trusted index: %v, %v", rs, err)
+	}
+	kept(r, good, "after a trusted index")
+
+	serve(other, t0.Add(2*time.Hour))
+	r, o = open()
+	if _, err := o.Roots(ctx); !errors.Is(err, layout.ErrUntrusted) {
+		t.Errorf("index signed by another key: %v, want it refused", err)
+	}
+	kept(r, good, "after an index signed by another key")
+
+	serve(key, t0) // published before the one accepted: a rollback
+	r, o = open()
+	if _, err := o.Roots(ctx); !errors.Is(err, layout.ErrUntrusted) || !strings.Contains(err.Error(), "older index") {
+		t.Errorf("older index served again to a new reader: %v, want it refused", err)
+	}
+	kept(r, good, "after an older index")
+
+	or.set(func() { or.down = true })
+	_, o = open()
+	if rs, err := o.Roots(ctx); err != nil || len(rs) != 1 {
+		t.Errorf("origin down: %v, %v; want the kept trusted index", rs, err)
+	}
+	or.set(func() { or.down = false })
+
+	newer := serve(key, t0.Add(3*time.Hour))
+	r, o = open()
+	if _, err := o.Roots(ctx); err != nil {
+		t.Errorf("newer trusted index: %v", err)
+	}
+	kept(r, newer, "after a newer trusted index")
+}
+
+func newKey(t *testing.T) ed25519.PrivateKey {
+	t.Helper()
+	k, err := layout.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

@@ -99,9 +99,35 @@ func (r *Remote) Holds(key string) bool {
 	return err == nil && r.c.holds(objKey{kind, h})
 }
 
-// index fetches the roots index from the remote and keeps a copy that
-// decodes; if the remote cannot give one (a missing index is an answer,
-// not an outage), the copy is returned, with a warning once per outage.
+// KeepIndex implements layout.IndexKeeper: the index the Source accepted
+// (decoded, trusted, no rollback) is kept. An index that is merely served
+// is not: an untrusted or older one would replace the good copy.
+func (r *Remote) KeepIndex(b []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if bytes.Equal(b, r.saved) || !r.c.startWrite() {
+		return
+	}
+	defer r.c.writes.done()
+	if err := r.c.writeFile(r.IndexPath(), b); err != nil {
+		r.c.warnWrite(err)
+		return
+	}
+	r.saved = bytes.Clone(b)
+}
+
+// SavedIndex implements layout.IndexKeeper.
+func (r *Remote) SavedIndex() []byte {
+	b, err := os.ReadFile(r.IndexPath())
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// index fetches the roots index from the remote; if the remote cannot give
+// one (a missing index is an answer, not an outage), the copy kept by
+// KeepIndex is returned, with a warning once per outage.
 func (r *Remote) index(ctx context.Context, limit int64, fresh bool) ([]byte, error) {
 	b, err := r.f.Fetch(ctx, layout.IndexKey, limit, fresh)
 	r.mu.Lock()
@@ -110,14 +136,6 @@ func (r *Remote) index(ctx context.Context, limit int64, fresh bool) ([]byte, er
 		if r.offline {
 			r.c.log.Info("cache: the remote answers again", "remote", r.id)
 			r.offline = false
-		}
-		if _, derr := layout.DecodeIndex(b); derr == nil && !bytes.Equal(b, r.saved) && r.c.startWrite() {
-			if werr := r.c.writeFile(r.IndexPath(), b); werr == nil {
-				r.saved = b
-			} else {
-				r.c.warnWrite(werr)
-			}
-			r.c.writes.done()
 		}
 		return b, nil
 	}

@@ -95,12 +95,25 @@ func (s *Source) index(ctx context.Context) ([]store.Root, error) {
 	if s.roots != nil && time.Since(s.fetched) < s.opt.IndexTTL {
 		return s.roots, nil
 	}
+	k, keeps := s.f.(IndexKeeper)
+	if keeps && s.roots == nil && s.published.IsZero() {
+		// The newest index accepted before, by any process, is the floor
+		// below which an index served now is a rollback.
+		if saved := k.SavedIndex(); saved != nil {
+			if x, err := ReadIndex(saved, s.opt.Trust); err == nil {
+				s.published, s.indexSum = x.Published, sha256.Sum256(saved)
+			}
+		}
+	}
 	b, err := s.f.Fetch(ctx, IndexKey, MaxIndexSize, false)
 	var x Index
 	if err == nil {
 		x, err = s.readIndex(b)
 	} else {
 		err = fmt.Errorf("roots index: %w", err)
+	}
+	if err == nil && keeps {
+		k.KeepIndex(b)
 	}
 	if err != nil {
 		if s.roots == nil || ctx.Err() != nil {
@@ -288,6 +301,16 @@ type Keeper interface {
 	Keep(key string, encode func() []byte)
 	// Holds reports, without a request, whether object key is kept.
 	Holds(key string) bool
+}
+
+// IndexKeeper is a Fetcher that keeps the last roots index its Source
+// accepted (one that decodes, is trusted and is no rollback), to serve
+// while the remote is down and to refuse an older one served later.
+type IndexKeeper interface {
+	// KeepIndex offers an accepted index.
+	KeepIndex(b []byte)
+	// SavedIndex returns the index kept, or nil.
+	SavedIndex() []byte
 }
 
 // KeepFrame implements store.Keeper.
