@@ -67,6 +67,7 @@ type Store struct {
 	wmu    sync.Mutex
 	wconn  *sqlite.Conn // nil when read-only
 	params chunk.Params
+	schema int // the schema version read, for a read-only open
 
 	closeOnce sync.Once
 	closeErr  error
@@ -340,6 +341,12 @@ func userVersion(c *sqlite.Conn) (int, error) {
 	return v, err
 }
 
+// Outdated reports whether the store was opened read-only at an older
+// schema than a writable open would migrate it to.
+func (s *Store) Outdated() (have, want int, outdated bool) {
+	return s.schema, schemaVersion, s.wconn == nil && s.schema < schemaVersion
+}
+
 // load reads the store's metadata through a read connection.
 func (s *Store) load() error {
 	c, err := s.pool.take(context.Background())
@@ -364,6 +371,7 @@ func (s *Store) load() error {
 	case v < minReadVersion:
 		return fmt.Errorf("store %s has schema version %d; open it writable once to migrate it", s.path, v)
 	}
+	s.schema = v
 	meta := map[string]string{}
 	err = sqlitex.Execute(c, `SELECT key, value FROM meta`, &sqlitex.ExecOptions{
 		ResultFunc: func(st *sqlite.Stmt) error { meta[st.ColumnText(0)] = st.ColumnText(1); return nil }})

@@ -60,6 +60,10 @@ func (g *globals) openReaderAt(p string) (*readStore, error) {
 	if err != nil {
 		return nil, err
 	}
+	if have, want, old := s.Outdated(); old {
+		g.log.Warn("the store has an older schema; any command that writes to it (gc, ingest, rm) migrates it, and its lookups get faster",
+			"store", s.Path(), "schema", have, "current", want)
+	}
 	return &readStore{Objects: s.Objects, file: s, where: s.Path(), close: s.Close}, nil
 }
 
