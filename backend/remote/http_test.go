@@ -112,7 +112,10 @@ func startWith(t *testing.T, files map[string][]byte, prefetch bool) (*server, *
 		t.Fatal(err)
 	}
 	src := layout.NewSource(f, layout.SourceOptions{Refetches: true, Log: slog.New(slog.DiscardHandler)})
-	o, err := store.NewObjects(src, 1<<20, 1<<20)
+	// Room for every chunk, so that TestReadOverHTTP can ask each object
+	// to be fetched once: with 1 MiB, big.txt pushes out a small file's
+	// chunk that it also uses as a reference.
+	o, err := store.NewObjects(src, 8<<20, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}

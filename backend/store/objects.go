@@ -213,6 +213,12 @@ func (o *Objects) File(ctx context.Context, h hash.Hash) (*File, error) {
 }
 
 func (o *Objects) readFile(ctx context.Context, h hash.Hash) (*File, error) {
+	// A decoded chunk of that address is the file's whole content (the
+	// same hash, the same bytes): no chunk list to ask for. A remote
+	// source would otherwise fetch the chunk again to probe for one.
+	if b, ok := o.chunks.Get(h); ok {
+		return &File{Hash: h, Size: int64(len(b)), List: tree.OneChunk(h, int64(len(b)))}, nil
+	}
 	rec, err := o.src.ChunkList(ctx, h)
 	if err != nil {
 		return nil, missing(err, "file", h)
