@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -25,20 +23,11 @@ func openView(ctx context.Context, s *store.Objects, arg string) (*backend.View,
 	return v, err
 }
 
-// serverMemoryLimit is the soft memory limit of long-running servers
-// (mount, serve) unless GOMEMLIMIT says otherwise: their live heap is the
-// caches (64 MiB of chunks, 64 MiB of listings and chunk lists) and the
-// inodes the kernel holds; without a limit the collector lets the heap
-// grow to twice that.
-const serverMemoryLimit = 200 << 20
-
 // openServed prepares a long-running server: the memory limit (unless
 // GOMEMLIMIT is set), the store opened read-only, and the view named by
 // which (see openView). The caller closes the store.
 func (g *globals) openServed(ctx context.Context, which string) (*readStore, *backend.View, error) {
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(serverMemoryLimit)
-	}
+	limitMemory(ctx)
 	s, err := g.openReader()
 	if err != nil {
 		return nil, nil, err

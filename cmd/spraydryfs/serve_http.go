@@ -5,8 +5,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"log/slog"
-	"os"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -67,9 +65,7 @@ later publication time, only when the roots change, so its ETag holds.`,
 			if err != nil {
 				return err
 			}
-			if os.Getenv("GOMEMLIMIT") == "" {
-				debug.SetMemoryLimit(serverMemoryLimit)
-			}
+			limitMemory(cmd.Context())
 			s, err := g.openReader()
 			if err != nil {
 				return err
