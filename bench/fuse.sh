@@ -31,7 +31,7 @@
 # and warm, and the mount processes' VmRSS after all reads. Warm = the same
 # command right after a first run, median of 3 repeats. Cold = `sync; echo 3
 # > /proc/sys/vm/drop_caches` after a fresh mount, so neither the kernel's
-# caches nor the FUSE server's own caches hold anything. Then our mount again with --readdirplus: find cold, ls -lR warm.
+# caches nor the FUSE server's own caches hold anything. Then our mount again with --readdirplus=false (READDIRPLUS is on by default): find cold, ls -lR warm.
 # Results: a table on stdout, $BENCH_OUT/fuse-results.md and .json.
 # Sizes and RSS in MB = 10^6 bytes, rates in GB/s = 10^9 bytes/s.
 set -euo pipefail
@@ -429,9 +429,9 @@ S_MAPS=$(grep -c "$STORE\$" "/proc/$SD_PID/maps" || true)
 BIG_CHECK="content NOT checked"
 if cmp -s "$BIG" "$MNT_SD/big/1/big.bin"; then BIG_CHECK="identical to the plain file (cmp)"; else BIG_CHECK="DIFFERS from the plain file (cmp)"; fi
 
-# ---- 4. spraydryfs mount --readdirplus -------------------------------------
-log "spraydryfs mount --readdirplus"
-sd_mount 3-readdirplus --readdirplus
+# ---- 4. spraydryfs mount --readdirplus=false -------------------------------
+log "spraydryfs mount --readdirplus=false"
+sd_mount 3-noreaddirplus --readdirplus=false
 drop_caches
 measure r.find "$MNT_SD/x" 'find . | wc -l'
 measure r.ls0 "$MNT_SD/x" 'ls -lR . | wc -l'
@@ -474,7 +474,7 @@ ROWS+=("mount VmRSS after all reads, MB${S}-${S}$(kmb "$Q_RSS")${S}$(kmb "$S_RSS
 ROWS+=("  of which RssAnon / RssFile, MB${S}-${S}$(kmb "$Q_ANON") / $(kmb "$Q_FILE")${S}$(kmb "$S_ANON") / $(kmb "$S_FILE")${S}-${S}-${S}RssAnon <= $TARGET_RSS_MB MB${S}$(verdict "$(check "k*1024/1e6 <= t" "k=$S_ANON" "t=$TARGET_RSS_MB")")")
 ROWS+=("mount VmHWM (peak RSS), MB${S}-${S}$(kmb "$Q_HWM")${S}$(kmb "$S_HWM")${S}-${S}$(ratio "$S_HWM" "$Q_HWM")${S}-${S}")
 
-RDP=() # measurement|off|on|on/off
+RDP=() # measurement|on|off|off/on
 RDP+=("find | wc -l cold, s${S}$(tsec "${M[s.find]}")${S}$(tsec "${M[r.find]}")${S}$(ratio "${M[r.find]}" "${M[s.find]}")")
 RDP+=("ls -lR first run, s${S}$(tsec "${M[s.ls0]}")${S}$(tsec "${M[r.ls0]}")${S}$(ratio "${M[r.ls0]}" "${M[s.ls0]}")")
 RDP+=("ls -lR warm (median of 3), s${S}$(tsec "${M[s.ls]}")${S}$(tsec "${M[r.ls]}")${S}$(ratio "${M[r.ls]}" "${M[s.ls]}")")
@@ -486,7 +486,7 @@ NOTES=(
 	"corpus: $CORPUS, $NV versions (${VERSIONS[0]} .. $LAST), $CORPUS_FILES files, $(mb "$CORPUS_BYTES") MB logical"
 	"plain: $P_TREE and $BIG on $(df --output=fstype "$P_TREE" | tail -n 1) / $(df --output=fstype "$BIG" | tail -n 1)"
 	"squashfuse_ll $(squashfuse_ll --version 2>&1 | head -n 1 | awk '{ print $2 }'): $SQ_IMG ($SQ_IMG_NOTE, $(mb "$(stat -c %s "$SQ_IMG")") MB) and $FOUT/big.sqfs ($(mb "$(stat -c %s "$FOUT/big.sqfs")") MB); VmRSS of the big-file mount after its reads: $(kmb "$QB_RSS") MB (peak $(kmb "$QB_HWM"))"
-	"spraydryfs: namespace mount of $STORE ($STORE_NOTE, $(mb "$STORE_BYTES") MB; big@1 ingest ${BIG_INGEST_S} s), tree at MOUNT/x, big file at MOUNT/big/1/big.bin; max_read=${MAX_READ:-?} (mountinfo); READDIRPLUS off unless noted"
+	"spraydryfs: namespace mount of $STORE ($STORE_NOTE, $(mb "$STORE_BYTES") MB; big@1 ingest ${BIG_INGEST_S} s), tree at MOUNT/x, big file at MOUNT/big/1/big.bin; max_read=${MAX_READ:-?} (mountinfo); READDIRPLUS on (the default) unless noted"
 	"RSS: VmRSS = RssAnon (private memory) + RssFile (mapped file pages; our process maps the store $S_MAPS times, once per SQLite read connection, and a page mapped by several counts once per mapping)"
 	"1 GiB file: $BIG_BYTES bytes, half AES-CTR keystream, half corpus text with marker lines; read through our mount $BIG_CHECK"
 	"$CACHE_NOTE; warm = the same command again right after (ls -lR and read all: median of 3 repeats); ls -lR 'first run' follows the cold find on the same mount; dd cold on our mount runs in the process that just read the tree (page cache dropped, none of big@1's chunks ever read by it)"
@@ -508,7 +508,7 @@ NOTES=(
 		printf "$fmt" "$a" "$b" "$c" "$d" "$e" "$f" "$g" "$h"
 	done
 	echo
-	echo "spraydryfs READDIRPLUS off (default) vs on (--readdirplus), tree x/:"
+	echo "spraydryfs READDIRPLUS on (default) vs off (--readdirplus=false), tree x/:"
 	fmt='%-36s %32s %32s %8s\n'
 	# shellcheck disable=SC2059
 	printf "$fmt" measurement off on on/off
@@ -518,7 +518,7 @@ NOTES=(
 		printf "$fmt" "$a" "$b" "$c" "$d"
 	done
 	echo
-	echo "warm runs: ls -lR s: plain ${R[p.ls]}; squashfuse_ll ${R[q.ls]}; spraydryfs ${R[s.ls]}; --readdirplus ${R[r.ls]}"
+	echo "warm runs: ls -lR s: plain ${R[p.ls]}; squashfuse_ll ${R[q.ls]}; spraydryfs ${R[s.ls]}; --readdirplus=false ${R[r.ls]}"
 	echo "           read all s: plain ${R[p.warm]}; squashfuse_ll ${R[q.warm]}; spraydryfs ${R[s.warm]}"
 	echo "           dd GB/s: plain ${V[p.ddwarm]}; squashfuse_ll ${V[q.ddwarm]}; spraydryfs ${V[s.ddwarm]}"
 	echo "our mountinfo: $MOUNTINFO"
@@ -539,14 +539,14 @@ NOTES=(
 	echo
 	echo "READDIRPLUS, spraydryfs tree x/:"
 	echo
-	echo "| measurement | off (default) | on (--readdirplus) | on/off |"
+	echo "| measurement | on (default) | off (--readdirplus=false) | off/on |"
 	echo "|---|---:|---:|---:|"
 	for r in "${RDP[@]}"; do
 		IFS=$S read -r a b c d <<<"$r"
 		echo "| ${a//|/\\|} | $b | $c | $d |"
 	done
 	echo
-	echo "- warm runs, ls -lR s: plain ${R[p.ls]}; squashfuse_ll ${R[q.ls]}; spraydryfs ${R[s.ls]}; --readdirplus ${R[r.ls]}"
+	echo "- warm runs, ls -lR s: plain ${R[p.ls]}; squashfuse_ll ${R[q.ls]}; spraydryfs ${R[s.ls]}; --readdirplus=false ${R[r.ls]}"
 	echo "- warm runs, read all s: plain ${R[p.warm]}; squashfuse_ll ${R[q.warm]}; spraydryfs ${R[s.warm]}"
 	echo "- warm runs, dd GB/s: plain ${V[p.ddwarm]}; squashfuse_ll ${V[q.ddwarm]}; spraydryfs ${V[s.ddwarm]}"
 	echo "- our mountinfo: \`$MOUNTINFO\`"
@@ -568,7 +568,7 @@ jtool() { # PREFIX : the measurements of one tool
 	echo "  \"plain\": $(jtool p),"
 	echo "  \"squashfuse_ll\": $(jtool q), \"squashfuse_rss_kib\": $Q_RSS, \"squashfuse_hwm_kib\": $Q_HWM, \"squashfuse_big_rss_kib\": $QB_RSS,"
 	echo "  \"spraydryfs\": $(jtool s), \"spraydryfs_rss_kib\": $S_RSS, \"spraydryfs_hwm_kib\": $S_HWM,"
-	echo "  \"spraydryfs_readdirplus\": $(jtool r), \"spraydryfs_readdirplus_rss_kib\": $R_RSS,"
+	echo "  \"spraydryfs_no_readdirplus\": $(jtool r), \"spraydryfs_no_readdirplus_rss_kib\": $R_RSS,"
 	echo "  \"targets\": {\"warm_x_plain\": $TARGET_WARM_X, \"cold_div_squashfuse\": $TARGET_COLD_DIV, \"dd_warm_gbs\": $TARGET_DD_GBS, \"rss_mb\": $TARGET_RSS_MB}"
 	echo "}"
 } >"$OUT/fuse-results.json"
