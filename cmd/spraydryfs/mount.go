@@ -123,7 +123,7 @@ SIGTERM.`,
 	cmd.Flags().Int64Var(&uid, "uid", 0, "show every file as owned by this user id")
 	cmd.Flags().Int64Var(&gid, "gid", 0, "show every file as owned by this group id")
 	cmd.Flags().StringSliceVarP(&extra, "options", "o", nil, "more FUSE mount options, comma separated (the source is --fsname)")
-	cmd.Flags().BoolVar(&opt.ReadDirPlus, "readdirplus", true, "send attributes with directory listings (measured: a first ls -lR 2.7x faster, find 9% slower)")
+	cmd.Flags().BoolVar(&opt.ReadDirPlus, "readdirplus", true, "send attributes with directory listings (measured: a first ls -lR 1.5x faster)")
 	cmd.Flags().BoolVar(&opt.Debug, "debug", false, "log every FUSE request")
 	cmd.Flags().StringVar(&opt.FsName, "fsname", "spraydryfs", "the mount's source as mount(8) and df show it (the mount helper gives the store path)")
 	registerMetrics(cmd.Flags(), &g.metricsAddr)
