@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spraydryfs/spraydryfs/backend/layout"
@@ -33,7 +34,15 @@ type HTTP struct {
 	mu        sync.Mutex
 	indexETag string
 	indexBody []byte
+
+	downUntil atomic.Int64 // Unix ns: until then, requests get one attempt
 }
+
+// downFor is how long the remote is taken to be down after a request
+// failed every attempt: meanwhile each request is tried once, so that a
+// walk over what is not cached fails at once rather than after every
+// retry of every file. Any answer (an object, or its absence) ends it.
+const downFor = 5 * time.Second
 
 // Options tune an HTTP fetcher (and an S3 bucket's, package bucket);
 // zero values pick the defaults.
@@ -131,15 +140,27 @@ func (h *HTTP) Fetch(ctx context.Context, key string, limit int64, fresh bool) (
 	target := h.base.JoinPath(key)
 	u := target.Redacted() // for messages: no password
 	wait := h.opt.Backoff
+	attempts := h.opt.Attempts
+	if time.Now().UnixNano() < h.downUntil.Load() {
+		attempts = 1
+	}
 	var err error
 	for attempt := 1; ; attempt++ {
 		var b []byte
 		b, err = h.get(ctx, target, u, key, limit, fresh)
 		var perm errPermanent
-		if err == nil || errors.As(err, &perm) || ctx.Err() != nil || attempt >= h.opt.Attempts {
-			if errors.As(err, &perm) {
+		if err == nil || errors.As(err, &perm) {
+			h.downUntil.Store(0)
+			if err != nil {
 				err = perm.error
 			}
+			return b, err
+		}
+		if ctx.Err() != nil {
+			return b, err
+		}
+		if attempt >= attempts {
+			h.downUntil.Store(time.Now().Add(downFor).UnixNano())
 			return b, err
 		}
 		h.opt.Log.Warn("fetch failed; retrying", "url", u, "attempt", attempt, "err", err)

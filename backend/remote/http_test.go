@@ -234,6 +234,46 @@ func TestRetriesAndTimeouts(t *testing.T) {
 	}
 }
 
+// TestFailsFastWhileDown: once a request has failed every attempt, the
+// next ones are tried once until the remote answers again, and then get
+// their retries back.
+func TestFailsFastWhileDown(t *testing.T) {
+	ctx := context.Background()
+	srv, _, f := start(t)
+	key := layout.IndexKey
+	path := "/pub/" + key
+	fetch := func(want bool) int {
+		t.Helper()
+		before := srv.count(path)
+		_, err := f.Fetch(ctx, key, 1<<20, false)
+		if (err == nil) != want {
+			t.Fatalf("fetch: %v, want success %v", err, want)
+		}
+		return srv.count(path) - before
+	}
+	srv.mu.Lock()
+	srv.unavailable = 1000
+	srv.mu.Unlock()
+	if n := fetch(false); n != 3 {
+		t.Errorf("first failing fetch asked %d times, want 3 (every attempt)", n)
+	}
+	if n := fetch(false); n != 1 {
+		t.Errorf("fetch while the remote is down asked %d times, want 1", n)
+	}
+	srv.mu.Lock()
+	srv.unavailable = 0
+	srv.mu.Unlock()
+	if n := fetch(true); n != 1 {
+		t.Errorf("fetch once the remote answers asked %d times, want 1", n)
+	}
+	srv.mu.Lock()
+	srv.unavailable = 1000
+	srv.mu.Unlock()
+	if n := fetch(false); n != 3 {
+		t.Errorf("failing fetch after the remote answered asked %d times, want 3 again", n)
+	}
+}
+
 func (s *server) count(path string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
