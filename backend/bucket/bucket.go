@@ -52,6 +52,7 @@ type Bucket struct {
 	// noConditional is set once the server has refused a conditional
 	// write as not implemented.
 	noConditional atomic.Bool
+	down          remote.Outage
 
 	mu        sync.Mutex
 	indexETag string
@@ -198,26 +199,30 @@ var errPrecondition = errors.New("precondition failed")
 // errNotImplemented is a server's 501 for a conditional write.
 var errNotImplemented = errors.New("not implemented by the server")
 
-// retry runs op up to Attempts times, each bounded by Timeout, waiting
+// retry runs op up to Attempts times (once while the server is down, see
+// remote.Outage), each bounded by Timeout, waiting
 // with doubling backoff between attempts, until it succeeds or fails
 // permanently (errPermanent, or the caller's context ending).
 func (b *Bucket) retry(ctx context.Context, what string, op func(ctx context.Context) error) error {
 	wait := b.opt.Backoff
+	attempts := b.down.Attempts(b.opt.Attempts)
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, b.opt.Timeout)
 		err := op(actx)
 		cancel()
-		if err == nil {
-			return nil
-		}
 		var perm errPermanent
-		if errors.As(err, &perm) {
-			return perm.error
+		if err == nil || errors.As(err, &perm) {
+			b.down.Answered()
+			if err != nil {
+				return perm.error
+			}
+			return nil
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", what, ctx.Err())
 		}
-		if attempt >= b.opt.Attempts {
+		if attempt >= attempts {
+			b.down.Failed()
 			return err
 		}
 		b.opt.Log.Warn("s3 request failed; retrying", "request", what, "attempt", attempt, "err", err)

@@ -35,14 +35,32 @@ type HTTP struct {
 	indexETag string
 	indexBody []byte
 
-	downUntil atomic.Int64 // Unix ns: until then, requests get one attempt
+	down Outage
 }
 
-// downFor is how long the remote is taken to be down after a request
-// failed every attempt: meanwhile each request is tried once, so that a
+// Outage tracks whether a remote is taken to be down: for DownFor after a
+// request failed every attempt, each request is tried once, so that a
 // walk over what is not cached fails at once rather than after every
 // retry of every file. Any answer (an object, or its absence) ends it.
-const downFor = 5 * time.Second
+// The zero value is a remote that is up; it is safe for concurrent use.
+type Outage struct{ until atomic.Int64 } // Unix ns
+
+// DownFor is how long an Outage lasts without an answer.
+const DownFor = 5 * time.Second
+
+// Attempts returns how many times to try a request: n, or 1 while down.
+func (o *Outage) Attempts(n int) int {
+	if time.Now().UnixNano() < o.until.Load() {
+		return 1
+	}
+	return n
+}
+
+// Answered records an answer from the remote.
+func (o *Outage) Answered() { o.until.Store(0) }
+
+// Failed records a request that failed every attempt.
+func (o *Outage) Failed() { o.until.Store(time.Now().Add(DownFor).UnixNano()) }
 
 // Options tune an HTTP fetcher (and an S3 bucket's, package bucket);
 // zero values pick the defaults.
@@ -140,17 +158,14 @@ func (h *HTTP) Fetch(ctx context.Context, key string, limit int64, fresh bool) (
 	target := h.base.JoinPath(key)
 	u := target.Redacted() // for messages: no password
 	wait := h.opt.Backoff
-	attempts := h.opt.Attempts
-	if time.Now().UnixNano() < h.downUntil.Load() {
-		attempts = 1
-	}
+	attempts := h.down.Attempts(h.opt.Attempts)
 	var err error
 	for attempt := 1; ; attempt++ {
 		var b []byte
 		b, err = h.get(ctx, target, u, key, limit, fresh)
 		var perm errPermanent
 		if err == nil || errors.As(err, &perm) {
-			h.downUntil.Store(0)
+			h.down.Answered()
 			if err != nil {
 				err = perm.error
 			}
@@ -160,7 +175,7 @@ func (h *HTTP) Fetch(ctx context.Context, key string, limit int64, fresh bool) (
 			return b, err
 		}
 		if attempt >= attempts {
-			h.downUntil.Store(time.Now().Add(downFor).UnixNano())
+			h.down.Failed()
 			return b, err
 		}
 		h.opt.Log.Warn("fetch failed; retrying", "url", u, "attempt", attempt, "err", err)
