@@ -20,15 +20,17 @@ import (
 // Incremental vacuum gives back only whole free pages; VACUUM rewrites
 // the whole store and needs exclusive access. Repack rewrites one table.
 
-// RepackTables are the tables Repack rebuilds: those keyed by hash, and
-// the reuse index (keyed by name and path), whose rows rm and gc delete.
+// RepackTables are the tables Repack rebuilds, in the order gc does: those
+// keyed by hash, and the reuse index (keyed by name and path), whose rows
+// rm and gc delete.
 var RepackTables = []string{"dirs", "chunks", "files", "ingest_index"}
 
-// repackCopy is how Repack fills a table's copy. chunks is keyed by its
-// primary key, so reading it in order reads it in key order. The others
-// are rowid tables with a unique key (schema 4): their rows are copied
-// in key order under new rowids, so that the rows and the key's index
-// both fill their pages; nothing refers to those rowids.
+// repackCopy is how Repack fills the copy of each of RepackTables: the
+// columns copied and the key order. chunks is keyed by its primary key,
+// so it is read in key order as it is. The others are rowid tables with
+// a unique key (schema 4): their rows are copied in key order under new
+// rowids, so that the rows and the key's index both fill their pages;
+// nothing refers to those rowids.
 var repackCopy = map[string]struct{ cols, order string }{
 	"chunks":       {"*", ""},
 	"dirs":         {"hash, data", "hash"},
@@ -48,13 +50,13 @@ type TableUse struct {
 	// cells and page headers.
 	Leaves, LeafUsed int64
 	PageSize         int64
-	// PackedLeaves estimates the leaf pages it needs once repacked: rows
-	// copied in key order fill each B-tree's leaves to packedFill.
-	PackedLeaves int64
+	packed           int64 // see Packed
 }
 
-// Packed estimates the leaf pages the table needs once repacked.
-func (u TableUse) Packed() int64 { return u.PackedLeaves }
+// Packed estimates the leaf pages the table needs once repacked: rows
+// copied in key order fill each B-tree's leaves (the table's and each
+// index's) to packedFill.
+func (u TableUse) Packed() int64 { return u.packed }
 
 // packedFill is the percentage of a leaf page that rows copied in key
 // order fill (measured on the gomod corpus: 94-95% for listings and
@@ -93,7 +95,7 @@ func (s *Store) TableUse(ctx context.Context, table string) (TableUse, error) {
 						used := st.ColumnInt64(2)
 						u.Leaves += st.ColumnInt64(1)
 						u.LeafUsed += used
-						u.PackedLeaves += max(1, (used*100/packedFill+u.PageSize-1)/u.PageSize)
+						u.packed += max(1, (used*100/packedFill+u.PageSize-1)/u.PageSize)
 					}
 					return nil
 				}})
@@ -114,12 +116,12 @@ func (s *Store) TableUse(ctx context.Context, table string) (TableUse, error) {
 
 // Repack rebuilds table (one of RepackTables) in one write transaction:
 // a new table of the same definition is filled from it in key order (see
-// repackCopy), so that its pages fill up; the old one is dropped with its indexes and triggers, the new
-// one renamed, and those indexes and triggers re-created from the old
-// definitions, as the schema held them. Rows never change, so readers
+// repackCopy), so that its pages fill up; the old one is dropped with its
+// indexes and triggers, the new one renamed, and those indexes and
+// triggers re-created from the old definitions, as the schema held them.
+// Rows never change (rowids may, but nothing refers to them), so readers
 // (whose snapshot keeps the old table until it ends), leases and
-// concurrent writers (who wait for the lock) are unaffected (rowids may
-// change, but nothing refers to them); a killed
+// concurrent writers (who wait for the lock) are unaffected; a killed
 // run leaves the table as it was. The old table's pages are left free
 // for Shrink. It returns how long it held the write lock.
 func (s *Store) Repack(ctx context.Context, table string) (held time.Duration, err error) {
