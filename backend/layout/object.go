@@ -309,6 +309,9 @@ func (r *reader) frame() store.Frame {
 	case f.Codec.HasRef() != (n > 0) || (n > 0) != (depth > 0):
 		r.fail("codec %d with %d references at depth %d", f.Codec, n, depth)
 	}
+	if r.err != nil {
+		return f // n is unchecked: a count of 2^63 would loop for ever
+	}
 	for range n {
 		f.Refs = append(f.Refs, r.hash("reference"))
 	}
