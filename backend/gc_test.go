@@ -20,6 +20,7 @@ import (
 	"zombiezen.com/go/sqlite/sqlitex"
 
 	"github.com/spraydryfs/spraydryfs/backend"
+	"github.com/spraydryfs/spraydryfs/backend/chunk"
 	"github.com/spraydryfs/spraydryfs/backend/gc"
 	"github.com/spraydryfs/spraydryfs/backend/retain"
 	"github.com/spraydryfs/spraydryfs/backend/store"
@@ -133,6 +134,28 @@ func TestGCRemoveHalf(t *testing.T) {
 	if err != nil || again.Freed != 0 || again.Redried != 0 {
 		t.Errorf("second gc: %+v, %v; want nothing to do", again, err)
 	}
+}
+
+// TestGCRedryWithinDepth collects with a depth bound of 1, so that most
+// chunks gc re-dries have no candidate shallow enough and must be stored
+// alone, though a delta was smaller (and its plain form was not computed):
+// none may be left against its dead reference (kept), every chunk is
+// within the bound or as ingest stored it, and the store reads back.
+func TestGCRedryWithinDepth(t *testing.T) {
+	ctx := context.Background()
+	vs := versions(10)
+	s := storeAt(t, filepath.Join(t.TempDir(), "s.sdfs"))
+	ingestVersions(t, s, vs, ingest.Options{})
+	removeVersions(t, s, 1, 5)
+	rep, err := gc.Collect(ctx, s, gc.Options{MaxDepth: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Redried == 0 || rep.Kept != 0 {
+		t.Errorf("re-dried %d, kept %d dead references; want some re-dried and none kept", rep.Redried, rep.Kept)
+	}
+	checkClean(t, s)
+	readVersions(t, s, vs, 6)
 }
 
 // manyFiles returns n versions of a tree of 3,000 small files in 300
@@ -582,4 +605,119 @@ func TestGCRemovedRootIsStale(t *testing.T) {
 	if got, err := fsys.ReadFile(small); err != nil || !bytes.Equal(got, vs[2][small]) {
 		t.Errorf("d@3/%s after gc: %v", small, err)
 	}
+}
+
+// deltaChunks returns a Rebase for every chunk stored against another:
+// re-dried with no reference or candidates, each is stored alone.
+func deltaChunks(t *testing.T, path string) []store.Rebase {
+	t.Helper()
+	c, err := sqlite.OpenConn(path, sqlite.OpenReadOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var rs []store.Rebase
+	err = sqlitex.Execute(c, `SELECT hash, ref FROM chunks WHERE ref IS NOT NULL ORDER BY depth`, &sqlitex.ExecOptions{
+		ResultFunc: func(st *sqlite.Stmt) error {
+			var r store.Rebase
+			st.ColumnBytes(0, r.Hash[:])
+			st.ColumnBytes(1, r.Old[:])
+			rs = append(rs, r)
+			return nil
+		}})
+	if err != nil || len(rs) < 10 {
+		t.Fatalf("%d delta chunks, %v", len(rs), err)
+	}
+	return rs
+}
+
+// TestRebaseChunksInBatches re-dries every delta chunk of a store in
+// batches of 3, each prepared while the one before commits: all are
+// stored alone, progress counts them all, and the store reads back. With
+// one reference damaged, the call fails with a corruption error, however
+// many batches are in flight, and writes nothing wrong.
+func TestRebaseChunksInBatches(t *testing.T) {
+	ctx := context.Background()
+	vs := versions(4)
+	path := filepath.Join(t.TempDir(), "s.sdfs")
+	s := storeAt(t, path)
+	ingestVersions(t, s, vs, ingest.Options{})
+	rs := deltaChunks(t, path)
+	dry, err := store.NewDryers(chunk.Level(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progressed int
+	done, st, err := s.RebaseChunks(ctx, rs, dry, 8, 3, func(n int) { progressed += n })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if progressed != len(rs) || st.Done != int64(len(rs)) || slices.Contains(done, false) {
+		t.Errorf("progress %d, done %d of %d chunks (%v)", progressed, st.Done, len(rs), done)
+	}
+	if left := deltaChunksOrNone(t, path); left != 0 {
+		t.Errorf("%d chunks still stored against another", left)
+	}
+	checkClean(t, s)
+	readVersions(t, s, vs, 1)
+
+	// Cancelled after the first batch: the call returns, with the
+	// context's error.
+	s2 := storeAt(t, filepath.Join(t.TempDir(), "cancelled.sdfs"))
+	ingestVersions(t, s2, vs, ingest.Options{})
+	rs = deltaChunks(t, s2.Path())
+	cctx, cancel := context.WithCancel(ctx)
+	if _, _, err := s2.RebaseChunks(cctx, rs, dry, 8, 3, func(int) { cancel() }); !errors.Is(err, context.Canceled) {
+		t.Errorf("re-dry cancelled after a batch: %v; want context.Canceled", err)
+	}
+	checkClean(t, s2)
+
+	// Damaged: a fresh store, one reference's bytes zeroed.
+	path = filepath.Join(t.TempDir(), "damaged.sdfs")
+	s = storeAt(t, path)
+	ingestVersions(t, s, vs, ingest.Options{})
+	rs = deltaChunks(t, path)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := sqlite.OpenConn(path, sqlite.OpenReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitex.Execute(c, `UPDATE chunk_data SET data = zeroblob(length(data)) WHERE id = (SELECT data_id FROM chunks WHERE hash = ?)`,
+		&sqlitex.ExecOptions{Args: []any{rs[len(rs)/2].Old[:]}}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	s = reopen(t, path)
+	if _, _, err := s.RebaseChunks(ctx, rs, dry, 8, 3, nil); !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("re-dry over a damaged reference: %v; want a corruption error", err)
+	}
+	rep, err := s.Check(ctx, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) == 0 {
+		t.Error("check after the failed re-dry finds nothing: the damage is gone")
+	}
+	for _, p := range rep.Problems {
+		if !errors.Is(p.Err, store.ErrCorrupt) {
+			t.Errorf("check after the failed re-dry: %v; want only corruption", p)
+		}
+	}
+}
+
+// deltaChunksOrNone counts the chunks stored against another.
+func deltaChunksOrNone(t *testing.T, path string) int {
+	t.Helper()
+	c, err := sqlite.OpenConn(path, sqlite.OpenReadOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	n, err := sqlitex.ResultInt(c.Prep(`SELECT count(*) FROM chunks WHERE ref IS NOT NULL`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

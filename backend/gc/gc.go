@@ -393,6 +393,10 @@ func (g *collector) redry(ctx context.Context) error {
 		return err
 	}
 	var done int64
+	progress := func(n int) {
+		done += int64(n)
+		g.opt.Progress("re-dry", done, total)
+	}
 	for _, kind := range []store.ObjectKind{store.ObjectListing, store.ObjectChunk} {
 		var batch []store.Rebase
 		for i, r := range todo {
@@ -400,33 +404,42 @@ func (g *collector) redry(ctx context.Context) error {
 				batch = append(batch, r)
 			}
 		}
-		for len(batch) > 0 {
-			n := min(redryBatch, len(batch))
-			var ok []bool
-			var st store.RebaseStats
-			var err error
-			if kind == store.ObjectChunk {
-				ok, st, err = g.s.RebaseChunks(ctx, batch[:n], dry, g.opt.MaxDepth)
-			} else {
-				ok, st, err = g.s.RebaseListings(ctx, batch[:n])
-			}
-			if err != nil {
-				return fmt.Errorf("re-dry: %w", err)
-			}
-			for i, r := range batch[:n] {
-				if ok[i] {
-					g.objs[key{kind, r.Hash}].ref = r.Ref
-				}
-			}
-			g.rep.Redried += st.Done
-			g.rep.RedryBefore += st.Before
-			g.rep.RedryAt += st.After
-			done += int64(n)
-			g.opt.Progress("re-dry", done, total)
-			batch = batch[n:]
+		var ok []bool
+		var st store.RebaseStats
+		var err error
+		if kind == store.ObjectChunk {
+			ok, st, err = g.s.RebaseChunks(ctx, batch, dry, g.opt.MaxDepth, redryBatch, progress)
+		} else {
+			ok, st, err = g.rebaseListings(ctx, batch, progress)
 		}
+		if err != nil {
+			return fmt.Errorf("re-dry: %w", err)
+		}
+		for i, r := range batch {
+			if ok[i] {
+				g.objs[key{kind, r.Hash}].ref = r.Ref
+			}
+		}
+		g.rep.Redried += st.Done
+		g.rep.RedryBefore += st.Before
+		g.rep.RedryAt += st.After
 	}
 	return nil
+}
+
+// rebaseListings re-packs listings in transactions of redryBatch each.
+func (g *collector) rebaseListings(ctx context.Context, rs []store.Rebase, progress func(int)) (done []bool, st store.RebaseStats, err error) {
+	for lo := 0; lo < len(rs); lo += redryBatch {
+		hi := min(lo+redryBatch, len(rs))
+		ok, bst, err := g.s.RebaseListings(ctx, rs[lo:hi])
+		if err != nil {
+			return nil, st, err
+		}
+		done = append(done, ok...)
+		st.Done, st.Before, st.After = st.Done+bst.Done, st.Before+bst.Before, st.After+bst.After
+		progress(hi - lo)
+	}
+	return done, st, nil
 }
 
 // candidates picks, for each chunk to re-dry, besides the nearest live
