@@ -14,6 +14,8 @@
 # While spraydryfs collects, a reader fetches random files of the remaining
 # versions through `serve webdav` back to back and records the longest
 # fetch (the longest pause a reader sees), against the longest before gc.
+# The reader shares the cores, so gc's wall time beside restic and borg
+# (which run alone) is also taken on a copy without readers.
 # Sizes are MiB = 2^20 B; repository sizes are `du -sb` of the store file
 # (with its -wal) or the repository directory. restic and borg come from
 # Debian (apt-get install restic borgbackup), unencrypted where they allow.
@@ -99,10 +101,13 @@ reader "$OUT/stop.base" "$OUT/reader.base"
 
 rm_args=()
 for v in "${OLD[@]}"; do rm_args+=("g@$v"); done
-"$BIN" -s "$S" rm "${rm_args[@]}" >/dev/null
-K=$OUT/keep.sdfs # the same store for gc --keep-refs
-cp "$S" "$K"
-if [ -f "$S-wal" ]; then cp "$S-wal" "$K-wal"; fi
+timed "$OUT/sdfs.rm" "$BIN" -s "$S" rm "${rm_args[@]}"
+K=$OUT/keep.sdfs  # the same store for gc --keep-refs
+Q=$OUT/quiet.sdfs # and for gc without readers
+for c in "$K" "$Q"; do
+	cp "$S" "$c"
+	if [ -f "$S-wal" ]; then cp "$S-wal" "$c-wal"; fi
+done
 reader "$OUT/stop.gc" "$OUT/reader.gc" &
 RPID=$!
 sleep 1
@@ -125,6 +130,9 @@ S_COMPACT=$(size "$S" "$S-wal")
 log "spraydryfs: gc --keep-refs (on a copy, without readers)"
 timed "$OUT/sdfs.keep" "$BIN" -s "$K" gc --keep-refs
 K_GC=$(size "$K" "$K-wal")
+log "spraydryfs: gc (on a copy, without readers)"
+timed "$OUT/sdfs.quiet" "$BIN" -s "$Q" gc
+Q_GC=$(size "$Q" "$Q-wal")
 S_FREED=$(grep -o 'freed [0-9.]* [KMG]iB' "$OUT/sdfs.gc.out" | head -1)
 
 # --- restic --------------------------------------------------------------
@@ -161,6 +169,8 @@ B_TIME=$(python3 -c "import time; print(f'{$(date +%s.%N) - $start:.2f}')")
 B_AFTER=$(size "$B")
 
 ratio() { python3 -c "print(f'{$1 / $2:.2f}x')"; }
+# withrm FILE: the wall seconds in FILE plus rm's.
+withrm() { python3 -c "print(f'{$(cat "$1") + $(cat "$OUT/sdfs.rm"):.2f}')"; }
 read -r BASE_W BASE_N _ <"$OUT/reader.base"
 read -r GC_W GC_N GC_E <"$OUT/reader.gc"
 read -r CO_W CO_N CO_E <"$OUT/reader.compact"
@@ -169,8 +179,9 @@ read -r CO_W CO_N CO_E <"$OUT/reader.compact"
 	echo
 	echo "| tool | remove + collect wall s | size before MiB | after MiB | fresh v6..v10 MiB | after / fresh |"
 	echo "|---|---|---|---|---|---|"
-	echo "| spraydryfs gc | $(cat "$OUT/sdfs.gc") | $(mib "$S_BEFORE") | $(mib "$S_GC") | $(mib "$S_FRESH") | $(ratio "$S_GC" "$S_FRESH") |"
-	echo "| spraydryfs gc --keep-refs | $(cat "$OUT/sdfs.keep") | $(mib "$S_BEFORE") | $(mib "$K_GC") | $(mib "$S_FRESH") | $(ratio "$K_GC" "$S_FRESH") |"
+	echo "| spraydryfs rm + gc, a WebDAV reader fetching throughout | $(withrm "$OUT/sdfs.gc") | $(mib "$S_BEFORE") | $(mib "$S_GC") | $(mib "$S_FRESH") | $(ratio "$S_GC" "$S_FRESH") |"
+	echo "| spraydryfs rm + gc, no readers | $(withrm "$OUT/sdfs.quiet") | $(mib "$S_BEFORE") | $(mib "$Q_GC") | $(mib "$S_FRESH") | $(ratio "$Q_GC" "$S_FRESH") |"
+	echo "| spraydryfs rm + gc --keep-refs, no readers | $(withrm "$OUT/sdfs.keep") | $(mib "$S_BEFORE") | $(mib "$K_GC") | $(mib "$S_FRESH") | $(ratio "$K_GC" "$S_FRESH") |"
 	echo "| spraydryfs gc --compact (after gc) | $(cat "$OUT/sdfs.compact") | $(mib "$S_GC") | $(mib "$S_COMPACT") | $(mib "$S_FRESH") | $(ratio "$S_COMPACT" "$S_FRESH") |"
 	echo "| restic forget --keep-last 5 --prune (one group) | $(cat "$OUT/restic.prune") | $(mib "$R_BEFORE") | $(mib "$R_AFTER") | $(mib "$R_FRESH") | $(ratio "$R_AFTER" "$R_FRESH") |"
 	echo "| borg delete x5 + compact | $B_TIME | $(mib "$B_BEFORE") | $(mib "$B_AFTER") | $(mib "$B_FRESH") | $(ratio "$B_AFTER" "$B_FRESH") |"
