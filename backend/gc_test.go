@@ -191,6 +191,9 @@ func manyFiles(n int) []map[string][]byte {
 // --read-data, its triggers still keep the reference counts, and the
 // remaining versions read byte-exact.
 func TestGCRepacksTables(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sequential: 71 s under -race against 5 s without; make test runs it without -race")
+	}
 	ctx := context.Background()
 	vs := manyFiles(4)
 	path := filepath.Join(t.TempDir(), "s.sdfs")
