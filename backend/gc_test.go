@@ -642,10 +642,13 @@ func deltaChunks(t *testing.T, path string) []store.Rebase {
 func TestRebaseChunksInBatches(t *testing.T) {
 	ctx := context.Background()
 	vs := versions(4)
-	path := filepath.Join(t.TempDir(), "s.sdfs")
-	s := storeAt(t, path)
-	ingestVersions(t, s, vs, ingest.Options{})
-	rs := deltaChunks(t, path)
+	// deltaStore returns a new store of vs and its delta chunks.
+	deltaStore := func(name string) (*store.Store, []store.Rebase) {
+		s := storeAt(t, filepath.Join(t.TempDir(), name))
+		ingestVersions(t, s, vs, ingest.Options{})
+		return s, deltaChunks(t, s.Path())
+	}
+	s, rs := deltaStore("s.sdfs")
 	dry, err := store.NewDryers(chunk.Level(2))
 	if err != nil {
 		t.Fatal(err)
@@ -658,7 +661,7 @@ func TestRebaseChunksInBatches(t *testing.T) {
 	if progressed != len(rs) || st.Done != int64(len(rs)) || slices.Contains(done, false) {
 		t.Errorf("progress %d, done %d of %d chunks (%v)", progressed, st.Done, len(rs), done)
 	}
-	if left := deltaChunksOrNone(t, path); left != 0 {
+	if left := countDeltaChunks(t, s.Path()); left != 0 {
 		t.Errorf("%d chunks still stored against another", left)
 	}
 	checkClean(t, s)
@@ -666,9 +669,7 @@ func TestRebaseChunksInBatches(t *testing.T) {
 
 	// Cancelled after the first batch: the call returns, with the
 	// context's error.
-	s2 := storeAt(t, filepath.Join(t.TempDir(), "cancelled.sdfs"))
-	ingestVersions(t, s2, vs, ingest.Options{})
-	rs = deltaChunks(t, s2.Path())
+	s2, rs := deltaStore("cancelled.sdfs")
 	cctx, cancel := context.WithCancel(ctx)
 	if _, _, err := s2.RebaseChunks(cctx, rs, dry, 8, 3, func(int) { cancel() }); !errors.Is(err, context.Canceled) {
 		t.Errorf("re-dry cancelled after a batch: %v; want context.Canceled", err)
@@ -676,10 +677,8 @@ func TestRebaseChunksInBatches(t *testing.T) {
 	checkClean(t, s2)
 
 	// Damaged: a fresh store, one reference's bytes zeroed.
-	path = filepath.Join(t.TempDir(), "damaged.sdfs")
-	s = storeAt(t, path)
-	ingestVersions(t, s, vs, ingest.Options{})
-	rs = deltaChunks(t, path)
+	s, rs = deltaStore("damaged.sdfs")
+	path := s.Path()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -710,8 +709,8 @@ func TestRebaseChunksInBatches(t *testing.T) {
 	}
 }
 
-// deltaChunksOrNone counts the chunks stored against another.
-func deltaChunksOrNone(t *testing.T, path string) int {
+// countDeltaChunks counts the chunks stored against another.
+func countDeltaChunks(t *testing.T, path string) int {
 	t.Helper()
 	c, err := sqlite.OpenConn(path, sqlite.OpenReadOnly)
 	if err != nil {
