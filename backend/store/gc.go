@@ -189,16 +189,14 @@ func (s *Store) RebaseChunks(ctx context.Context, rs []Rebase, dry *Dryers, maxD
 	if s.wconn == nil {
 		return nil, st, errors.New("store opened read-only")
 	}
-	forms := make([][]rebaseForm, len(rs)) // smallest first; the last is stored alone, unless
-	alone := make([][]byte, len(rs))       // the raw chunk: its plain form was not worth computing
-	before := make([]int, len(rs))
+	items := make([]rebaseItem, len(rs))
 	prepare := func(i int) error {
 		r := rs[i]
 		info, err := s.ChunkInfo(ctx, r.Hash)
 		if err != nil || info.Ref != r.Old {
 			return err
 		}
-		before[i] = info.Stored
+		items[i].before = info.Stored
 		raw, err := s.Chunk(ctx, r.Hash)
 		if err != nil {
 			return err
@@ -237,14 +235,14 @@ func (s *Store) RebaseChunks(ctx context.Context, rs []Rebase, dry *Dryers, maxD
 		}
 		slices.SortStableFunc(fs, func(a, b rebaseForm) int { return cmp.Compare(len(a.data), len(b.data)) })
 		if len(fs) > 0 && len(fs[0].data)*plainSkip <= len(raw) {
-			forms[i], alone[i] = fs, raw
+			items[i].forms, items[i].alone = fs, raw
 			return nil
 		}
 		out, codec, _ := dry.plain.Dry(nil, raw)
 		for len(fs) > 0 && len(fs[len(fs)-1].data) >= len(out) {
 			fs = fs[:len(fs)-1]
 		}
-		forms[i] = append(fs, rebaseForm{codec: codec, data: out})
+		items[i].forms = append(fs, rebaseForm{codec: codec, data: out})
 		return nil
 	}
 	batch = max(batch, 1)
@@ -292,13 +290,13 @@ func (s *Store) RebaseChunks(ctx context.Context, rs []Rebase, dry *Dryers, maxD
 				return nil, RebaseStats{}, err
 			}
 		}
-		bst, err := s.rebaseBatch(rs, forms, alone, before, done, lo, hi, dry, maxDepth)
+		bst, err := s.rebaseBatch(rs[lo:hi], items[lo:hi], done[lo:hi], dry, maxDepth)
 		if err != nil {
 			return nil, RebaseStats{}, err
 		}
 		st.Done, st.Before, st.After = st.Done+bst.Done, st.Before+bst.Before, st.After+bst.After
 		for i := lo; i < hi; i++ {
-			forms[i], alone[i] = nil, nil
+			items[i] = rebaseItem{}
 			<-ahead
 		}
 		if progress != nil {
@@ -308,6 +306,13 @@ func (s *Store) RebaseChunks(ctx context.Context, rs []Rebase, dry *Dryers, maxD
 	return done, st, nil
 }
 
+// rebaseItem is what RebaseChunks prepared for one chunk.
+type rebaseItem struct {
+	forms  []rebaseForm // smallest first; the last is stored alone, unless
+	alone  []byte       // the raw chunk: its plain form was not worth computing
+	before int          // its stored bytes before
+}
+
 // rebaseForm is one way RebaseChunks can store a chunk.
 type rebaseForm struct {
 	codec chunk.Codec
@@ -315,9 +320,10 @@ type rebaseForm struct {
 	data  []byte
 }
 
-// rebaseBatch stores chunks lo to hi of a RebaseChunks call, each in the
-// smallest of its forms that fits, in one write transaction.
-func (s *Store) rebaseBatch(rs []Rebase, forms [][]rebaseForm, alone [][]byte, before []int, done []bool, lo, hi int, dry *Dryers, maxDepth int) (st RebaseStats, err error) {
+// rebaseBatch stores chunks rs, prepared as items, each in the smallest of
+// its forms that fits, in one write transaction, and sets done for those
+// stored.
+func (s *Store) rebaseBatch(rs []Rebase, items []rebaseItem, done []bool, dry *Dryers, maxDepth int) (st RebaseStats, err error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	c := s.wconn
@@ -355,21 +361,21 @@ func (s *Store) rebaseBatch(rs []Rebase, forms [][]rebaseForm, alone [][]byte, b
 		}
 		return c.Changes() > 0, nil
 	}
-	for i := lo; i < hi; i++ {
-		h := rs[i].Hash
+	for i := range rs {
+		h, it := rs[i].Hash, &items[i]
 		var applied *rebaseForm
-		for j := range forms[i] {
-			ok, err := apply(i, &forms[i][j])
+		for j := range it.forms {
+			ok, err := apply(i, &it.forms[j])
 			if err != nil {
 				return RebaseStats{}, err
 			}
 			if ok {
-				applied = &forms[i][j]
+				applied = &it.forms[j]
 				break
 			}
 		}
-		if applied == nil && alone[i] != nil { // no delta fits: alone, as it always fits
-			out, codec, _ := dry.plain.Dry(nil, alone[i])
+		if applied == nil && it.alone != nil { // no delta fits: alone, as it always fits
+			out, codec, _ := dry.plain.Dry(nil, it.alone)
 			f := rebaseForm{codec: codec, data: out}
 			ok, err := apply(i, &f)
 			if err != nil {
@@ -395,7 +401,7 @@ func (s *Store) rebaseBatch(rs []Rebase, forms [][]rebaseForm, alone [][]byte, b
 		}
 		done[i], rs[i].Ref = true, applied.ref
 		st.Done++
-		st.Before += int64(before[i])
+		st.Before += int64(it.before)
 		st.After += int64(len(applied.data))
 	}
 	return st, nil
