@@ -6,6 +6,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -313,5 +316,80 @@ func TestFUSEPosixACL(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(b) != "acl\n" {
 		t.Fatalf("read: %q, %v", b, err)
+	}
+}
+
+// TestFUSEWarmWalkOfARoot walks a mount of one root twice, reading every
+// file: on the second walk Linux has the listings and contents cached and
+// opens directories without a message (the mount answers OPENDIR with
+// ENOSYS: nothing in one root ever changes), so the server gets almost no
+// request, where it used to get an OPENDIR per directory. The second
+// walk's listing equals the first's, including a directory of 1,500
+// entries, which takes several READDIRs.
+func TestFUSEWarmWalkOfARoot(t *testing.T) {
+	requireFUSE(t)
+	st := filepath.Join(t.TempDir(), "s.sdfs")
+	src := t.TempDir()
+	dirs := 1
+	for i := range 60 {
+		d := filepath.Join(src, fmt.Sprintf("d%02d", i), "sub")
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		dirs += 2
+		for j := range 3 {
+			os.WriteFile(filepath.Join(d, fmt.Sprintf("f%d", j)), []byte(fmt.Sprintf("file %d of %d\n", j, i)), 0o644)
+		}
+	}
+	big := filepath.Join(src, "big")
+	os.Mkdir(big, 0o755)
+	dirs++
+	for i := range 1500 {
+		os.WriteFile(filepath.Join(big, fmt.Sprintf("entry-with-a-long-name-%04d", i)), nil, 0o644)
+	}
+	ok(t, "-s", st, "ingest", "n@1", src)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	mnt, _, stop := startMount(t, st, "n@1", "--metrics="+addr)
+	defer stop()
+	walk := func() string {
+		var b strings.Builder
+		err := filepath.WalkDir(mnt, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(&b, p, d.Type())
+			if d.Type().IsRegular() {
+				data, err := os.ReadFile(p)
+				fmt.Fprintf(&b, "%q\n", data)
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	requests := func() float64 {
+		return scrape(t, "http://"+addr+"/metrics")["spraydryfs_requests_total{frontend=fuse,status=OK}"]
+	}
+	first := walk()
+	before := requests()
+	second := walk()
+	sent := requests() - before
+	if second != first {
+		t.Errorf("the second walk listed another tree")
+	}
+	if n := strings.Count(first, "entry-with-a-long-name-"); n != 1500 {
+		t.Errorf("big/ lists %d entries, want 1500", n)
+	}
+	t.Logf("%d directories; the warm walk sent %v requests", dirs, sent)
+	if sent >= float64(dirs)/4 {
+		t.Errorf("the warm walk of %d directories sent %v requests: directories are still opened through the server", dirs, sent)
 	}
 }

@@ -129,7 +129,59 @@ func Mount(dir string, v *backend.View, opt Options) (*gofuse.Server, error) {
 			Logger: log.New(os.Stderr, "fuse: ", log.Lmicroseconds),
 		},
 	}
-	return gofs.Mount(dir, root, fo)
+	raw := gofs.NewNodeFS(root, fo)
+	if v.Root().Immutable() {
+		raw = noOpendir{raw}
+		fo.MountOptions.ExtraCapabilities |= gofuse.CAP_NO_OPENDIR_SUPPORT
+	}
+	server, err := gofuse.NewServer(raw, dir, &fo.MountOptions)
+	if err != nil {
+		return nil, err
+	}
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
+		return nil, err
+	}
+	return server, nil
+}
+
+// noOpendir serves a view of one stored tree without OPENDIR and
+// RELEASEDIR, the two round trips a warm walk still made per directory:
+// OPENDIR answers ENOSYS, after which Linux opens directories without a
+// message and keeps their listings cached (FOPEN_CACHE_DIR and
+// FOPEN_KEEP_CACHE are its default then), which is right only where no
+// directory ever changes. A READDIR without a handle opens one for that
+// call, at the kernel's offset.
+type noOpendir struct{ gofuse.RawFileSystem }
+
+// OpenDir implements gofuse.RawFileSystem.
+func (noOpendir) OpenDir(<-chan struct{}, *gofuse.OpenIn, *gofuse.OpenOut) gofuse.Status {
+	return gofuse.ENOSYS
+}
+
+// ReadDir implements gofuse.RawFileSystem.
+func (f noOpendir) ReadDir(cancel <-chan struct{}, in *gofuse.ReadIn, out *gofuse.DirEntryList) gofuse.Status {
+	return f.withHandle(cancel, in, func() gofuse.Status { return f.RawFileSystem.ReadDir(cancel, in, out) })
+}
+
+// ReadDirPlus implements gofuse.RawFileSystem.
+func (f noOpendir) ReadDirPlus(cancel <-chan struct{}, in *gofuse.ReadIn, out *gofuse.DirEntryList) gofuse.Status {
+	return f.withHandle(cancel, in, func() gofuse.Status { return f.RawFileSystem.ReadDirPlus(cancel, in, out) })
+}
+
+// withHandle runs read with a directory handle in in.Fh, opened for it
+// when the kernel sent none.
+func (f noOpendir) withHandle(cancel <-chan struct{}, in *gofuse.ReadIn, read func() gofuse.Status) gofuse.Status {
+	if in.Fh != 0 {
+		return read()
+	}
+	var out gofuse.OpenOut
+	if st := f.RawFileSystem.OpenDir(cancel, &gofuse.OpenIn{InHeader: in.InHeader}, &out); !st.Ok() {
+		return st
+	}
+	in.Fh = out.Fh
+	defer f.RawFileSystem.ReleaseDir(&gofuse.ReleaseIn{InHeader: in.InHeader, Fh: out.Fh})
+	return read()
 }
 
 // noXattrs decides whether xattr calls may answer ENOSYS, which Linux
