@@ -130,9 +130,9 @@ func Mount(dir string, v *backend.View, opt Options) (*gofuse.Server, error) {
 		},
 	}
 	raw := gofs.NewNodeFS(root, fo)
-	if v.Root().Immutable() {
+	if v.Root().Immutable() && noOpendirCap != 0 {
 		raw = noOpendir{raw}
-		fo.MountOptions.ExtraCapabilities |= gofuse.CAP_NO_OPENDIR_SUPPORT
+		fo.MountOptions.ExtraCapabilities |= noOpendirCap
 	}
 	server, err := gofuse.NewServer(raw, dir, &fo.MountOptions)
 	if err != nil {

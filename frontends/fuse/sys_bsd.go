@@ -10,3 +10,7 @@ const directMountFlags = 0
 
 // errNoXattr is getxattr's error for a name that is not set.
 const errNoXattr = unix.ENOATTR
+
+// noOpendirCap is zero: zero-message directory opens are tested on Linux
+// only, so every mount here opens directories.
+const noOpendirCap uint64 = 0
