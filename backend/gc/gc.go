@@ -410,7 +410,7 @@ func (g *collector) redry(ctx context.Context) error {
 		if kind == store.ObjectChunk {
 			ok, st, err = g.s.RebaseChunks(ctx, batch, dry, g.opt.MaxDepth, redryBatch, progress)
 		} else {
-			ok, st, err = g.rebaseListings(ctx, batch, progress)
+			ok, st, err = g.s.RebaseListings(ctx, batch, redryBatch, progress)
 		}
 		if err != nil {
 			return fmt.Errorf("re-dry: %w", err)
@@ -425,21 +425,6 @@ func (g *collector) redry(ctx context.Context) error {
 		g.rep.RedryAt += st.After
 	}
 	return nil
-}
-
-// rebaseListings re-packs listings in transactions of redryBatch each.
-func (g *collector) rebaseListings(ctx context.Context, rs []store.Rebase, progress func(int)) (done []bool, st store.RebaseStats, err error) {
-	for lo := 0; lo < len(rs); lo += redryBatch {
-		hi := min(lo+redryBatch, len(rs))
-		ok, bst, err := g.s.RebaseListings(ctx, rs[lo:hi])
-		if err != nil {
-			return nil, st, err
-		}
-		done = append(done, ok...)
-		st.Done, st.Before, st.After = st.Done+bst.Done, st.Before+bst.Before, st.After+bst.After
-		progress(hi - lo)
-	}
-	return done, st, nil
 }
 
 // candidates picks, for each chunk to re-dry, besides the nearest live

@@ -149,6 +149,11 @@ type RebaseStats struct {
 	Before, After int64 // their stored bytes before and after
 }
 
+// add counts o in st.
+func (st *RebaseStats) add(o RebaseStats) {
+	st.Done, st.Before, st.After = st.Done+o.Done, st.Before+o.Before, st.After+o.After
+}
+
 // Dryers are the encoders RebaseChunks uses: one set serves every call,
 // so that encoders are made once.
 type Dryers struct {
@@ -294,7 +299,7 @@ func (s *Store) RebaseChunks(ctx context.Context, rs []Rebase, dry *Dryers, maxD
 		if err != nil {
 			return nil, RebaseStats{}, err
 		}
-		st.Done, st.Before, st.After = st.Done+bst.Done, st.Before+bst.Before, st.After+bst.After
+		st.add(bst)
 		for i := lo; i < hi; i++ {
 			items[i] = rebaseItem{}
 			<-ahead
@@ -408,12 +413,31 @@ func (s *Store) rebaseBatch(rs []Rebase, items []rebaseItem, done []bool, dry *D
 }
 
 // RebaseListings re-packs listings against new bases (or alone when Ref is
-// zero), in one transaction, as RebaseChunks does for chunks: a listing is
-// left alone unless its base is still Old and Ref is present.
-func (s *Store) RebaseListings(ctx context.Context, rs []Rebase) (done []bool, st RebaseStats, err error) {
+// zero), in transactions of batch listings each, told to progress as each
+// commits, as RebaseChunks does for chunks: a listing is left alone unless
+// its base is still Old and Ref is present.
+func (s *Store) RebaseListings(ctx context.Context, rs []Rebase, batch int, progress func(n int)) (done []bool, st RebaseStats, err error) {
 	if s.wconn == nil {
 		return nil, st, errors.New("store opened read-only")
 	}
+	batch = max(batch, 1)
+	for lo := 0; lo < len(rs); lo += batch {
+		hi := min(lo+batch, len(rs))
+		ok, bst, err := s.rebaseListingBatch(ctx, rs[lo:hi])
+		if err != nil {
+			return nil, RebaseStats{}, err
+		}
+		done = append(done, ok...)
+		st.add(bst)
+		if progress != nil {
+			progress(hi - lo)
+		}
+	}
+	return done, st, nil
+}
+
+// rebaseListingBatch is RebaseListings for one batch, in one transaction.
+func (s *Store) rebaseListingBatch(ctx context.Context, rs []Rebase) (done []bool, st RebaseStats, err error) {
 	recs := make([][]byte, len(rs))
 	before := make([]int, len(rs))
 	for i, r := range rs {
