@@ -200,9 +200,9 @@ var errPrecondition = errors.New("precondition failed")
 var errNotImplemented = errors.New("not implemented by the server")
 
 // retry runs op up to Attempts times (once while the server is down, see
-// remote.Outage), each bounded by Timeout, waiting
-// with doubling backoff between attempts, until it succeeds or fails
-// permanently (errPermanent, or the caller's context ending).
+// remote.Outage), each bounded by Timeout, waiting with doubling backoff
+// between attempts, until it succeeds or fails permanently (errPermanent,
+// or the caller's context ending).
 func (b *Bucket) retry(ctx context.Context, what string, op func(ctx context.Context) error) error {
 	wait := b.opt.Backoff
 	attempts := b.down.Attempts(b.opt.Attempts)

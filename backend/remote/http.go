@@ -56,8 +56,13 @@ func (o *Outage) Attempts(n int) int {
 	return n
 }
 
-// Answered records an answer from the remote.
-func (o *Outage) Answered() { o.until.Store(0) }
+// Answered records an answer from the remote. It writes only to end an
+// outage: every successful fetch calls it, from many goroutines.
+func (o *Outage) Answered() {
+	if o.until.Load() != 0 {
+		o.until.Store(0)
+	}
+}
 
 // Failed records a request that failed every attempt.
 func (o *Outage) Failed() { o.until.Store(time.Now().Add(DownFor).UnixNano()) }
