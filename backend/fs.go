@@ -144,7 +144,7 @@ func (f *FS) ReadLink(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	t, err := f.v.Readlink(n)
+	t, err := f.v.Readlink(f.ctx, n)
 	if err != nil {
 		return "", &fs.PathError{Op: "readlink", Path: name, Err: err}
 	}

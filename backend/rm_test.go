@@ -94,3 +94,80 @@ func TestRemovedRootVanishesFromViews(t *testing.T) {
 		t.Errorf("name view without versions: %v, want ENOENT", err)
 	}
 }
+
+// TestNamespaceNodesFollowTheRoots holds namespace nodes across root
+// changes, as FUSE holds one node per inode: a latest link and its
+// name's directory answer for the roots of now, and a version removed and
+// ingested again with other content is another inode (the same content,
+// the same inode).
+func TestNamespaceNodesFollowTheRoots(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	one, two := t.TempDir(), t.TempDir()
+	writeTree(t, one, map[string][]byte{"f": []byte("one\n")}, nil)
+	writeTree(t, two, map[string][]byte{"f": []byte("two\n")}, nil)
+	ingestDir(t, s, "r@1", one)
+	ns := backend.OpenNamespace(s.Objects)
+	latest, err := ns.Walk(ctx, "r/latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, err := ns.Walk(ctx, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := ns.Walk(ctx, "r/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ref, _ := store.ParseRef("r@1", true)
+	if _, err := s.RemoveRoots(ctx, retain.Versions([]store.Ref{ref})); err != nil {
+		t.Fatal(err)
+	}
+	ingestDir(t, s, "r@1", two)
+	ingestDir(t, s, "r@2", one)
+
+	if target, err := ns.Readlink(ctx, latest); err != nil || target != "2" {
+		t.Errorf("readlink of a latest node from before: %q, %v; want 2", target, err)
+	}
+	if c, err := ns.Current(ctx, latest); err != nil || c.Target != "2" || c.Size != 1 || c.Ino != latest.Ino {
+		t.Errorf("latest node from before, now: %+v, %v", c, err)
+	}
+	if c, err := ns.Current(ctx, name); err != nil || c.MTime <= name.MTime {
+		t.Errorf("name node from before, now: %+v, %v", c, err)
+	}
+	again, err := ns.Walk(ctx, "r/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest, err := ns.Walk(ctx, "r/2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Ino == old.Ino {
+		t.Errorf("r@1 ingested again with other content has the old inode %d", old.Ino)
+	}
+	if newest.Ino == old.Ino || newest.Ino == again.Ino {
+		t.Errorf("inodes: old r/1 %d, r/1 %d, r/2 %d", old.Ino, again.Ino, newest.Ino)
+	}
+	ref.Version = "2"
+	if _, err := s.RemoveRoots(ctx, retain.Versions([]store.Ref{ref})); err != nil {
+		t.Fatal(err)
+	}
+	ingestDir(t, s, "r@2", one)
+	if same, err := ns.Walk(ctx, "r/2"); err != nil || same.Ino != newest.Ino {
+		t.Errorf("r@2 ingested again with the same content: inode %d, %v; want %d", same.Ino, err, newest.Ino)
+	}
+
+	ref.Version = "1"
+	s.RemoveRoots(ctx, retain.Versions([]store.Ref{ref}))
+	ref.Version = "2"
+	s.RemoveRoots(ctx, retain.Versions([]store.Ref{ref}))
+	if _, err := ns.Current(ctx, name); backend.Errno(err) != syscall.ENOENT {
+		t.Errorf("name node without versions: %v, want ENOENT", err)
+	}
+	if _, err := ns.Readlink(ctx, latest); backend.Errno(err) != syscall.ENOENT {
+		t.Errorf("latest without versions: %v, want ENOENT", err)
+	}
+}

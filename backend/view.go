@@ -77,7 +77,7 @@ type Node struct {
 	Attr
 	level  level
 	seed   uint64    // inode of the top of the root a stored node belongs to
-	name   string    // levelName: the root name
+	name   string    // levelName, levelLatest: the root name
 	parent hash.Hash // stored entries: the listing they are in
 	bad    error     // a damaged root's top: what reading it gives
 	root   *rootID   // stored nodes: the root they belong to
@@ -276,6 +276,14 @@ func linkIno(seed, linkID uint64) uint64 {
 	return childIno(seed^0x6c696e6b, string(b[:]))
 }
 
+// rootIno is the inode of root r's top in a name directory: derived from
+// its version and its tree, so a version removed and ingested again with
+// other content is another inode, and nothing cached under the old one
+// (by the kernel, or by a frontend holding nodes) is taken for it.
+func rootIno(nameIno uint64, r store.Root) uint64 {
+	return childIno(childIno(nameIno, r.Version), string(r.Top.Hash[:]))
+}
+
 func rootNode(r store.Root, ino uint64) *Node {
 	t := r.Top
 	return &Node{seed: ino, bad: r.Damaged, root: &rootID{r.Name, r.Version, t.Hash}, Attr: Attr{Ino: ino, Name: r.Version, Type: tree.TypeDir, Mode: t.Mode, Nlink: t.Nlink,
@@ -320,7 +328,7 @@ func (v *View) Lookup(ctx context.Context, dir *Node, name string) (*Node, error
 		if err != nil {
 			return nil, notExist(err)
 		}
-		return rootNode(r, childIno(dir.Ino, name)), nil
+		return rootNode(r, rootIno(dir.Ino, r)), nil
 	}
 	d, err := v.listing(ctx, dir)
 	if err != nil {
@@ -362,7 +370,7 @@ func (v *View) nameNode(top *Node, newest store.Root) *Node {
 }
 
 func latestNode(dir *Node, newest store.Root) *Node {
-	return &Node{level: levelLatest, Attr: Attr{Ino: childIno(dir.Ino, store.Latest), Name: store.Latest, Type: tree.TypeSymlink,
+	return &Node{level: levelLatest, name: newest.Name, Attr: Attr{Ino: childIno(dir.Ino, store.Latest), Name: store.Latest, Type: tree.TypeSymlink,
 		Mode: 0777, Nlink: 1, MTime: newest.Created.UnixNano(), Target: newest.Version, Size: int64(len(newest.Version))}}
 }
 
@@ -400,7 +408,7 @@ func (v *View) namespaceDir(ctx context.Context, dir *Node, roots []store.Root) 
 	var newest store.Root
 	for _, r := range roots {
 		if r.Name == dir.name {
-			out = append(out, rootNode(r, childIno(dir.Ino, r.Version)))
+			out = append(out, rootNode(r, rootIno(dir.Ino, r)))
 			newest = r
 		}
 	}
@@ -425,12 +433,54 @@ func (v *View) Walk(ctx context.Context, path string) (*Node, error) {
 	return n, nil
 }
 
-// Readlink returns a symlink's target.
-func (v *View) Readlink(n *Node) (string, error) {
+// Readlink returns a symlink's target; a latest link's is the newest
+// version now.
+func (v *View) Readlink(ctx context.Context, n *Node) (string, error) {
 	if n.Type != tree.TypeSymlink {
 		return "", fs.ErrInvalid
 	}
+	if n.level == levelLatest {
+		c, err := v.Current(ctx, n)
+		if err != nil {
+			return "", err
+		}
+		return c.Target, nil
+	}
 	return n.Target, nil
+}
+
+// Current returns node n as it is now. Stored nodes never change, so that
+// is n; the namespace's own nodes (its top, a name, a latest link) change
+// with the roots, and frontends that hold nodes (FUSE keeps one per
+// inode) ask again with this. A name whose roots are all gone gives
+// fs.ErrNotExist.
+func (v *View) Current(ctx context.Context, n *Node) (*Node, error) {
+	switch n.level {
+	case levelTop:
+		roots, err := v.s.Roots(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c := *n
+		c.MTime = 0
+		topAttr(&c, roots)
+		return &c, nil
+	case levelName, levelLatest:
+		r, err := v.s.Newest(ctx, n.name)
+		if errors.Is(err, store.ErrNotFound) && n.Ino == RootIno {
+			return n, nil // a name view's top stays, empty
+		}
+		if err != nil && r.Damaged == nil {
+			return nil, notExist(err)
+		}
+		c := *n
+		c.MTime = r.Created.UnixNano()
+		if n.level == levelLatest {
+			c.Target, c.Size = r.Version, int64(len(r.Version))
+		}
+		return &c, nil
+	}
+	return n, nil
 }
 
 // Open returns a reader of a regular file's content.

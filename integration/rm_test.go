@@ -161,3 +161,62 @@ func TestWebDAVRemovedRoot(t *testing.T) {
 		t.Errorf("server logged:\n%s", log)
 	}
 }
+
+// TestFUSENamespaceFollowsRoots changes the roots under a namespace mount
+// that has looked them up: a new version moves latest (readlink and ls -l),
+// and a version removed and ingested again with other content reads the
+// new content, within the second the kernel caches namespace entries,
+// while a file opened before keeps reading what it opened.
+func TestFUSENamespaceFollowsRoots(t *testing.T) {
+	requireFUSE(t)
+	st := filepath.Join(t.TempDir(), "s.sdfs")
+	one, two := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(one, "f"), []byte("one"), 0o644)
+	os.WriteFile(filepath.Join(two, "f"), []byte("two"), 0o644)
+	ok(t, "-s", st, "ingest", "r@1", one)
+
+	dir, stderr, stopMount := startMount(t, st, "")
+	stop := sync.OnceFunc(stopMount)
+	defer stop()
+	if target, err := os.Readlink(filepath.Join(dir, "r/latest")); err != nil || target != "1" {
+		t.Fatalf("r/latest: %q, %v", target, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "r/1/f")); err != nil || string(b) != "one" {
+		t.Fatalf("r/1/f: %q, %v", b, err)
+	}
+	f, err := os.Open(filepath.Join(dir, "r/1/f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+
+	ok(t, "-s", st, "rm", "r@1")
+	ok(t, "-s", st, "ingest", "r@1", two)
+	ok(t, "-s", st, "ingest", "r@2", one)
+	var target, content string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		target, _ = os.Readlink(filepath.Join(dir, "r/latest"))
+		b, _ := os.ReadFile(filepath.Join(dir, "r/1/f"))
+		content = string(b)
+		if target == "2" && content == "two" || time.Now().After(deadline) {
+			break
+		}
+	}
+	if target != "2" {
+		t.Errorf("readlink r/latest after ingesting r@2: %q, want 2", target)
+	}
+	if content != "two" {
+		t.Errorf("r/1/f after r@1 was removed and ingested with other content: %q, want two", content)
+	}
+	if st, err := os.Lstat(filepath.Join(dir, "r/latest")); err != nil || st.Size() != 1 {
+		t.Errorf("lstat r/latest: %v, %v", st, err)
+	}
+	if b, err := io.ReadAll(f); err != nil || string(b) != "one" {
+		t.Errorf("r/1/f opened before: %q, %v; want one", b, err)
+	}
+	f.Close()
+	stop()
+	if log := stderr.String(); strings.Contains(log, "level=") {
+		t.Errorf("server logged:\n%s", log)
+	}
+}

@@ -288,11 +288,17 @@ func (d *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (_
 	return d.NewInode(ctx, child, gofs.StableAttr{Mode: c.UnixMode() & syscall.S_IFMT, Ino: c.Ino}), 0
 }
 
-// Getattr implements gofs.NodeGetattrer.
+// Getattr implements gofs.NodeGetattrer. go-fuse keeps the node of an
+// inode's first lookup, so the namespace's own nodes, which change with
+// the roots, are asked for again.
 func (n *node) Getattr(ctx context.Context, _ gofs.FileHandle, out *gofuse.AttrOut) (e syscall.Errno) {
 	defer n.m.done(&e)
-	n.m.fill(n.n, &out.Attr)
-	out.SetTimeout(n.m.timeout(n.n))
+	c, err := n.m.v.Current(ctx, n.n)
+	if err != nil {
+		return n.m.errno("getattr", n.n, err)
+	}
+	n.m.fill(c, &out.Attr)
+	out.SetTimeout(n.m.timeout(c))
 	return 0
 }
 
@@ -392,7 +398,7 @@ func (n *node) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off int
 // Readlink implements gofs.NodeReadlinker.
 func (n *node) Readlink(ctx context.Context) (_ []byte, e syscall.Errno) {
 	defer n.m.done(&e)
-	t, err := n.m.v.Readlink(n.n)
+	t, err := n.m.v.Readlink(ctx, n.n)
 	if err != nil {
 		return nil, n.m.errno("readlink", n.n, err)
 	}

@@ -293,7 +293,7 @@ func (f *file) dropList() {
 
 // Readlink implements p9.File.Readlink.
 func (f *file) Readlink() (string, error) {
-	t, err := f.v.Readlink(f.n)
+	t, err := f.v.Readlink(f.srv.ctx, f.n)
 	if err != nil {
 		return "", f.srv.errno("readlink", f.n.Name, err)
 	}
