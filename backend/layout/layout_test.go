@@ -449,3 +449,67 @@ func TestSourceTrust(t *testing.T) {
 		t.Fatalf("%d roots after a newer index", n)
 	}
 }
+
+// gatedFetcher answers every fetch once its gate closes, or with the
+// fetching caller's own context error.
+type gatedFetcher struct {
+	body    []byte
+	gate    chan struct{}
+	started chan struct{}
+}
+
+func (f *gatedFetcher) Fetch(ctx context.Context, key string, limit int64, fresh bool) ([]byte, error) {
+	select {
+	case f.started <- struct{}{}:
+	default:
+	}
+	select {
+	case <-f.gate:
+		return f.body, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// TestJoinedFetchOutlivesItsFirstCaller: a fetch joined by a second caller
+// and then canceled by its first fails the first alone; the second
+// fetches again and gets the object, and a joining caller whose own
+// deadline passes stops waiting.
+func TestJoinedFetchOutlivesItsFirstCaller(t *testing.T) {
+	data := []byte("hello, chunk")
+	h := hash.Sum(data)
+	f := &gatedFetcher{body: EncodeChunk(h, store.Frame{Size: len(data), Codec: chunk.Raw, Data: data}),
+		gate: make(chan struct{}), started: make(chan struct{}, 1)}
+	s := NewSource(f, SourceOptions{})
+	first, cancel := context.WithCancel(context.Background())
+	res := make(chan error, 1)
+	go func() { _, err := s.Frame(first, h); res <- err }()
+	<-f.started
+	short, stop := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer stop()
+	if _, err := s.Frame(short, h); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a joining caller past its deadline: %v", err)
+	}
+	second := make(chan error, 1)
+	go func() {
+		fr, err := s.Frame(context.Background(), h)
+		if err == nil && !bytes.Equal(fr.Data, data) {
+			err = errors.New("wrong data")
+		}
+		second <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // let it join
+	cancel()
+	if err := <-res; !errors.Is(err, context.Canceled) {
+		t.Errorf("the canceled caller: %v", err)
+	}
+	close(f.gate)
+	select {
+	case err := <-second:
+		if err != nil {
+			t.Errorf("the joining caller, never canceled: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the joining caller did not return")
+	}
+}

@@ -49,9 +49,10 @@ type flight struct {
 }
 
 type fetch struct {
-	done chan struct{}
-	obj  Object
-	err  error
+	done     chan struct{}
+	obj      Object
+	err      error
+	canceled bool // the fetching caller's context ended: its error is its own
 }
 
 // SourceOptions tune a Source.
@@ -194,28 +195,35 @@ func (s *Source) Newest(ctx context.Context, name string) (store.Root, error) {
 }
 
 // object fetches and decodes object h of kind k, joining a fetch of it in
-// flight.
+// flight: a joining caller stops waiting when its own ctx ends, and
+// fetches itself when the fetch it joined ended with its caller's ctx.
 func (s *Source) object(ctx context.Context, k Kind, h hash.Hash) (Object, error) {
 	fl := flight{Key(k, h), store.IsRefetch(ctx)}
-	s.flyMu.Lock()
-	if f, ok := s.flying[fl]; ok {
-		s.flyMu.Unlock()
-		select {
-		case <-f.done:
+	for {
+		s.flyMu.Lock()
+		if f, ok := s.flying[fl]; ok {
+			s.flyMu.Unlock()
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				return Object{}, ctx.Err()
+			}
+			if f.canceled && ctx.Err() == nil {
+				continue
+			}
 			return f.obj, f.err
-		case <-ctx.Done():
-			return Object{}, ctx.Err()
 		}
+		f := &fetch{done: make(chan struct{})}
+		s.flying[fl] = f
+		s.flyMu.Unlock()
+		f.obj, f.err = s.fetch(ctx, k, h)
+		f.canceled = f.err != nil && ctx.Err() != nil
+		s.flyMu.Lock()
+		delete(s.flying, fl)
+		s.flyMu.Unlock()
+		close(f.done)
+		return f.obj, f.err
 	}
-	f := &fetch{done: make(chan struct{})}
-	s.flying[fl] = f
-	s.flyMu.Unlock()
-	f.obj, f.err = s.fetch(ctx, k, h)
-	s.flyMu.Lock()
-	delete(s.flying, fl)
-	s.flyMu.Unlock()
-	close(f.done)
-	return f.obj, f.err
 }
 
 // fetch fetches and decodes object h of kind k, once more with fresh set

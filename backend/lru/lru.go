@@ -4,6 +4,7 @@ package lru
 
 import (
 	"container/list"
+	"context"
 	"sync"
 )
 
@@ -25,9 +26,10 @@ type item[K comparable, V any] struct {
 }
 
 type call[V any] struct {
-	done chan struct{}
-	val  V
-	err  error
+	done     chan struct{}
+	val      V
+	err      error
+	canceled bool // the loading caller's context ended: its error is its own
 }
 
 // New returns a cache holding at most max bytes of values.
@@ -49,35 +51,49 @@ func (c *Cache[K, V]) Get(k K) (V, bool) {
 
 // Load returns the value for k, calling load on a miss. load returns the
 // value and its size in bytes; errors are not cached. Concurrent Loads of
-// one key wait for a single call of load.
-func (c *Cache[K, V]) Load(k K, load func() (V, int64, error)) (V, error) {
-	c.mu.Lock()
-	if e, ok := c.items[k]; ok {
-		c.order.MoveToFront(e)
-		v := e.Value.(*item[K, V]).val
+// one key wait for a single call of load, made with the first caller's
+// ctx (load uses it). A waiting caller stops waiting when its own ctx
+// ends, and loads again itself when the first caller's ended the load:
+// one reader's cancellation fails no other reader.
+func (c *Cache[K, V]) Load(ctx context.Context, k K, load func() (V, int64, error)) (V, error) {
+	for {
+		c.mu.Lock()
+		if e, ok := c.items[k]; ok {
+			c.order.MoveToFront(e)
+			v := e.Value.(*item[K, V]).val
+			c.mu.Unlock()
+			return v, nil
+		}
+		if cl, ok := c.inflight[k]; ok {
+			c.mu.Unlock()
+			select {
+			case <-cl.done:
+			case <-ctx.Done():
+				var zero V
+				return zero, ctx.Err()
+			}
+			if cl.canceled && ctx.Err() == nil {
+				continue
+			}
+			return cl.val, cl.err
+		}
+		cl := &call[V]{done: make(chan struct{})}
+		c.inflight[k] = cl
 		c.mu.Unlock()
-		return v, nil
-	}
-	if cl, ok := c.inflight[k]; ok {
+
+		v, size, err := load()
+		cl.val, cl.err = v, err
+		cl.canceled = err != nil && ctx.Err() != nil
+
+		c.mu.Lock()
+		delete(c.inflight, k)
+		if err == nil {
+			c.add(k, v, size)
+		}
 		c.mu.Unlock()
-		<-cl.done
-		return cl.val, cl.err
+		close(cl.done)
+		return v, err
 	}
-	cl := &call[V]{done: make(chan struct{})}
-	c.inflight[k] = cl
-	c.mu.Unlock()
-
-	v, size, err := load()
-	cl.val, cl.err = v, err
-
-	c.mu.Lock()
-	delete(c.inflight, k)
-	if err == nil {
-		c.add(k, v, size)
-	}
-	c.mu.Unlock()
-	close(cl.done)
-	return v, err
 }
 
 // Put inserts or replaces the value for k.

@@ -1,16 +1,20 @@
 package lru
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
+
+var ctx = context.Background()
 
 func TestEvictsByBytes(t *testing.T) {
 	c := New[int, string](10)
 	for i := range 5 {
-		if _, err := c.Load(i, func() (string, int64, error) { return "abcd", 4, nil }); err != nil {
+		if _, err := c.Load(ctx, i, func() (string, int64, error) { return "abcd", 4, nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -23,7 +27,7 @@ func TestEvictsByBytes(t *testing.T) {
 	if _, ok := c.Get(4); !ok {
 		t.Fatal("newest entry dropped")
 	}
-	c.Load(99, func() (string, int64, error) { return "huge", 11, nil })
+	c.Load(ctx, 99, func() (string, int64, error) { return "huge", 11, nil })
 	if _, ok := c.Get(99); ok {
 		t.Fatal("entry larger than the cache kept")
 	}
@@ -42,7 +46,7 @@ func TestLoadCoalescesAndSkipsErrors(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			v, err := c.Load("k", func() (int, int64, error) {
+			v, err := c.Load(ctx, "k", func() (int, int64, error) {
 				calls.Add(1)
 				<-release
 				return 42, 1, nil
@@ -60,10 +64,49 @@ func TestLoadCoalescesAndSkipsErrors(t *testing.T) {
 		t.Fatalf("load ran %d times", n)
 	}
 	boom := errors.New("boom")
-	if _, err := c.Load("bad", func() (int, int64, error) { return 0, 1, boom }); err != boom {
+	if _, err := c.Load(ctx, "bad", func() (int, int64, error) { return 0, 1, boom }); err != boom {
 		t.Fatal(err)
 	}
 	if _, ok := c.Get("bad"); ok {
 		t.Fatal("error cached")
+	}
+}
+
+// TestLoadCancelIsTheCallersOwn: a load ended by its caller's
+// cancellation fails that caller alone; a caller waiting on it loads
+// again, and a waiting caller whose own context ends stops waiting.
+func TestLoadCancelIsTheCallersOwn(t *testing.T) {
+	c := New[string, int](100)
+	first, cancel := context.WithCancel(ctx)
+	started := make(chan struct{})
+	res := make(chan error, 1)
+	go func() {
+		_, err := c.Load(first, "k", func() (int, int64, error) {
+			close(started)
+			<-first.Done()
+			return 0, 0, first.Err()
+		})
+		res <- err
+	}()
+	<-started
+	joined := make(chan int, 1)
+	go func() {
+		v, err := c.Load(ctx, "k", func() (int, int64, error) { return 7, 1, nil })
+		if err != nil {
+			t.Errorf("the joining caller got %v", err)
+		}
+		joined <- v
+	}()
+	short, stop := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer stop()
+	if _, err := c.Load(short, "k", func() (int, int64, error) { return 0, 0, errors.New("not called") }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a waiting caller past its deadline: %v", err)
+	}
+	cancel()
+	if err := <-res; !errors.Is(err, context.Canceled) {
+		t.Errorf("the canceled caller: %v", err)
+	}
+	if v := <-joined; v != 7 {
+		t.Errorf("the joining caller: %d, want its own load's 7", v)
 	}
 }

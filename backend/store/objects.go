@@ -83,7 +83,7 @@ func (o *Objects) Newest(ctx context.Context, name string) (Root, error) {
 // shared through the cache and must not be modified.
 func (o *Objects) Chunk(ctx context.Context, h hash.Hash) ([]byte, error) {
 	o.stats.chunks.Add(1)
-	return o.chunks.Load(h, func() ([]byte, int64, error) {
+	return o.chunks.Load(ctx, h, func() ([]byte, int64, error) {
 		o.stats.chunkMisses.Add(1)
 		start := time.Now()
 		b, err := o.readChunk(ctx, h, MaxChainDepth)
@@ -202,7 +202,7 @@ func (o *Objects) hydrator(ctx context.Context, d hash.Hash) (*chunk.Hydrator, e
 // File returns the stored file with content address h.
 func (o *Objects) File(ctx context.Context, h hash.Hash) (*File, error) {
 	o.stats.files.Add(1)
-	return o.files.Load(h, func() (*File, int64, error) {
+	return o.files.Load(ctx, h, func() (*File, int64, error) {
 		o.stats.fileMisses.Add(1)
 		f, err := o.readFile(ctx, h)
 		if err != nil {
@@ -258,7 +258,7 @@ func (o *Objects) CachedDir(h hash.Hash) (*tree.Dir, bool) { return o.dirs.Get(h
 // against h.
 func (o *Objects) Dir(ctx context.Context, h hash.Hash) (*tree.Dir, error) {
 	o.stats.dirs.Add(1)
-	d, err := o.dirs.Load(h, func() (*tree.Dir, int64, error) {
+	d, err := o.dirs.Load(ctx, h, func() (*tree.Dir, int64, error) {
 		o.stats.dirMisses.Add(1)
 		d, err := o.readDir(ctx, h, MaxChainDepth)
 		if err != nil {
