@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync/atomic"
 
@@ -54,11 +55,8 @@ func (r *Reader) ReadAtContext(ctx context.Context, p []byte, off int64) (int, e
 	sequential := r.next.Swap(off+int64(len(p))) == off
 	i := l.Find(off)
 	for ; n < len(p) && i < len(l.Chunks); i++ {
-		data, err := r.s.Chunk(ctx, l.Chunks[i].Hash)
+		data, err := r.chunk(ctx, i)
 		if err != nil {
-			if r.stale != nil {
-				err = r.stale(ctx, err)
-			}
 			return n, err
 		}
 		n += copy(p[n:], data[off+int64(n)-l.Start(i):])
@@ -72,6 +70,21 @@ func (r *Reader) ReadAtContext(ctx context.Context, p []byte, off int64) (int, e
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// chunk returns chunk i of the file, verified, with the size its list
+// gives it: a list that says otherwise is corrupt (it is only sealed, not
+// verified, until the whole content is read).
+func (r *Reader) chunk(ctx context.Context, i int) ([]byte, error) {
+	c := r.f.List.Chunks[i]
+	data, err := r.s.Chunk(ctx, c.Hash)
+	if err == nil && len(data) != int(c.Size) {
+		err = fmt.Errorf("%w: file %s: chunk %s has %d bytes, its list says %d", store.ErrCorrupt, r.f.Hash, c.Hash, len(data), c.Size)
+	}
+	if err != nil && r.stale != nil {
+		err = r.stale(ctx, err)
+	}
+	return data, err
 }
 
 // prefetch has chunks i … i+readAhead-1 decoded in the background, each
@@ -136,7 +149,7 @@ func (r *Reader) WriteToContext(ctx context.Context, w io.Writer) (int64, error)
 	var total int64
 	for i := l.Find(r.off); i < len(l.Chunks); i++ {
 		r.prefetch(i + 1)
-		data, err := r.s.Chunk(ctx, l.Chunks[i].Hash)
+		data, err := r.chunk(ctx, i)
 		if err != nil {
 			return total, err
 		}

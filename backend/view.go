@@ -491,14 +491,11 @@ func (v *View) Open(ctx context.Context, n *Node) (*Reader, error) {
 	case n.Type != tree.TypeFile:
 		return nil, fs.ErrInvalid
 	}
-	f, err := v.s.File(ctx, n.Hash)
-	if err != nil {
-		return nil, v.stale(ctx, n, err)
-	}
 	// A chunk list is named by the file's content hash, which only reading
 	// every chunk verifies; its size must at least be the listing's.
-	if f.Size != n.Size {
-		return nil, fmt.Errorf("%w: file %s has %d bytes, its directory says %d", ErrCorrupt, n.Hash, f.Size, n.Size)
+	f, err := v.s.FileSized(ctx, n.Hash, n.Size)
+	if err != nil {
+		return nil, v.stale(ctx, n, err)
 	}
 	v.prefetchNext(n)
 	return &Reader{s: v.s, f: f, stale: func(ctx context.Context, err error) error { return v.stale(ctx, n, err) }}, nil

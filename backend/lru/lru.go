@@ -126,6 +126,17 @@ func (c *Cache[K, V]) add(k K, v V, size int64) {
 	}
 }
 
+// Remove drops the value for k.
+func (c *Cache[K, V]) Remove(k K) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[k]; ok {
+		c.order.Remove(e)
+		delete(c.items, k)
+		c.used -= e.Value.(*item[K, V]).size
+	}
+}
+
 // Used returns the bytes held.
 func (c *Cache[K, V]) Used() int64 {
 	c.mu.Lock()

@@ -212,6 +212,28 @@ func (o *Objects) File(ctx context.Context, h hash.Hash) (*File, error) {
 	})
 }
 
+// FileSized is File for a caller that knows the file's size from its
+// verified listing. A record of another size (a one-chunk file's size
+// comes from its chunk's header, unverified until the chunk is read) is
+// dropped from the cache and read once more from the origin before the
+// file counts as corrupt.
+func (o *Objects) FileSized(ctx context.Context, h hash.Hash, size int64) (*File, error) {
+	f, err := o.File(ctx, h)
+	if err != nil || f.Size == size {
+		return f, err
+	}
+	o.files.Remove(h)
+	err = fmt.Errorf("%w: file %s has %d bytes, its directory says %d", ErrCorrupt, h, f.Size, size)
+	if !o.retry(ctx, err) {
+		return nil, err
+	}
+	if f, err = o.File(Refetch(ctx), h); err != nil || f.Size == size {
+		return f, err
+	}
+	o.files.Remove(h)
+	return nil, fmt.Errorf("%w: file %s has %d bytes, its directory says %d", ErrCorrupt, h, f.Size, size)
+}
+
 func (o *Objects) readFile(ctx context.Context, h hash.Hash) (*File, error) {
 	// A decoded chunk of that address is the file's whole content (the
 	// same hash, the same bytes): no chunk list to ask for. A remote
