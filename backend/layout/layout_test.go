@@ -6,9 +6,11 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -512,4 +514,141 @@ func TestJoinedFetchOutlivesItsFirstCaller(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Error("the joining caller did not return")
 	}
+}
+
+// stallingFetcher answers its first quick fetches at once; the others
+// wait until gate closes (and answer) or their caller's context ends.
+type stallingFetcher struct {
+	body    []byte
+	quick   int32
+	n       atomic.Int32
+	started chan struct{} // a waiting fetch began
+	gate    chan struct{}
+}
+
+func (f *stallingFetcher) Fetch(ctx context.Context, key string, limit int64, fresh bool) ([]byte, error) {
+	if f.n.Add(1) <= f.quick {
+		return f.body, nil
+	}
+	select {
+	case f.started <- struct{}{}:
+	default:
+	}
+	select {
+	case <-f.gate:
+		return f.body, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// TestIndexRefreshBlocksNoLookup: while one caller's refresh of the index
+// hangs (a black-holed remote), a caller with roots gets them at once and
+// starts no other refresh, and a caller with none yet stops waiting when
+// its own deadline passes; one that waits on gets the roots when the
+// refreshing caller is canceled.
+func TestIndexRefreshBlocksNoLookup(t *testing.T) {
+	idx, err := EncodeIndex(sampleRoots())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := func(roots []store.Root) string {
+		var s []string
+		for _, r := range roots {
+			s = append(s, r.ID())
+		}
+		return strings.Join(s, " ")
+	}
+	const want = "a@1 a@2 b@1"
+	// lookup runs Roots with a 100 ms deadline once a refresh hangs.
+	lookup := func(t *testing.T, s *Source, f *stallingFetcher) (roots []store.Root, err error, ok bool) {
+		t.Helper()
+		select {
+		case <-f.started:
+		case <-time.After(10 * time.Second):
+			t.Error("the refresh did not start")
+			return nil, nil, false
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		type result struct {
+			roots []store.Root
+			err   error
+		}
+		res := make(chan result, 1)
+		start := time.Now()
+		go func() { r, err := s.Roots(ctx); res <- result{r, err} }()
+		select {
+		case r := <-res:
+			if el := time.Since(start); el > 500*time.Millisecond {
+				t.Errorf("a lookup with a 100 ms deadline took %v", el)
+			}
+			return r.roots, r.err, true
+		case <-time.After(time.Second):
+			t.Error("a lookup with a 100 ms deadline waited on another caller's refresh for over 1 s")
+			return nil, nil, false
+		}
+	}
+	// done waits for a refreshing caller, canceled or answered.
+	done := func(t *testing.T, refresh chan error) {
+		t.Helper()
+		select {
+		case <-refresh:
+		case <-time.After(10 * time.Second):
+			t.Error("the refreshing caller did not return")
+		}
+	}
+
+	t.Run("known roots", func(t *testing.T) {
+		f := &stallingFetcher{body: idx, quick: 1, started: make(chan struct{}, 1), gate: make(chan struct{})}
+		s := NewSource(f, SourceOptions{IndexTTL: time.Nanosecond})
+		if _, err := s.Roots(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		refresh := make(chan error, 1)
+		go func() { _, err := s.Roots(ctx); refresh <- err }()
+		roots, err, ok := lookup(t, s, f)
+		if ok && (err != nil || ids(roots) != want) {
+			t.Errorf("a lookup with roots during a refresh: %v, %d roots", err, len(roots))
+		}
+		if n := f.n.Load(); n != 2 {
+			t.Errorf("%d index fetches, want 2 (one refresh at a time)", n)
+		}
+		cancel()
+		done(t, refresh)
+	})
+
+	t.Run("no roots yet", func(t *testing.T) {
+		f := &stallingFetcher{body: idx, started: make(chan struct{}, 1), gate: make(chan struct{})}
+		s := NewSource(f, SourceOptions{})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		refresh := make(chan error, 1)
+		go func() { _, err := s.Roots(ctx); refresh <- err }()
+		if _, err, ok := lookup(t, s, f); ok && !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("a lookup without roots past its deadline: %v", err)
+		}
+		waiter := make(chan error, 1)
+		go func() {
+			roots, err := s.Roots(context.Background())
+			if err == nil && ids(roots) != want {
+				err = fmt.Errorf("roots %q", ids(roots))
+			}
+			waiter <- err
+		}()
+		time.Sleep(20 * time.Millisecond) // let it wait
+		cancel()
+		done(t, refresh)
+		close(f.gate)
+		select {
+		case err := <-waiter:
+			if err != nil {
+				t.Errorf("a waiting caller, never canceled, after the refresher was: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("the waiting caller did not return")
+		}
+	})
 }

@@ -23,9 +23,12 @@ type Source struct {
 	f   Fetcher
 	opt SourceOptions
 
+	// mu guards roots, fetched, refresh, published and indexSum. It is
+	// not held across the index fetch: lookups need not wait for it.
 	mu      sync.Mutex
 	roots   []store.Root
 	fetched time.Time
+	refresh *indexFetch // the refresh of the index in flight, or nil
 	// published and indexSum are those of the newest signed index read:
 	// an older one (a rollback) is refused.
 	published time.Time
@@ -53,6 +56,15 @@ type fetch struct {
 	obj      Object
 	err      error
 	canceled bool // the fetching caller's context ended: its error is its own
+}
+
+// indexFetch is a refresh of the roots index, run by the caller that
+// found the index stale; done closes when it ends.
+type indexFetch struct {
+	done     chan struct{}
+	roots    []store.Root
+	err      error
+	canceled bool // the refreshing caller's context ended: its error is its own
 }
 
 // SourceOptions tune a Source.
@@ -89,13 +101,47 @@ func NewSource(f Fetcher, opt SourceOptions) *Source {
 func (s *Source) Refetches() bool { return s.opt.Refetches }
 
 // index returns the roots, fetching the index when the last copy is older
-// than the TTL; if that fails, the last copy is kept.
+// than the TTL; if that fails, the last copy is kept. One refresh runs at
+// a time: while it does, other callers get the last roots at once, and a
+// caller with none yet waits for it until its own ctx ends, and refreshes
+// itself if the refresh ended with its caller's ctx.
 func (s *Source) index(ctx context.Context) ([]store.Root, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.roots != nil && time.Since(s.fetched) < s.opt.IndexTTL {
-		return s.roots, nil
+	for {
+		s.mu.Lock()
+		if s.roots != nil && (s.refresh != nil || time.Since(s.fetched) < s.opt.IndexTTL) {
+			r := s.roots
+			s.mu.Unlock()
+			return r, nil
+		}
+		if f := s.refresh; f != nil {
+			s.mu.Unlock()
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if f.canceled && ctx.Err() == nil {
+				continue
+			}
+			return f.roots, f.err
+		}
+		f := &indexFetch{done: make(chan struct{})}
+		s.refresh = f
+		s.mu.Unlock()
+		f.roots, f.err = s.refreshIndex(ctx)
+		f.canceled = f.err != nil && ctx.Err() != nil
+		s.mu.Lock()
+		s.refresh = nil
+		s.mu.Unlock()
+		close(f.done)
+		return f.roots, f.err
 	}
+}
+
+// refreshIndex fetches the index, as the refresh in flight (s.refresh),
+// with s.mu held except across the fetch.
+func (s *Source) refreshIndex(ctx context.Context) ([]store.Root, error) {
+	s.mu.Lock()
 	k, keeps := s.f.(IndexKeeper)
 	if keeps && s.roots == nil && s.published.IsZero() {
 		// The newest index accepted before, by any process, is the floor
@@ -106,7 +152,10 @@ func (s *Source) index(ctx context.Context) ([]store.Root, error) {
 			}
 		}
 	}
+	s.mu.Unlock()
 	b, err := s.f.Fetch(ctx, IndexKey, MaxIndexSize, false)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var x Index
 	if err == nil {
 		x, err = s.readIndex(b)
