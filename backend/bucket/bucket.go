@@ -239,7 +239,8 @@ func (b *Bucket) retry(ctx context.Context, what string, op func(ctx context.Con
 // into ours: a missing object wraps layout.ErrNotFound, a refused
 // precondition errPrecondition, network failures, timeouts and server
 // errors remote.ErrUnavailable (retried); anything else (403, a missing
-// bucket, bad credentials) is permanent.
+// bucket, bad credentials) is permanent. GETs and HEADs go through
+// classifyRead.
 func classify(ctx context.Context, what string, err error) error {
 	if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return errPermanent{fmt.Errorf("%s: %w", what, ctx.Err())}
@@ -291,6 +292,25 @@ func classify(ctx context.Context, what string, err error) error {
 	return errPermanent{fmt.Errorf("%s: %w", what, err)}
 }
 
+// classifyRead is classify for a GET or HEAD of key: for an object, a 403
+// is a missing object too (see layout.IsObjectKey), unless its error code
+// says the credentials themselves were refused. A HEAD's 403 has no body,
+// so no code: push's HEAD then says absent, and its PUT fails instead.
+func classifyRead(ctx context.Context, what, key string, err error) error {
+	var re *smithyhttp.ResponseError
+	if !layout.IsObjectKey(key) || !errors.As(err, &re) || re.HTTPStatusCode() != http.StatusForbidden {
+		return classify(ctx, what, err)
+	}
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired":
+			return classify(ctx, what, err)
+		}
+	}
+	return errPermanent{fmt.Errorf("%s: 403 %s: %w", what, apiMessage(err, http.StatusForbidden), layout.ErrNotFound)}
+}
+
 // apiMessage is the server's error code and message, or the status text.
 func apiMessage(err error, status int) string {
 	var api smithy.APIError
@@ -336,7 +356,7 @@ func (b *Bucket) get(ctx context.Context, what, key string, limit int64) ([]byte
 		if isIndex && cached != nil && errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotModified {
 			return cached, nil
 		}
-		return nil, classify(ctx, what, err)
+		return nil, classifyRead(ctx, what, key, err)
 	}
 	defer resp.Body.Close()
 	if resp.ContentLength != nil && *resp.ContentLength > limit {
@@ -462,7 +482,7 @@ func (b *Bucket) head(ctx context.Context, key string) (bool, error) {
 	err := b.retry(ctx, what, func(ctx context.Context) error {
 		_, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: aws.String(b.key(key))})
 		if err != nil {
-			return classify(ctx, what, err)
+			return classifyRead(ctx, what, key, err)
 		}
 		found = true
 		return nil

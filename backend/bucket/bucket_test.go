@@ -21,9 +21,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spraydryfs/spraydryfs/backend"
 	"github.com/spraydryfs/spraydryfs/backend/layout"
 	"github.com/spraydryfs/spraydryfs/backend/remote"
 	"github.com/spraydryfs/spraydryfs/backend/store"
+	"github.com/spraydryfs/spraydryfs/ingest"
+	"github.com/spraydryfs/spraydryfs/push"
 )
 
 // fakeS3 is an in-process S3 server, path-style, without authentication:
@@ -608,5 +611,109 @@ func TestCABundle(t *testing.T) {
 	t.Setenv("AWS_CA_BUNDLE", filepath.Join(t.TempDir(), "missing.pem"))
 	if _, err := Open(context.Background(), "s3://bkt", Options{}); err == nil || !strings.Contains(err.Error(), "AWS configuration") {
 		t.Errorf("a missing CA bundle: %v", err)
+	}
+}
+
+// forbidMissing makes f answer as S3 does to a client without
+// s3:ListBucket: 403 AccessDenied for a listing and for a GET of a key
+// that is not there, a bare 403 for a HEAD of one. Keys for which spare
+// is true get the fake's usual answers.
+func forbidMissing(f *fakeS3, spare func(path string) bool) {
+	f.setFail(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Query().Get("list-type") != "" {
+			s3Error(w, http.StatusForbidden, "AccessDenied")
+			return true
+		}
+		if (r.Method != http.MethodGet && r.Method != http.MethodHead) || spare(r.URL.Path) || f.object(r.URL.Path) != nil {
+			return false
+		}
+		if r.Method == http.MethodHead {
+			w.WriteHeader(http.StatusForbidden)
+		} else {
+			s3Error(w, http.StatusForbidden, "AccessDenied")
+		}
+		return true
+	})
+}
+
+// TestForbiddenIsMissing: without s3:ListBucket, S3 answers 403, not 404,
+// for an object that is not there. Push (HEAD per object once listings
+// are refused) sends what is missing, and a multi-chunk file, whose probe
+// for a chunk of its own address finds none, reads back; the 403 for an
+// object is not retried. A 403 for the index, or one refusing the
+// credentials, is an error naming it.
+func TestForbiddenIsMissing(t *testing.T) {
+	f, _ := newFake(t)
+	ctx := context.Background()
+	src := t.TempDir()
+	big := bytes.Repeat([]byte("many chunks of text, not all alike; "), 40000)
+	os.WriteFile(filepath.Join(src, "big.txt"), big, 0o644)
+	os.WriteFile(filepath.Join(src, "small.txt"), []byte("one chunk"), 0o644)
+	s, err := store.Open(filepath.Join(t.TempDir(), "s.sdfs"), store.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := ingest.Run(ctx, s, ingest.Options{Name: "t", Version: "1", Sources: []ingest.Source{{Dir: src}}}); err != nil {
+		t.Fatal(err)
+	}
+	roots, _ := s.Roots(ctx)
+	// A first push finds no index: S3 would answer 403 for it too, so
+	// here it is spared.
+	forbidMissing(f, func(p string) bool { return p == "/bkt/p/"+layout.IndexKey })
+	b := open(t, "s3://bkt/p", Options{})
+	for range 2 { // the second finds every object there
+		if _, err := push.Run(ctx, s.Objects, b, roots, push.Options{}); err != nil {
+			t.Fatalf("push: %v", err)
+		}
+	}
+
+	forbidMissing(f, func(string) bool { return false })
+	b = open(t, "s3://bkt/p", Options{})
+	o, err := store.NewObjects(layout.NewSource(b, layout.SourceOptions{Log: quiet()}), 8<<20, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := backend.OpenRoot(ctx, o, store.Ref{Name: "t", Version: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := v.FS().ReadFile("big.txt"); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("big.txt: %d bytes, %v", len(got), err)
+	}
+	f.sent()
+	missing := "objects/chunk/00/" + strings.Repeat("0", 62)
+	if _, err := b.Fetch(ctx, missing, 100, false); !layout.IsNotFound(err) || !strings.Contains(err.Error(), "403 AccessDenied") {
+		t.Errorf("GET of a missing object: %v, want ErrNotFound naming 403", err)
+	}
+	if ok, err := b.Has(ctx, missing); ok || err != nil {
+		t.Errorf("Has(missing) = %v, %v", ok, err)
+	}
+	want := []string{"GET /bkt/p/" + missing, "GET /bkt", "HEAD /bkt/p/" + missing} // the listing is refused
+	if got := f.requests(); !slices.Equal(got, want) {
+		t.Errorf("requests %q, want %q", got, want)
+	}
+
+	f.setFail(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, "/"+layout.IndexKey) {
+			s3Error(w, http.StatusForbidden, "AccessDenied")
+			return true
+		}
+		if strings.Contains(r.URL.Path, "/objects/") {
+			s3Error(w, http.StatusForbidden, "InvalidAccessKeyId")
+			return true
+		}
+		return false
+	})
+	f.sent()
+	_, err = b.Fetch(ctx, layout.IndexKey, 100, false)
+	if err == nil || layout.IsNotFound(err) || !strings.Contains(err.Error(), "403 AccessDenied") {
+		t.Errorf("GET of the index answered 403: %v, want an error naming 403", err)
+	}
+	if n := len(f.requests()); n != 1 {
+		t.Errorf("403 for the index tried %d times", n)
+	}
+	if _, err := b.Fetch(ctx, missing, 100, false); err == nil || layout.IsNotFound(err) || !strings.Contains(err.Error(), "403 InvalidAccessKeyId") {
+		t.Errorf("GET of an object refusing the credentials: %v, want an error naming them", err)
 	}
 }

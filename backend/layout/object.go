@@ -97,6 +97,15 @@ func Key(k Kind, h hash.Hash) string {
 	return "objects/" + k.String() + "/" + x[:2] + "/" + x[2:]
 }
 
+// IsObjectKey reports whether key names an object (objects/…) rather than
+// the roots index. Fetchers read a 403 for an object as a missing one:
+// S3 answers 403 AccessDenied, not 404, for a key that is not there when
+// the reader may not list the bucket (a public-read policy granting
+// s3:GetObject only), and a multi-chunk file's first probe (ChunkList) is
+// for a chunk that is never there. A 403 for the index stays an error, so
+// that a layout the reader may not read fails at the first request.
+func IsObjectKey(key string) bool { return strings.HasPrefix(key, "objects/") }
+
 // ParseKey is the inverse of Key; it refuses any other name.
 func ParseKey(key string) (Kind, hash.Hash, error) {
 	parts := strings.Split(key, "/")

@@ -229,6 +229,11 @@ func (h *HTTP) get(ctx context.Context, target *url.URL, u, key string, limit in
 		return nil, fmt.Errorf("GET %s: 304 without a cached copy", u)
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
 		return nil, errPermanent{fmt.Errorf("%s: %w", u, layout.ErrNotFound)}
+	case resp.StatusCode == http.StatusForbidden && layout.IsObjectKey(key):
+		// S3 without s3:ListBucket: see layout.IsObjectKey.
+		return nil, errPermanent{fmt.Errorf("%s: %s: %w", u, resp.Status, layout.ErrNotFound)}
+	case resp.StatusCode == http.StatusForbidden:
+		return nil, errPermanent{fmt.Errorf("GET %s: %s: access denied (does the server or bucket let this client read the layout?)", u, resp.Status)}
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout:
 		return nil, fmt.Errorf("%w: GET %s: %s", ErrUnavailable, u, resp.Status)
 	default:

@@ -67,6 +67,9 @@ type server struct {
 	unavailable  int // answer 503 this many times
 	hang         bool
 	conns        map[string]bool
+	// forbidMissing answers 403 AccessDenied for a missing file, as S3
+	// does to a reader without s3:ListBucket; forbidIndex for the index.
+	forbidMissing, forbidIndex bool
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -87,6 +90,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := strings.TrimPrefix(r.URL.Path, "/pub/")
+	if _, err := os.Stat(filepath.Join(s.dir, key)); (s.forbidMissing && err != nil) || (s.forbidIndex && key == layout.IndexKey) {
+		http.Error(w, "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>", http.StatusForbidden)
+		return
+	}
 	if s.damage != "" && key == s.damage && (s.damageOrigin || r.Header.Get("Cache-Control") != "no-cache") {
 		b, _ := os.ReadFile(filepath.Join(s.dir, key))
 		b[len(b)-1] ^= 1
@@ -231,6 +238,41 @@ func TestRetriesAndTimeouts(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("hung server failed the read after %v", d)
+	}
+}
+
+// TestForbiddenIsMissing: a bucket read without s3:ListBucket answers 403
+// AccessDenied, not 404, for a key that is not there. For an object that
+// is a missing object, not retried: a multi-chunk file, whose probe for a
+// chunk of its own address finds none, reads. A 403 for the index is an
+// error that says 403.
+func TestForbiddenIsMissing(t *testing.T) {
+	srv, o, f := start(t)
+	srv.forbidMissing = true
+	v := view(t, o)
+	for p, want := range files {
+		if got, err := v.FS().ReadFile(p); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %d bytes, %v", p, len(got), err)
+		}
+	}
+	probe := "/pub/" + chunkKey(t, files["big.txt"])
+	if n := srv.hits[probe]; n != 1 {
+		t.Errorf("big.txt's chunk probe asked %d times, want 1", n)
+	}
+	missing := "objects/chunk/00/" + strings.Repeat("0", 62)
+	if _, err := f.Fetch(context.Background(), missing, 100, false); !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), "403") {
+		t.Errorf("object answered 403: %v, want ErrNotFound naming 403", err)
+	}
+
+	srv, o, _ = start(t)
+	srv.forbidIndex = true
+	_, err := o.Roots(context.Background())
+	if err == nil || errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), "403 Forbidden") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("index answered 403: %v, want an error naming 403", err)
+	}
+	t.Logf("index answered 403: %v", err)
+	if n := srv.hits["/pub/"+layout.IndexKey]; n != 1 {
+		t.Errorf("index answered 403 asked %d times", n)
 	}
 }
 
