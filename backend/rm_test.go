@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/spraydryfs/spraydryfs/backend"
 	"github.com/spraydryfs/spraydryfs/backend/retain"
@@ -169,5 +170,48 @@ func TestNamespaceNodesFollowTheRoots(t *testing.T) {
 	}
 	if _, err := ns.Readlink(ctx, latest); backend.Errno(err) != syscall.ENOENT {
 		t.Errorf("latest without versions: %v, want ENOENT", err)
+	}
+}
+
+// TestWatchSeesRootChanges: Watch calls back once per change of the roots
+// (an ingest, a removal), not while they stay, and returns at once for a
+// view of one stored tree.
+func TestWatchSeesRootChanges(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := newStore(t)
+	src := t.TempDir()
+	writeTree(t, src, map[string][]byte{"f": []byte("one\n")}, nil)
+	ingestDir(t, s, "r@1", src)
+	changes := make(chan struct{}, 10)
+	go backend.OpenNamespace(s.Objects).Watch(ctx, 5*time.Millisecond, func() { changes <- struct{}{} })
+	expect := func(what string, want bool) {
+		t.Helper()
+		select {
+		case <-changes:
+			if !want {
+				t.Errorf("%s: a change was reported", what)
+			}
+		case <-time.After(300 * time.Millisecond):
+			if want {
+				t.Errorf("%s: no change was reported", what)
+			}
+		}
+	}
+	expect("nothing done", false)
+	ingestDir(t, s, "r@2", src)
+	expect("an ingest", true)
+	expect("after it", false)
+	ref, _ := store.ParseRef("r@1", true)
+	if _, err := s.RemoveRoots(ctx, retain.Versions([]store.Ref{ref})); err != nil {
+		t.Fatal(err)
+	}
+	expect("a removal", true)
+	done := make(chan struct{})
+	go func() { openRoot(t, s, "r@2").Watch(ctx, time.Millisecond, func() {}); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Error("Watch of one root's view did not return")
 	}
 }

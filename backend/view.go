@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"sort"
 	"syscall"
+	"time"
 
 	"github.com/spraydryfs/spraydryfs/backend/hash"
 	"github.com/spraydryfs/spraydryfs/backend/store"
@@ -241,6 +242,44 @@ func (v *View) HasXattrs(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	return d.Xattrs > 0, nil
+}
+
+// Watch calls changed each time the roots under a namespace or name view
+// change, looking every interval until ctx ends; for a view of one stored
+// tree, which never changes, it returns at once. Frontends whose clients
+// cache the namespace's listings (the kernel, through FUSE) tell them then.
+func (v *View) Watch(ctx context.Context, every time.Duration, changed func()) {
+	if v.root.level == levelStored {
+		return
+	}
+	last, _ := v.rootsPrint(ctx)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p, err := v.rootsPrint(ctx)
+		if err == nil && p != last {
+			last = p
+			changed()
+		}
+	}
+}
+
+// rootsPrint is a fingerprint of every root: name, version, tree, time.
+func (v *View) rootsPrint(ctx context.Context) (uint64, error) {
+	roots, err := v.s.Roots(ctx)
+	if err != nil {
+		return 0, err
+	}
+	h := fnv.New64a()
+	for _, r := range roots {
+		fmt.Fprintf(h, "%q %q %s %d\n", r.Name, r.Version, r.Top.Hash, r.Created.UnixNano())
+	}
+	return h.Sum64(), nil
 }
 
 // Objects returns the objects under the view.

@@ -319,14 +319,14 @@ func TestFUSEPosixACL(t *testing.T) {
 	}
 }
 
-// TestFUSEWarmWalkOfARoot walks a mount of one root twice, reading every
-// file: on the second walk Linux has the listings and contents cached and
-// opens directories without a message (the mount answers OPENDIR with
-// ENOSYS: nothing in one root ever changes), so the server gets almost no
+// TestFUSEWarmWalk walks a mount twice, reading every file, for a mount
+// of one root and of the namespace: on the second walk Linux has the
+// listings and contents cached and opens directories without a message
+// (the mount answers OPENDIR with ENOSYS), so the server gets almost no
 // request, where it used to get an OPENDIR per directory. The second
 // walk's listing equals the first's, including a directory of 1,500
 // entries, which takes several READDIRs.
-func TestFUSEWarmWalkOfARoot(t *testing.T) {
+func TestFUSEWarmWalk(t *testing.T) {
 	requireFUSE(t)
 	st := filepath.Join(t.TempDir(), "s.sdfs")
 	src := t.TempDir()
@@ -348,13 +348,22 @@ func TestFUSEWarmWalkOfARoot(t *testing.T) {
 		os.WriteFile(filepath.Join(big, fmt.Sprintf("entry-with-a-long-name-%04d", i)), nil, 0o644)
 	}
 	ok(t, "-s", st, "ingest", "n@1", src)
+	for _, root := range []string{"n@1", ""} {
+		t.Run("root="+root, func(t *testing.T) { warmWalk(t, st, root, dirs) })
+	}
+}
+
+// warmWalk walks the mount of root (the namespace if "") of store st
+// twice and checks the second walk, of dirs stored directories and the
+// namespace's, is answered by the kernel.
+func warmWalk(t *testing.T, st, root string, dirs int) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
 	l.Close()
-	mnt, _, stop := startMount(t, st, "n@1", "--metrics="+addr)
+	mnt, _, stop := startMount(t, st, root, "--metrics="+addr)
 	defer stop()
 	walk := func() string {
 		var b strings.Builder

@@ -163,10 +163,11 @@ func TestWebDAVRemovedRoot(t *testing.T) {
 }
 
 // TestFUSENamespaceFollowsRoots changes the roots under a namespace mount
-// that has looked them up: a new version moves latest (readlink and ls -l),
-// and a version removed and ingested again with other content reads the
-// new content, within the second the kernel caches namespace entries,
-// while a file opened before keeps reading what it opened.
+// that has listed and looked them up: listings show the new names and
+// versions, a new version moves latest (readlink and lstat), and a version
+// removed and ingested again with other content reads the new content,
+// within the second the kernel caches namespace entries, while a file
+// opened before keeps reading what it opened.
 func TestFUSENamespaceFollowsRoots(t *testing.T) {
 	requireFUSE(t)
 	st := filepath.Join(t.TempDir(), "s.sdfs")
@@ -190,17 +191,33 @@ func TestFUSENamespaceFollowsRoots(t *testing.T) {
 	}
 	defer f.Close()
 
+	if names, err := readNames(dir); err != nil || !slices.Equal(names, []string{"r"}) {
+		t.Fatalf("ls: %v, %v", names, err)
+	}
+	if names, err := readNames(filepath.Join(dir, "r")); err != nil || !slices.Equal(names, []string{"1", "latest"}) {
+		t.Fatalf("ls r: %v, %v", names, err)
+	}
+
 	ok(t, "-s", st, "rm", "r@1")
 	ok(t, "-s", st, "ingest", "r@1", two)
 	ok(t, "-s", st, "ingest", "r@2", one)
+	ok(t, "-s", st, "ingest", "q@1", one)
 	var target, content string
+	var top, versions []string
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		target, _ = os.Readlink(filepath.Join(dir, "r/latest"))
 		b, _ := os.ReadFile(filepath.Join(dir, "r/1/f"))
 		content = string(b)
-		if target == "2" && content == "two" || time.Now().After(deadline) {
+		top, _ = readNames(dir)
+		versions, _ = readNames(filepath.Join(dir, "r"))
+		if target == "2" && content == "two" && len(top) == 2 && len(versions) == 3 || time.Now().After(deadline) {
 			break
 		}
+	}
+	// The kernel keeps the namespace's listings (no OPENDIR); the mount
+	// drops them when the roots change.
+	if !slices.Equal(top, []string{"q", "r"}) || !slices.Equal(versions, []string{"1", "2", "latest"}) {
+		t.Errorf("ls and ls r after ingests: %v and %v, want [q r] and [1 2 latest]", top, versions)
 	}
 	if target != "2" {
 		t.Errorf("readlink r/latest after ingesting r@2: %q, want 2", target)

@@ -130,7 +130,7 @@ func Mount(dir string, v *backend.View, opt Options) (*gofuse.Server, error) {
 		},
 	}
 	raw := gofs.NewNodeFS(root, fo)
-	if v.Root().Immutable() && noOpendirCap != 0 {
+	if noOpendirCap != 0 {
 		raw = noOpendir{raw}
 		fo.MountOptions.ExtraCapabilities |= noOpendirCap
 	}
@@ -142,16 +142,38 @@ func Mount(dir string, v *backend.View, opt Options) (*gofuse.Server, error) {
 	if err := server.WaitMount(); err != nil {
 		return nil, err
 	}
+	if noOpendirCap != 0 && !v.Root().Immutable() {
+		ctx, stop := context.WithCancel(context.Background())
+		go func() { server.Wait(); stop() }()
+		go v.Watch(ctx, rootsWatch, func() { invalidate(root.EmbeddedInode()) })
+	}
 	return server, nil
 }
 
-// noOpendir serves a view of one stored tree without OPENDIR and
-// RELEASEDIR, the two round trips a warm walk still made per directory:
-// OPENDIR answers ENOSYS, after which Linux opens directories without a
-// message and keeps their listings cached (FOPEN_CACHE_DIR and
-// FOPEN_KEEP_CACHE are its default then), which is right only where no
-// directory ever changes. A READDIR without a handle opens one for that
-// call, at the kernel's offset.
+// rootsWatch is how often a namespace or name mount looks for changed
+// roots, to drop the listings the kernel keeps of its own directories.
+const rootsWatch = namespaceTimeout / 4
+
+// invalidate drops what the kernel keeps of namespace node in and of the
+// namespace nodes below it (a name's directory, its latest link): their
+// attributes and cached listings. Stored trees below never change.
+func invalidate(in *gofs.Inode) {
+	in.NotifyContent(0, 0)
+	for _, c := range in.Children() {
+		if n, ok := c.Operations().(*node); ok && !n.n.Immutable() {
+			invalidate(c)
+		}
+	}
+}
+
+// noOpendir serves a view without OPENDIR and RELEASEDIR, the two round
+// trips a warm walk still made per directory: OPENDIR answers ENOSYS,
+// after which Linux opens directories without a message and keeps their
+// listings cached (FOPEN_CACHE_DIR and FOPEN_KEEP_CACHE are its default
+// then). Stored directories never change; the namespace's own are
+// dropped from the kernel's cache whenever the roots change (Watch,
+// invalidate). A READDIR without a handle opens one for that call, at the
+// kernel's offset.
 type noOpendir struct{ gofuse.RawFileSystem }
 
 // OpenDir implements gofuse.RawFileSystem.
