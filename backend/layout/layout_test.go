@@ -652,3 +652,48 @@ func TestIndexRefreshBlocksNoLookup(t *testing.T) {
 		}
 	})
 }
+
+// countingIndex serves index body, or fails with err when set, counting
+// fetches.
+type countingIndex struct {
+	body  []byte
+	err   error
+	calls int
+}
+
+func (f *countingIndex) Fetch(ctx context.Context, key string, limit int64, fresh bool) ([]byte, error) {
+	f.calls++
+	if f.err != nil {
+		return nil, f.err
+	}
+	return f.body, nil
+}
+
+// TestEmptyIndexIsAnIndex: an index that holds no roots is used for its
+// TTL like any other, not fetched again at every lookup, and kept when a
+// refresh fails.
+func TestEmptyIndexIsAnIndex(t *testing.T) {
+	idx, err := EncodeIndex(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &countingIndex{body: idx}
+	s := NewSource(f, SourceOptions{IndexTTL: 50 * time.Millisecond})
+	ctx := context.Background()
+	for range 5 {
+		if roots, err := s.Roots(ctx); err != nil || len(roots) != 0 {
+			t.Fatalf("roots: %v, %v", roots, err)
+		}
+	}
+	if f.calls != 1 {
+		t.Errorf("5 lookups within the TTL fetched the index %d times, want 1", f.calls)
+	}
+	time.Sleep(60 * time.Millisecond)
+	f.err = errors.New("origin down")
+	if roots, err := s.Roots(ctx); err != nil || len(roots) != 0 {
+		t.Errorf("roots when a refresh fails: %v, %v; want the last (empty) index", roots, err)
+	}
+	if f.calls != 2 {
+		t.Errorf("fetches: %d, want 2", f.calls)
+	}
+}

@@ -27,7 +27,7 @@ type Source struct {
 	// not held across the index fetch: lookups need not wait for it.
 	mu      sync.Mutex
 	roots   []store.Root
-	fetched time.Time
+	fetched time.Time // when roots were read; zero: never (an index may hold none)
 	refresh *indexFetch // the refresh of the index in flight, or nil
 	// published and indexSum are those of the newest signed index read:
 	// an older one (a rollback) is refused.
@@ -108,7 +108,7 @@ func (s *Source) Refetches() bool { return s.opt.Refetches }
 func (s *Source) index(ctx context.Context) ([]store.Root, error) {
 	for {
 		s.mu.Lock()
-		if s.roots != nil && (s.refresh != nil || time.Since(s.fetched) < s.opt.IndexTTL) {
+		if !s.fetched.IsZero() && (s.refresh != nil || time.Since(s.fetched) < s.opt.IndexTTL) {
 			r := s.roots
 			s.mu.Unlock()
 			return r, nil
@@ -143,7 +143,7 @@ func (s *Source) index(ctx context.Context) ([]store.Root, error) {
 func (s *Source) refreshIndex(ctx context.Context) ([]store.Root, error) {
 	s.mu.Lock()
 	k, keeps := s.f.(IndexKeeper)
-	if keeps && s.roots == nil && s.published.IsZero() {
+	if keeps && s.fetched.IsZero() && s.published.IsZero() {
 		// The newest index accepted before, by any process, is the floor
 		// below which an index served now is a rollback.
 		if saved := k.SavedIndex(); saved != nil {
@@ -166,7 +166,7 @@ func (s *Source) refreshIndex(ctx context.Context) ([]store.Root, error) {
 		k.KeepIndex(b)
 	}
 	if err != nil {
-		if s.roots == nil || ctx.Err() != nil {
+		if s.fetched.IsZero() || ctx.Err() != nil {
 			return nil, err
 		}
 		// Keep serving the roots last seen (published roots never change)
