@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/spraydryfs/spraydryfs/backend/chunk"
@@ -21,8 +20,7 @@ type Objects struct {
 	src Source
 	hyd *chunk.Hydrator // chunks without a dictionary
 
-	hydMu sync.Mutex
-	hyds  map[hash.Hash]*chunk.Hydrator // by dictionary hash, loaded on first use
+	hyds *lru.Cache[hash.Hash, *chunk.Hydrator] // by dictionary hash, loaded on first use
 
 	chunks *lru.Cache[hash.Hash, []byte]
 	dirs   *lru.Cache[hash.Hash, *tree.Dir]
@@ -57,7 +55,7 @@ func NewObjects(src Source, chunkCache, metaCache int64) (*Objects, error) {
 	if metaCache <= 0 {
 		metaCache = DefaultMetaCache
 	}
-	return &Objects{src: src, hyd: hyd, hyds: map[hash.Hash]*chunk.Hydrator{},
+	return &Objects{src: src, hyd: hyd, hyds: lru.New[hash.Hash, *chunk.Hydrator](dictCache),
 		chunks: lru.New[hash.Hash, []byte](chunkCache),
 		dirs:   lru.New[hash.Hash, *tree.Dir](metaCache / 2),
 		files:  lru.New[hash.Hash, *File](metaCache / 2)}, nil
@@ -165,38 +163,39 @@ func (o *Objects) refChunk(ctx context.Context, h hash.Hash, budget int) ([]byte
 	return b, err
 }
 
+// dictCache bounds the bytes of dictionaries kept loaded; a store has a
+// few (one per training).
+const dictCache = 64 << 20
+
 // hydrator returns the decoder for chunks dried with dictionary d (zero:
-// none), loading and verifying the dictionary once.
+// none), loading and verifying the dictionary once: a load waits for no
+// other dictionary's (a remote fetch may take seconds).
 func (o *Objects) hydrator(ctx context.Context, d hash.Hash) (*chunk.Hydrator, error) {
 	if d.IsZero() {
 		return o.hyd, nil
 	}
-	o.hydMu.Lock()
-	defer o.hydMu.Unlock()
-	if y, ok := o.hyds[d]; ok {
-		return y, nil
-	}
-	data, err := o.src.Dict(ctx, d)
-	if err != nil {
-		return nil, missing(err, "dictionary", d)
-	}
-	if hash.Sum(data) != d && o.retry(ctx, ErrCorrupt) {
-		if data, err = o.src.Dict(Refetch(ctx), d); err != nil {
-			return nil, missing(err, "dictionary", d)
+	return o.hyds.Load(ctx, d, func() (*chunk.Hydrator, int64, error) {
+		data, err := o.src.Dict(ctx, d)
+		if err != nil {
+			return nil, 0, missing(err, "dictionary", d)
 		}
-	}
-	if hash.Sum(data) != d {
-		return nil, fmt.Errorf("%w: dictionary %s does not match its hash", ErrCorrupt, d)
-	}
-	y, err := chunk.NewHydrator(data)
-	if err != nil {
-		return nil, fmt.Errorf("%w: dictionary %s: %v", ErrCorrupt, d, err)
-	}
-	if k, ok := o.src.(Keeper); ok {
-		k.KeepDict(d, data)
-	}
-	o.hyds[d] = y
-	return y, nil
+		if hash.Sum(data) != d && o.retry(ctx, ErrCorrupt) {
+			if data, err = o.src.Dict(Refetch(ctx), d); err != nil {
+				return nil, 0, missing(err, "dictionary", d)
+			}
+		}
+		if hash.Sum(data) != d {
+			return nil, 0, fmt.Errorf("%w: dictionary %s does not match its hash", ErrCorrupt, d)
+		}
+		y, err := chunk.NewHydrator(data)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: dictionary %s: %v", ErrCorrupt, d, err)
+		}
+		if k, ok := o.src.(Keeper); ok {
+			k.KeepDict(d, data)
+		}
+		return y, int64(len(data)), nil
+	})
 }
 
 // File returns the stored file with content address h.
