@@ -27,7 +27,7 @@ type Source struct {
 	// not held across the index fetch: lookups need not wait for it.
 	mu      sync.Mutex
 	roots   []store.Root
-	fetched time.Time // when roots were read; zero: never (an index may hold none)
+	fetched time.Time   // when roots were read; zero: never (an index may hold none)
 	refresh *indexFetch // the refresh of the index in flight, or nil
 	// published and indexSum are those of the newest signed index read:
 	// an older one (a rollback) is refused.
