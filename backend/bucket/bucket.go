@@ -68,9 +68,10 @@ type Bucket struct {
 
 // listing is the keys under one fan-out directory, once done is closed.
 type listing struct {
-	done chan struct{}
-	keys map[string]struct{}
-	err  error
+	done     chan struct{}
+	keys     map[string]struct{}
+	err      error
+	canceled bool // the listing caller's context ended: its error is its own
 }
 
 // Options tune a Bucket; zero values pick the defaults.
@@ -405,40 +406,47 @@ func (b *Bucket) Has(ctx context.Context, key string) (bool, error) {
 }
 
 // listed returns the listing of dir, taking it unless another call has;
-// nil if the server refuses listings.
+// nil if the server refuses listings. A caller that waited on another's
+// listing which that caller's context ended takes it again itself.
 func (b *Bucket) listed(ctx context.Context, dir string) (*listing, error) {
-	b.listMu.Lock()
-	l, ok := b.lists[dir]
-	if !ok {
-		l = &listing{done: make(chan struct{})}
-		b.lists[dir] = l
-	}
-	b.listMu.Unlock()
-	if ok {
-		select {
-		case <-l.done:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	} else {
-		l.keys, l.err = b.list(ctx, dir)
-		close(l.done)
-	}
-	if l.err == nil {
-		return l, nil
-	}
-	if errors.Is(l.err, remote.ErrUnavailable) || ctx.Err() != nil {
+	for {
 		b.listMu.Lock()
-		if b.lists[dir] == l { // the next question tries again
-			delete(b.lists, dir)
+		l, ok := b.lists[dir]
+		if !ok {
+			l = &listing{done: make(chan struct{})}
+			b.lists[dir] = l
 		}
 		b.listMu.Unlock()
-		return nil, l.err
+		if ok {
+			select {
+			case <-l.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		} else {
+			l.keys, l.err = b.list(ctx, dir)
+			l.canceled = l.err != nil && ctx.Err() != nil
+			close(l.done)
+		}
+		if l.err == nil {
+			return l, nil
+		}
+		if errors.Is(l.err, remote.ErrUnavailable) || l.canceled || ctx.Err() != nil {
+			b.listMu.Lock()
+			if b.lists[dir] == l { // the next question tries again
+				delete(b.lists, dir)
+			}
+			b.listMu.Unlock()
+			if l.canceled && ctx.Err() == nil {
+				continue
+			}
+			return nil, l.err
+		}
+		if !b.noList.Swap(true) {
+			b.opt.Log.Warn("the S3 server refused to list the bucket; asking for each object instead", "bucket", b.String(), "err", l.err)
+		}
+		return nil, nil
 	}
-	if !b.noList.Swap(true) {
-		b.opt.Log.Warn("the S3 server refused to list the bucket; asking for each object instead", "bucket", b.String(), "err", l.err)
-	}
-	return nil, nil
 }
 
 // list returns the keys under dir (relative to the prefix).

@@ -717,3 +717,54 @@ func TestForbiddenIsMissing(t *testing.T) {
 		t.Errorf("GET of an object refusing the credentials: %v, want an error naming them", err)
 	}
 }
+
+// TestListingOutlivesItsFirstCaller: a fan-out listing joined by a second
+// question and then canceled by the first is taken again for the second,
+// which gets its answer; listings are not taken for refused.
+func TestListingOutlivesItsFirstCaller(t *testing.T) {
+	f, _ := newFake(t)
+	f.put("/bkt/p/objects/dir/ab/1", []byte("x"))
+	var logged bytes.Buffer
+	b := open(t, "s3://bkt/p", Options{Options: remote.Options{Log: slog.New(slog.NewTextHandler(&logged, nil))}})
+	listing := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var lists atomic.Int32
+	f.setFail(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Query().Get("list-type") != "" && lists.Add(1) == 1 {
+			listing <- struct{}{}
+			<-release // the first listing hangs until its caller is gone
+			s3Error(w, 503, "SlowDown")
+			return true
+		}
+		return false
+	})
+	defer close(release)
+	first, cancel := context.WithCancel(context.Background())
+	res := make(chan error, 1)
+	go func() { _, err := b.Has(first, "objects/dir/ab/1"); res <- err }()
+	<-listing
+	second := make(chan error, 1)
+	go func() {
+		ok, err := b.Has(context.Background(), "objects/dir/ab/1")
+		if err == nil && !ok {
+			err = errors.New("not found")
+		}
+		second <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // let it join
+	cancel()
+	if err := <-res; !errors.Is(err, context.Canceled) {
+		t.Errorf("the canceled question: %v", err)
+	}
+	select {
+	case err := <-second:
+		if err != nil {
+			t.Errorf("the joining question, never canceled: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the joining question did not return")
+	}
+	if strings.Contains(logged.String(), "refused to list") {
+		t.Errorf("a canceled listing was taken for a refusal:\n%s", logged.String())
+	}
+}
