@@ -50,13 +50,16 @@ func IsDir(path string) bool {
 
 func (d *Dir) path(key string) string { return filepath.Join(d.root, filepath.FromSlash(key)) }
 
-// Has implements Target.
+// Has implements Target. An empty file is not there: objects are renamed
+// into place unsynced and the file system synced once a push is done, so
+// a crash of the machine in between can leave empty files, which the next
+// push must write again.
 func (d *Dir) Has(_ context.Context, key string) (bool, error) {
-	_, err := os.Lstat(d.path(key))
+	st, err := os.Lstat(d.path(key))
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
-	return err == nil, err
+	return err == nil && st.Size() > 0, err
 }
 
 // tmpDir holds files being written; what a killed push left there is
@@ -69,7 +72,7 @@ const (
 // Put implements Target: a temporary file in tmp/, renamed into place.
 func (d *Dir) Put(_ context.Context, key string, data []byte) error {
 	p := d.path(key)
-	if _, err := os.Lstat(p); err == nil {
+	if st, err := os.Lstat(p); err == nil && st.Size() > 0 {
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
