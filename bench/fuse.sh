@@ -511,7 +511,7 @@ NOTES=(
 	echo "spraydryfs READDIRPLUS on (default) vs off (--readdirplus=false), tree x/:"
 	fmt='%-36s %32s %32s %8s\n'
 	# shellcheck disable=SC2059
-	printf "$fmt" measurement off on on/off
+	printf "$fmt" measurement "on (default)" "off" off/on
 	for r in "${RDP[@]}"; do
 		IFS=$S read -r a b c d <<<"$r"
 		# shellcheck disable=SC2059
