@@ -454,27 +454,6 @@ func TestSourceTrust(t *testing.T) {
 	}
 }
 
-// gatedFetcher answers every fetch once its gate closes, or with the
-// fetching caller's own context error.
-type gatedFetcher struct {
-	body    []byte
-	gate    chan struct{}
-	started chan struct{}
-}
-
-func (f *gatedFetcher) Fetch(ctx context.Context, key string, limit int64, fresh bool) ([]byte, error) {
-	select {
-	case f.started <- struct{}{}:
-	default:
-	}
-	select {
-	case <-f.gate:
-		return f.body, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
 // TestJoinedFetchOutlivesItsFirstCaller: a fetch joined by a second caller
 // and then canceled by its first fails the first alone; the second
 // fetches again and gets the object, and a joining caller whose own
@@ -482,7 +461,7 @@ func (f *gatedFetcher) Fetch(ctx context.Context, key string, limit int64, fresh
 func TestJoinedFetchOutlivesItsFirstCaller(t *testing.T) {
 	data := []byte("hello, chunk")
 	h := hash.Sum(data)
-	f := &gatedFetcher{body: EncodeChunk(h, store.Frame{Size: len(data), Codec: chunk.Raw, Data: data}),
+	f := &stallingFetcher{body: EncodeChunk(h, store.Frame{Size: len(data), Codec: chunk.Raw, Data: data}),
 		gate: make(chan struct{}), started: make(chan struct{}, 1)}
 	s := NewSource(f, SourceOptions{})
 	first, cancel := context.WithCancel(context.Background())
