@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spraydryfs/spraydryfs/backend/flight"
 	"github.com/spraydryfs/spraydryfs/backend/hash"
 	"github.com/spraydryfs/spraydryfs/backend/lru"
 	"github.com/spraydryfs/spraydryfs/backend/store"
@@ -42,20 +43,12 @@ type Source struct {
 	// flying joins concurrent fetches of one object (delta references
 	// are read by every dependant that misses the cache, and read-ahead
 	// races the reader).
-	flyMu  sync.Mutex
-	flying map[flight]*fetch
+	flying flight.Group[fetchKey, Object]
 }
 
-type flight struct {
+type fetchKey struct {
 	key   string
 	fresh bool
-}
-
-type fetch struct {
-	done     chan struct{}
-	obj      Object
-	err      error
-	canceled bool // the fetching caller's context ended: its error is its own
 }
 
 // indexFetch is a refresh of the roots index, run by the caller that
@@ -94,7 +87,7 @@ func NewSource(f Fetcher, opt SourceOptions) *Source {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	return &Source{f: f, opt: opt, frames: lru.New[hash.Hash, store.Frame](frameCache), flying: map[flight]*fetch{}}
+	return &Source{f: f, opt: opt, frames: lru.New[hash.Hash, store.Frame](frameCache)}
 }
 
 // Refetches implements store.Refetcher.
@@ -244,35 +237,9 @@ func (s *Source) Newest(ctx context.Context, name string) (store.Root, error) {
 }
 
 // object fetches and decodes object h of kind k, joining a fetch of it in
-// flight: a joining caller stops waiting when its own ctx ends, and
-// fetches itself when the fetch it joined ended with its caller's ctx.
+// flight (see package flight for the callers' contexts).
 func (s *Source) object(ctx context.Context, k Kind, h hash.Hash) (Object, error) {
-	fl := flight{Key(k, h), store.IsRefetch(ctx)}
-	for {
-		s.flyMu.Lock()
-		if f, ok := s.flying[fl]; ok {
-			s.flyMu.Unlock()
-			select {
-			case <-f.done:
-			case <-ctx.Done():
-				return Object{}, ctx.Err()
-			}
-			if f.canceled && ctx.Err() == nil {
-				continue
-			}
-			return f.obj, f.err
-		}
-		f := &fetch{done: make(chan struct{})}
-		s.flying[fl] = f
-		s.flyMu.Unlock()
-		f.obj, f.err = s.fetch(ctx, k, h)
-		f.canceled = f.err != nil && ctx.Err() != nil
-		s.flyMu.Lock()
-		delete(s.flying, fl)
-		s.flyMu.Unlock()
-		close(f.done)
-		return f.obj, f.err
-	}
+	return s.flying.Do(ctx, fetchKey{Key(k, h), store.IsRefetch(ctx)}, func() (Object, error) { return s.fetch(ctx, k, h) })
 }
 
 // fetch fetches and decodes object h of kind k, once more with fresh set

@@ -6,6 +6,8 @@ import (
 	"container/list"
 	"context"
 	"sync"
+
+	"github.com/spraydryfs/spraydryfs/backend/flight"
 )
 
 // Cache maps K to V within a byte budget. It is safe for concurrent use.
@@ -16,7 +18,7 @@ type Cache[K comparable, V any] struct {
 	used     int64
 	order    list.List // front: most recent; values are *item[K, V]
 	items    map[K]*list.Element
-	inflight map[K]*call[V]
+	inflight flight.Group[K, V]
 }
 
 type item[K comparable, V any] struct {
@@ -25,16 +27,9 @@ type item[K comparable, V any] struct {
 	size int64
 }
 
-type call[V any] struct {
-	done     chan struct{}
-	val      V
-	err      error
-	canceled bool // the loading caller's context ended: its error is its own
-}
-
 // New returns a cache holding at most max bytes of values.
 func New[K comparable, V any](max int64) *Cache[K, V] {
-	return &Cache[K, V]{max: max, items: map[K]*list.Element{}, inflight: map[K]*call[V]{}}
+	return &Cache[K, V]{max: max, items: map[K]*list.Element{}}
 }
 
 // Get returns the cached value for k.
@@ -52,48 +47,21 @@ func (c *Cache[K, V]) Get(k K) (V, bool) {
 // Load returns the value for k, calling load on a miss. load returns the
 // value and its size in bytes; errors are not cached. Concurrent Loads of
 // one key wait for a single call of load, made with the first caller's
-// ctx (load uses it). A waiting caller stops waiting when its own ctx
-// ends, and loads again itself when the first caller's ended the load:
-// one reader's cancellation fails no other reader.
+// ctx (load uses it); see package flight for the other callers' contexts.
 func (c *Cache[K, V]) Load(ctx context.Context, k K, load func() (V, int64, error)) (V, error) {
-	for {
-		c.mu.Lock()
-		if e, ok := c.items[k]; ok {
-			c.order.MoveToFront(e)
-			v := e.Value.(*item[K, V]).val
-			c.mu.Unlock()
+	if v, ok := c.Get(k); ok {
+		return v, nil
+	}
+	return c.inflight.Do(ctx, k, func() (V, error) {
+		if v, ok := c.Get(k); ok { // loaded while this caller looked
 			return v, nil
 		}
-		if cl, ok := c.inflight[k]; ok {
-			c.mu.Unlock()
-			select {
-			case <-cl.done:
-			case <-ctx.Done():
-				var zero V
-				return zero, ctx.Err()
-			}
-			if cl.canceled && ctx.Err() == nil {
-				continue
-			}
-			return cl.val, cl.err
-		}
-		cl := &call[V]{done: make(chan struct{})}
-		c.inflight[k] = cl
-		c.mu.Unlock()
-
 		v, size, err := load()
-		cl.val, cl.err = v, err
-		cl.canceled = err != nil && ctx.Err() != nil
-
-		c.mu.Lock()
-		delete(c.inflight, k)
 		if err == nil {
-			c.add(k, v, size)
+			c.Put(k, v, size)
 		}
-		c.mu.Unlock()
-		close(cl.done)
 		return v, err
-	}
+	})
 }
 
 // Put inserts or replaces the value for k.
