@@ -131,7 +131,7 @@ func Mount(dir string, v *backend.View, opt Options) (*gofuse.Server, error) {
 	}
 	raw := gofs.NewNodeFS(root, fo)
 	if noOpendirCap != 0 {
-		raw = noOpendir{raw}
+		raw = &noOpendir{RawFileSystem: raw}
 		fo.MountOptions.ExtraCapabilities |= noOpendirCap
 	}
 	server, err := gofuse.NewServer(raw, dir, &fo.MountOptions)
@@ -173,27 +173,42 @@ func invalidate(in *gofs.Inode) {
 // then). Stored directories never change; the namespace's own are
 // dropped from the kernel's cache whenever the roots change (Watch,
 // invalidate). A READDIR without a handle opens one for that call, at the
-// kernel's offset.
-type noOpendir struct{ gofuse.RawFileSystem }
+// kernel's offset. A kernel without the capability (before Linux 5.1)
+// would fail every directory open with that ENOSYS: it gets OPENDIR
+// answered.
+type noOpendir struct {
+	gofuse.RawFileSystem
+	on bool // the kernel opens directories without a message; set by Init
+}
+
+// Init implements gofuse.RawFileSystem; the server calls it after INIT,
+// before any other request.
+func (f *noOpendir) Init(s *gofuse.Server) {
+	f.on = s.KernelSettings().Flags64()&noOpendirCap != 0
+	f.RawFileSystem.Init(s)
+}
 
 // OpenDir implements gofuse.RawFileSystem.
-func (noOpendir) OpenDir(<-chan struct{}, *gofuse.OpenIn, *gofuse.OpenOut) gofuse.Status {
+func (f *noOpendir) OpenDir(cancel <-chan struct{}, in *gofuse.OpenIn, out *gofuse.OpenOut) gofuse.Status {
+	if !f.on {
+		return f.RawFileSystem.OpenDir(cancel, in, out)
+	}
 	return gofuse.ENOSYS
 }
 
 // ReadDir implements gofuse.RawFileSystem.
-func (f noOpendir) ReadDir(cancel <-chan struct{}, in *gofuse.ReadIn, out *gofuse.DirEntryList) gofuse.Status {
+func (f *noOpendir) ReadDir(cancel <-chan struct{}, in *gofuse.ReadIn, out *gofuse.DirEntryList) gofuse.Status {
 	return f.withHandle(cancel, in, func() gofuse.Status { return f.RawFileSystem.ReadDir(cancel, in, out) })
 }
 
 // ReadDirPlus implements gofuse.RawFileSystem.
-func (f noOpendir) ReadDirPlus(cancel <-chan struct{}, in *gofuse.ReadIn, out *gofuse.DirEntryList) gofuse.Status {
+func (f *noOpendir) ReadDirPlus(cancel <-chan struct{}, in *gofuse.ReadIn, out *gofuse.DirEntryList) gofuse.Status {
 	return f.withHandle(cancel, in, func() gofuse.Status { return f.RawFileSystem.ReadDirPlus(cancel, in, out) })
 }
 
 // withHandle runs read with a directory handle in in.Fh, opened for it
 // when the kernel sent none.
-func (f noOpendir) withHandle(cancel <-chan struct{}, in *gofuse.ReadIn, read func() gofuse.Status) gofuse.Status {
+func (f *noOpendir) withHandle(cancel <-chan struct{}, in *gofuse.ReadIn, read func() gofuse.Status) gofuse.Status {
 	if in.Fh != 0 {
 		return read()
 	}
