@@ -92,7 +92,7 @@ func TestOneChunkFileSizeIsRefetched(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		file, err := o.FileSized(ctx, h, int64(len(data)))
+		file, err := o.ListedFile(ctx, store.Listed{Hash: h, Size: int64(len(data)), Sealed: true})
 		if bytes.Equal(origin[key], good) {
 			if err != nil || file.Size != int64(len(data)) || f.fresh.Load() == 0 {
 				t.Fatalf("damaged in the cache only: %v, %v, %d fresh fetches", file, err, f.fresh.Load())
@@ -106,8 +106,62 @@ func TestOneChunkFileSizeIsRefetched(t *testing.T) {
 		if !errors.Is(err, store.ErrCorrupt) {
 			t.Errorf("damaged at the origin too: %v, want corruption", err)
 		}
-		if _, err := o.FileSized(ctx, h, int64(len(data))); !errors.Is(err, store.ErrCorrupt) {
+		if _, err := o.ListedFile(ctx, store.Listed{Hash: h, Size: int64(len(data)), Sealed: true}); !errors.Is(err, store.ErrCorrupt) {
 			t.Errorf("again: %v, want corruption (not a cached record)", err)
+		}
+	}
+}
+
+// TestReorderedChunkListIsRefused: a mirror serves a file of two chunks
+// of equal size with its chunk list reordered and sealed again. Each
+// chunk verifies and the sizes add up, so only the listing's list hash
+// tells: the file is refused before any read, from a stale cache
+// (refetched from the origin, which reads right) and from the origin.
+// A listing of version 1 (older stores) has no list hash: its files
+// still open, on the list's seal alone.
+func TestReorderedChunkListIsRefused(t *testing.T) {
+	a, b := bytes.Repeat([]byte{'a'}, 2000), bytes.Repeat([]byte{'b'}, 2000)
+	h, ha, hb := hash.Sum(append(append([]byte{}, a...), b...)), hash.Sum(a), hash.Sum(b)
+	listed := tree.EncodeChunkList([]tree.ChunkRef{{Hash: ha, Size: 2000}, {Hash: hb, Size: 2000}})
+	forged := tree.EncodeChunkList([]tree.ChunkRef{{Hash: hb, Size: 2000}, {Hash: ha, Size: 2000}})
+	key := layout.Key(layout.ChunkList, h)
+	objects := func(list []byte) map[string][]byte {
+		return map[string][]byte{
+			layout.Key(layout.Chunk, ha): layout.EncodeChunk(ha, store.Frame{Size: len(a), Codec: chunk.Raw, Data: a}),
+			layout.Key(layout.Chunk, hb): layout.EncodeChunk(hb, store.Frame{Size: len(b), Codec: chunk.Raw, Data: b}),
+			key:                          layout.EncodeChunkList(h, store.FileRecord{Size: 4000, List: list}),
+		}
+	}
+	l := store.Listed{Hash: h, Size: 4000, List: hash.Sum(listed), Sealed: true}
+	ctx := context.Background()
+	for _, origin := range [][]byte{listed, forged} {
+		f := &layoutFetcher{good: objects(origin), bad: map[string][]byte{key: objects(forged)[key]}}
+		o, err := store.NewObjects(layout.NewSource(f, layout.SourceOptions{Refetches: true}), 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file, err := o.ListedFile(ctx, l)
+		if bytes.Equal(origin, listed) {
+			if err != nil {
+				t.Fatalf("forged in the cache only: %v", err)
+			}
+			got := make([]byte, 100)
+			if _, err := (&Reader{s: o, f: file}).ReadAt(got, 2500); err != nil || !bytes.Equal(got, b[:100]) {
+				t.Errorf("ReadAt 2500: %q, %v", got[:4], err)
+			}
+			continue
+		}
+		if !errors.Is(err, store.ErrCorrupt) {
+			t.Fatalf("forged at the origin: %v, want corruption", err)
+		}
+		if _, err := o.ListedFile(ctx, l); !errors.Is(err, store.ErrCorrupt) {
+			t.Errorf("again: %v, want corruption (not a cached record)", err)
+		}
+		if _, err := o.ListedFile(ctx, store.Listed{Hash: h, Size: 4000, Sealed: true}); !errors.Is(err, store.ErrCorrupt) {
+			t.Errorf("listed as one chunk: %v, want corruption", err)
+		}
+		if _, err := o.ListedFile(ctx, store.Listed{Hash: h, Size: 4000}); err != nil {
+			t.Errorf("unsealed listing: %v", err)
 		}
 	}
 }

@@ -77,11 +77,12 @@ const (
 type Node struct {
 	Attr
 	level  level
-	seed   uint64    // inode of the top of the root a stored node belongs to
-	name   string    // levelName, levelLatest: the root name
-	parent hash.Hash // stored entries: the listing they are in
-	bad    error     // a damaged root's top: what reading it gives
-	root   *rootID   // stored nodes: the root they belong to
+	seed   uint64       // inode of the top of the root a stored node belongs to
+	name   string       // levelName, levelLatest: the root name
+	parent hash.Hash    // stored entries: the listing they are in
+	bad    error        // a damaged root's top: what reading it gives
+	root   *rootID      // stored nodes: the root they belong to
+	file   store.Listed // regular files: what their listing says of them
 }
 
 // rootID names the root a stored node was found in.
@@ -329,12 +330,12 @@ func rootNode(r store.Root, ino uint64) *Node {
 		UID: t.UID, GID: t.GID, MTime: t.MTime, Size: t.Size, Hash: t.Hash, Xattrs: t.Xattrs}}
 }
 
-func (v *View) entryNode(parent *Node, e *tree.Entry) *Node {
+func (v *View) entryNode(parent *Node, d *tree.Dir, e *tree.Entry) *Node {
 	n := &Node{seed: parent.seed, parent: parent.Hash, root: parent.root, Attr: Attr{Ino: childIno(parent.Ino, e.Name), Name: e.Name, Type: e.Type, Mode: e.Mode,
 		Nlink: 1, UID: e.UID, GID: e.GID, MTime: e.MTime, Size: e.Size, Rdev: e.Rdev, Target: e.Target, Hash: e.Hash, Xattrs: e.Xattrs}}
 	switch e.Type {
 	case tree.TypeFile:
-		n.Nlink = e.Nlink
+		n.Nlink, n.file = e.Nlink, store.ListedEntry(d, e)
 		if e.LinkID != 0 {
 			n.Ino = linkIno(parent.seed, e.LinkID)
 		}
@@ -377,7 +378,7 @@ func (v *View) Lookup(ctx context.Context, dir *Node, name string) (*Node, error
 	if !ok {
 		return nil, fs.ErrNotExist
 	}
-	return v.entryNode(dir, e), nil
+	return v.entryNode(dir, d, e), nil
 }
 
 // listing returns the listing of stored directory dir: what a damaged
@@ -429,7 +430,7 @@ func (v *View) ReadDir(ctx context.Context, dir *Node) ([]*Node, error) {
 	}
 	out := make([]*Node, len(d.Entries))
 	for i := range d.Entries {
-		out[i] = v.entryNode(dir, &d.Entries[i])
+		out[i] = v.entryNode(dir, d, &d.Entries[i])
 	}
 	return out, nil
 }
@@ -531,8 +532,8 @@ func (v *View) Open(ctx context.Context, n *Node) (*Reader, error) {
 		return nil, fs.ErrInvalid
 	}
 	// A chunk list is named by the file's content hash, which only reading
-	// every chunk verifies; its size must at least be the listing's.
-	f, err := v.s.FileSized(ctx, n.Hash, n.Size)
+	// every chunk verifies: the listing's size and list hash vouch for it.
+	f, err := v.s.ListedFile(ctx, n.file)
 	if err != nil {
 		return nil, v.stale(ctx, n, err)
 	}

@@ -436,7 +436,7 @@ func (in *ingester) build(ctx context.Context) (*built, error) {
 	if len(tops) == 1 {
 		return tops[0], nil
 	}
-	return in.merge(tops, owner)
+	return in.merge(ctx, tops, owner)
 }
 
 // refSource takes an existing root or subtree as it is: nothing is read or stored.
@@ -454,7 +454,7 @@ func (in *ingester) refSource(ctx context.Context, ref store.Ref) (*built, error
 
 // merge joins several tops into one listing; the first source's top
 // supplies the attributes of the root directory.
-func (in *ingester) merge(tops []*built, owner []string) (*built, error) {
+func (in *ingester) merge(ctx context.Context, tops []*built, owner []string) (*built, error) {
 	byName := map[string]int{}
 	m := &tree.Dir{}
 	for i, t := range tops {
@@ -463,6 +463,18 @@ func (in *ingester) merge(tops []*built, owner []string) (*built, error) {
 				return nil, fmt.Errorf("sources %s and %s both have %q at the top", owner[j], owner[i], e.Name)
 			}
 			byName[e.Name] = i
+			if t.dir.Unsealed && e.Type == tree.TypeFile {
+				// From a listing written before lists were sealed: the
+				// merged listing is sealed, so it names the stored list.
+				list, ok, err := in.s.StoredFile(ctx, e.Hash, e.Size)
+				if err == nil && !ok {
+					err = fmt.Errorf("file %s is not stored", e.Hash)
+				}
+				if err != nil {
+					return nil, fmt.Errorf("source %s: %q: %w", owner[i], e.Name, err)
+				}
+				e.List = list
+			}
 			m.Entries = append(m.Entries, e)
 		}
 		m.Files += t.dir.Files

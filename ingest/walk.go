@@ -123,8 +123,8 @@ func (in *ingester) walk(ctx context.Context, abs string, pd *pendingDir, jobs c
 			pd.dir.Files++
 			pd.mu.Unlock()
 			if s, ok := prev[e.Name]; ok && s.ino == st.Ino && s.ctime == st.CTime && s.size == st.Size && s.mtime == e.MTime {
-				if ok, err := in.s.HasFile(ctx, s.hash, s.size); err == nil && ok {
-					e.Hash = s.hash
+				if list, ok, err := in.s.StoredFile(ctx, s.hash, s.size); err == nil && ok {
+					e.Hash, e.List = s.hash, list
 					pd.mu.Lock()
 					pd.dir.Bytes += uint64(e.Size)
 					pd.ids[e.Name] = s.reuseKey
@@ -344,14 +344,9 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.C
 			return err
 		}
 	}
-	claimed := false // a one-chunk file is its chunk: no file record
+	// A one-chunk file is its chunk: no file record, no list.
 	if len(r.refs) != 1 {
-		if claimed, err = cl.File(r.fh); err != nil {
-			return err
-		}
-	}
-	if claimed {
-		if err := in.w.PutFile(r.fh, r.size, tree.EncodeChunkList(r.refs)); err != nil {
+		if j.slot.List, err = in.putFile(ctx, cl, r); err != nil {
 			return err
 		}
 	}
@@ -372,6 +367,28 @@ func (in *ingester) readFile(ctx context.Context, ck *chunk.Chunker, cl *store.C
 	pd.ids[j.slot.Name] = reuseKey{j.st.Ino, j.st.CTime}
 	pd.mu.Unlock()
 	return nil
+}
+
+// putFile stores a multi-chunk file's record unless it is stored already,
+// and returns the hash of its stored chunk list for the file's entry.
+func (in *ingester) putFile(ctx context.Context, cl *store.Claimer, r *readResult) (hash.Hash, error) {
+	list := tree.EncodeChunkList(r.refs)
+	claimed, err := cl.File(r.fh)
+	if err != nil {
+		return hash.Zero, err
+	}
+	if claimed {
+		return hash.Sum(list), in.w.PutFile(r.fh, r.size, list)
+	}
+	// Stored before, perhaps with another chunking (a pull from a store
+	// that chunks otherwise): the entry must name that list. A claim by
+	// another worker of this ingest is still being written: it is this
+	// list, as chunking is a function of the content.
+	stored, ok, err := in.s.StoredFile(ctx, r.fh, r.size)
+	if err != nil || !ok {
+		return hash.Sum(list), err
+	}
+	return stored, nil
 }
 
 // linkRead is what the first read link of a hard-linked file held.

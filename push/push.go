@@ -336,12 +336,13 @@ func (p *pusher) walkDir(ctx context.Context, h hash.Hash) error {
 			return err
 		}
 	}
-	for _, e := range d.Entries {
+	for i := range d.Entries {
+		e := &d.Entries[i]
 		switch {
 		case e.Type == tree.TypeDir:
 			err = p.walkDir(ctx, e.Hash)
 		case e.Type == tree.TypeFile:
-			err = p.walkFile(ctx, e.Hash)
+			err = p.walkFile(ctx, store.ListedEntry(d, e))
 		}
 		if err != nil {
 			return err
@@ -350,12 +351,13 @@ func (p *pusher) walkDir(ctx context.Context, h hash.Hash) error {
 	return nil
 }
 
-// walkFile hands file h's chunk list and chunks to the workers.
-func (p *pusher) walkFile(ctx context.Context, h hash.Hash) error {
+// walkFile hands file l's chunk list and chunks to the workers.
+func (p *pusher) walkFile(ctx context.Context, l store.Listed) error {
+	h := l.Hash
 	if !p.enter(object{layout.ChunkList, h}) {
 		return nil
 	}
-	f, err := p.o.File(ctx, h)
+	f, err := p.o.ListedFile(ctx, l)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,21 @@ import (
 	"github.com/spraydryfs/spraydryfs/backend/tree"
 )
 
+// checkListed reports a file that is missing, or whose stored size or
+// chunk list is not what its listing says. The list itself is decoded,
+// and checked, in the files pass.
+func checkListed(c *sqlite.Conn, l Listed) error {
+	rec, err := fileRecord(c, l.Hash)
+	if err != nil {
+		return err
+	}
+	f := &File{Hash: l.Hash, Size: rec.Size, List: tree.OneChunk(l.Hash, rec.Size)}
+	if rec.List != nil {
+		f.ListHash, f.List = hash.Sum(rec.List), &tree.ChunkList{}
+	}
+	return l.fits(f)
+}
+
 // Problem is one fault Check found.
 type Problem struct {
 	Kind string    // "root", "directory", "file", "chunk"
@@ -93,12 +108,17 @@ func (s *Store) Check(ctx context.Context, readData bool, progress CheckProgress
 			add("directory", h.String(), h, err)
 			return nil
 		}
-		for _, e := range d.Entries {
-			switch {
-			case e.Type == tree.TypeDir && !has("dirs", e.Hash):
-				add("directory", h.String(), h, fmt.Errorf("entry %q: directory %s is missing", e.Name, e.Hash))
-			case e.Type == tree.TypeFile && !has("files", e.Hash) && !has("chunks", e.Hash):
-				add("directory", h.String(), h, fmt.Errorf("entry %q: file %s is missing", e.Name, e.Hash))
+		for i := range d.Entries {
+			e := &d.Entries[i]
+			switch e.Type {
+			case tree.TypeDir:
+				if !has("dirs", e.Hash) {
+					add("directory", h.String(), h, fmt.Errorf("entry %q: directory %s is missing", e.Name, e.Hash))
+				}
+			case tree.TypeFile:
+				if err := checkListed(c, ListedEntry(d, e)); err != nil {
+					add("directory", h.String(), h, fmt.Errorf("entry %q: %w", e.Name, err))
+				}
 			}
 		}
 		return nil

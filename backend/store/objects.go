@@ -35,6 +35,39 @@ type File struct {
 	Hash hash.Hash
 	Size int64
 	List *tree.ChunkList
+	// ListHash is the hash of the encoded chunk list List was decoded
+	// from; zero for a file read as one chunk.
+	ListHash hash.Hash
+}
+
+// Listed is what a verified listing says of a regular file.
+type Listed struct {
+	Hash hash.Hash
+	Size int64
+	// List is the hash of the file's encoded chunk list, zero for a file
+	// stored as one chunk; it is known only when Sealed.
+	List   hash.Hash
+	Sealed bool
+}
+
+// ListedEntry returns what listing d says of its file entry e.
+func ListedEntry(d *tree.Dir, e *tree.Entry) Listed {
+	return Listed{Hash: e.Hash, Size: e.Size, List: e.List, Sealed: !d.Unsealed}
+}
+
+// fits reports whether f is the file l describes. A file read as one
+// chunk fits whatever its listing says of a list: reading that chunk
+// verifies it against the file's address, which is the whole content.
+func (l Listed) fits(f *File) error {
+	switch {
+	case f.Size != l.Size:
+		return fmt.Errorf("%w: file %s has %d bytes, its directory says %d", ErrCorrupt, l.Hash, f.Size, l.Size)
+	case !l.Sealed || f.ListHash == l.List || f.ListHash.IsZero() && len(f.List.Chunks) == 1:
+		return nil
+	case l.List.IsZero():
+		return fmt.Errorf("%w: file %s has a chunk list, its directory says it is one chunk", ErrCorrupt, l.Hash)
+	}
+	return fmt.Errorf("%w: file %s has chunk list %s, its directory says %s", ErrCorrupt, l.Hash, f.ListHash, l.List)
 }
 
 // MaxChainDepth bounds the reference chains Objects follows: a deeper
@@ -211,26 +244,33 @@ func (o *Objects) File(ctx context.Context, h hash.Hash) (*File, error) {
 	})
 }
 
-// FileSized is File for a caller that knows the file's size from its
-// verified listing. A record of another size (a one-chunk file's size
-// comes from its chunk's header, unverified until the chunk is read) is
-// dropped from the cache and read once more from the origin before the
-// file counts as corrupt.
-func (o *Objects) FileSized(ctx context.Context, h hash.Hash, size int64) (*File, error) {
-	f, err := o.File(ctx, h)
-	if err != nil || f.Size == size {
-		return f, err
+// ListedFile is File for a caller that knows the file from its verified
+// listing: its size and, in a sealed listing, its chunk list's hash, so
+// that a list served out of order (each chunk verifies, the bytes land in
+// the wrong places) is refused before any read. A record that does not fit
+// (a one-chunk file's size comes from its chunk's header, unverified until
+// the chunk is read) is dropped from the cache and read once more from the
+// origin before the file counts as corrupt.
+func (o *Objects) ListedFile(ctx context.Context, l Listed) (*File, error) {
+	f, err := o.File(ctx, l.Hash)
+	if err != nil {
+		return nil, err
 	}
-	o.files.Remove(h)
-	err = fmt.Errorf("%w: file %s has %d bytes, its directory says %d", ErrCorrupt, h, f.Size, size)
+	if err = l.fits(f); err == nil {
+		return f, nil
+	}
+	o.files.Remove(l.Hash)
 	if !o.retry(ctx, err) {
 		return nil, err
 	}
-	if f, err = o.File(Refetch(ctx), h); err != nil || f.Size == size {
-		return f, err
+	if f, err = o.File(Refetch(ctx), l.Hash); err != nil {
+		return nil, err
 	}
-	o.files.Remove(h)
-	return nil, fmt.Errorf("%w: file %s has %d bytes, its directory says %d", ErrCorrupt, h, f.Size, size)
+	if err = l.fits(f); err != nil {
+		o.files.Remove(l.Hash)
+		return nil, err
+	}
+	return f, nil
 }
 
 func (o *Objects) readFile(ctx context.Context, h hash.Hash) (*File, error) {
@@ -265,6 +305,7 @@ func decodeFile(h hash.Hash, rec FileRecord) (*File, error) {
 	if f.List, err = tree.DecodeChunkList(rec.List, f.Size); err != nil {
 		return nil, fmt.Errorf("%w: file %s: %v", ErrCorrupt, h, err)
 	}
+	f.ListHash = hash.Sum(rec.List)
 	// A one-chunk file's address is its chunk's address.
 	if len(f.List.Chunks) == 1 && f.List.Chunks[0].Hash != h {
 		return nil, fmt.Errorf("%w: file %s: chunk list names %s", ErrCorrupt, h, f.List.Chunks[0].Hash)

@@ -117,18 +117,27 @@ func readBlob(c *sqlite.Conn, table string, id int64) ([]byte, error) {
 // ChunkList implements Source: file h's size and chunk list.
 func (s *Store) ChunkList(ctx context.Context, h hash.Hash) (FileRecord, error) {
 	var rec FileRecord
-	// A one-chunk file has no files row: it is its chunk.
 	err := s.withRead(ctx, func(c *sqlite.Conn) error {
-		return queryRow(c, `SELECT size, chunks FROM files WHERE hash = ?1 UNION ALL SELECT size, NULL FROM chunks WHERE hash = ?1 LIMIT 1`,
-			func(st *sqlite.Stmt) { st.BindBytes(1, h[:]) },
-			func(st *sqlite.Stmt) error {
-				rec.Size = st.ColumnInt64(0)
-				if st.ColumnType(1) != sqlite.TypeNull {
-					rec.List = columnCopy(st, 1)
-				}
-				return nil
-			})
+		var err error
+		rec, err = fileRecord(c, h)
+		return err
 	})
+	return rec, err
+}
+
+// fileRecord reads file h's record. A one-chunk file has no files row: it
+// is its chunk, and its record has no list.
+func fileRecord(c *sqlite.Conn, h hash.Hash) (FileRecord, error) {
+	var rec FileRecord
+	err := queryRow(c, `SELECT size, chunks FROM files WHERE hash = ?1 UNION ALL SELECT size, NULL FROM chunks WHERE hash = ?1 LIMIT 1`,
+		func(st *sqlite.Stmt) { st.BindBytes(1, h[:]) },
+		func(st *sqlite.Stmt) error {
+			rec.Size = st.ColumnInt64(0)
+			if st.ColumnType(1) != sqlite.TypeNull {
+				rec.List = columnCopy(st, 1)
+			}
+			return nil
+		})
 	if errors.Is(err, errNoRow) {
 		return rec, fmt.Errorf("file %s: %w", h, ErrNotFound)
 	}

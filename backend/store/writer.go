@@ -133,13 +133,26 @@ func (cl *Claimer) claim(key any, h hash.Hash, q string) (bool, error) {
 // fileKey keeps file claims apart from chunk claims with the same hash.
 type fileKey hash.Hash
 
-// HasFile reports whether file h is stored with size bytes.
-func (s *Store) HasFile(ctx context.Context, h hash.Hash, size int64) (bool, error) {
-	f, err := s.File(ctx, h)
-	if errors.Is(err, ErrCorrupt) {
-		return false, nil
+// StoredFile reports whether file h is stored with size bytes and, if so,
+// the hash of its stored chunk list (zero for a file stored as one chunk),
+// which a listing naming the file must carry. It reads the store itself,
+// not the caches: a cached chunk of address h says nothing of a list.
+func (s *Store) StoredFile(ctx context.Context, h hash.Hash, size int64) (list hash.Hash, ok bool, err error) {
+	rec, err := s.ChunkList(ctx, h)
+	if errors.Is(err, ErrNotFound) {
+		return hash.Zero, false, nil
 	}
-	return err == nil && f.Size == size, err
+	if err != nil {
+		return hash.Zero, false, err
+	}
+	f, err := decodeFile(h, rec)
+	if errors.Is(err, ErrCorrupt) || err == nil && f.Size != size {
+		return hash.Zero, false, nil
+	}
+	if err != nil {
+		return hash.Zero, false, err
+	}
+	return f.ListHash, true, nil
 }
 
 // Err returns the error that stopped the writer, if any.

@@ -34,7 +34,14 @@ const (
 	MaxTargetLen = 4096
 	MaxXattrName = 255
 	MaxXattrVal  = 64 << 10
-	dirVersion   = 1
+)
+
+// Listing encoding versions. Version 2 adds to each file entry the hash of
+// its stored chunk list, so that a verified listing authenticates the list
+// too; listings of version 1 (stores written before it) say nothing of it.
+const (
+	dirUnsealed = 1
+	dirSealed   = 2
 )
 
 // FileMode returns the io/fs type bits of t.
@@ -97,6 +104,10 @@ type Entry struct {
 	Target string // symlinks only
 	Xattrs []Xattr
 	Hash   hash.Hash // regular files: content; directories: listing
+	// List, for a regular file in a sealed listing, is the hash of its
+	// encoded chunk list; zero for a file stored as one chunk, which has no
+	// list (its address is its chunk's).
+	List hash.Hash
 }
 
 // SameXattrs reports whether two sorted attribute lists are equal.
@@ -120,6 +131,9 @@ type Dir struct {
 	Files  uint64
 	Bytes  uint64
 	Xattrs uint64
+	// Unsealed marks a listing of version 1: its file entries carry no
+	// List, so their chunk lists are verified only by reading whole files.
+	Unsealed bool
 }
 
 // Lookup returns the entry called name.
@@ -161,12 +175,13 @@ func (d *Dir) Sort() {
 
 // Encode returns the canonical encoding of a sorted listing:
 //
-//	byte version (1), uvarint count, uvarint files, uvarint bytes,
+//	byte version (2; 1 if Unsealed), uvarint count, uvarint files, uvarint bytes,
 //	uvarint entries with xattrs (all three total the whole subtree), then per entry:
 //	bytes name, byte type, uvarint mode, uvarint uid, uvarint gid,
 //	zigzag-varint mtime ns, uvarint xattr count, (bytes name, bytes value)...,
-//	then by type — file: uvarint size, uvarint nlink, uvarint link id, hash;
-//	dir: uvarint entry count, uvarint nlink, hash; symlink: bytes target;
+//	then by type — file: uvarint size, uvarint nlink, uvarint link id, hash,
+//	and in version 2 a byte 0 (stored as one chunk) or 1 followed by the
+//	chunk list's hash; dir: uvarint entry count, uvarint nlink, hash; symlink: bytes target;
 //	char/block device: uvarint rdev.
 //
 // "bytes" is a uvarint length and the raw bytes; "hash" is 33 bytes. All
@@ -174,7 +189,11 @@ func (d *Dir) Sort() {
 // It fails on an entry the decoder would refuse.
 func (d *Dir) Encode() ([]byte, error) {
 	b := make([]byte, 0, 16+len(d.Entries)*64)
-	b = append(b, dirVersion)
+	version := byte(dirSealed)
+	if d.Unsealed {
+		version = dirUnsealed
+	}
+	b = append(b, version)
 	b = binary.AppendUvarint(b, uint64(len(d.Entries)))
 	b = binary.AppendUvarint(b, d.Files)
 	b = binary.AppendUvarint(b, d.Bytes)
@@ -186,6 +205,9 @@ func (d *Dir) Encode() ([]byte, error) {
 		}
 		if i > 0 && d.Entries[i-1].Name >= e.Name {
 			return nil, fmt.Errorf("directory entries not sorted or duplicate at %q", e.Name)
+		}
+		if d.Unsealed && !e.List.IsZero() {
+			return nil, fmt.Errorf("entry %q: a chunk list hash in an unsealed listing", e.Name)
 		}
 		b = appendBytes(b, []byte(e.Name))
 		b = append(b, byte(e.Type))
@@ -204,6 +226,14 @@ func (d *Dir) Encode() ([]byte, error) {
 			b = binary.AppendUvarint(b, uint64(e.Nlink))
 			b = binary.AppendUvarint(b, e.LinkID)
 			b = append(b, e.Hash[:]...)
+			switch {
+			case d.Unsealed:
+			case e.List.IsZero():
+				b = append(b, 0)
+			default:
+				b = append(b, 1)
+				b = append(b, e.List[:]...)
+			}
 		case TypeDir:
 			b = binary.AppendUvarint(b, uint64(e.Size))
 			b = binary.AppendUvarint(b, uint64(e.Nlink))
@@ -232,6 +262,8 @@ func (e *Entry) check() error {
 		return fmt.Errorf("entry %q: inconsistent directory counts", e.Name)
 	case (e.Type == TypeFile || e.Type == TypeDir) && e.Hash.IsZero():
 		return fmt.Errorf("entry %q: missing hash", e.Name)
+	case e.Type != TypeFile && !e.List.IsZero():
+		return fmt.Errorf("entry %q: a chunk list hash on a %s", e.Name, e.Type)
 	case e.Type == TypeSymlink && (e.Target == "" || len(e.Target) > MaxTargetLen):
 		return fmt.Errorf("entry %q: invalid symlink target", e.Name)
 	}
@@ -250,11 +282,12 @@ func (e *Entry) check() error {
 // produce.
 func DecodeDir(b []byte) (*Dir, error) {
 	d := decoder{b: b}
-	if v := d.byte1("version"); d.err == nil && v != dirVersion {
+	v := d.byte1("version")
+	if d.err == nil && v != dirSealed && v != dirUnsealed {
 		return nil, fmt.Errorf("%w: directory encoding version %d", ErrMalformed, v)
 	}
 	n := d.uvarint("entry count")
-	dir := &Dir{Files: d.uvarint("file total"), Bytes: d.uvarint("byte total"), Xattrs: d.uvarint("xattr total")}
+	dir := &Dir{Files: d.uvarint("file total"), Bytes: d.uvarint("byte total"), Xattrs: d.uvarint("xattr total"), Unsealed: v == dirUnsealed}
 	// Each entry takes at least 8 bytes, which bounds the allocation.
 	if d.err == nil && n > uint64(len(d.b)/8) {
 		d.fail("entry count")
@@ -293,6 +326,15 @@ func DecodeDir(b []byte) (*Dir, error) {
 			e.Nlink = d.uvarint32("nlink")
 			e.LinkID = d.uvarint("link id")
 			e.Hash = d.hash("file hash")
+			if !dir.Unsealed {
+				switch d.byte1("chunk list flag") {
+				case 0:
+				case 1:
+					e.List = d.hash("chunk list hash")
+				default:
+					d.fail("chunk list flag")
+				}
+			}
 		case TypeDir:
 			size := d.uvarint("entry count")
 			if size > 1<<40 {

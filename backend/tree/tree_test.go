@@ -17,7 +17,7 @@ func sampleDir() *Dir {
 		{Name: "link", Type: TypeSymlink, Mode: 0777, Target: "../a\xffb"},
 		{Name: "fifo", Type: TypeFIFO, Mode: 0644},
 		{Name: "tty", Type: TypeCharDev, Mode: 0620, Rdev: 0x0405},
-		{Name: "empty", Type: TypeFile, Mode: 0644, Nlink: 1, Hash: hash.Sum(nil)},
+		{Name: "empty", Type: TypeFile, Mode: 0644, Nlink: 1, Hash: hash.Sum(nil), List: hash.Sum([]byte{0})},
 	}}
 	d.Sort()
 	return d
@@ -52,21 +52,39 @@ func TestDirRoundTrip(t *testing.T) {
 	}
 }
 
-// TestDirEncodingStable pins the canonical encoding: a change here changes
-// every directory hash in every store.
+// TestDirEncodingStable pins the canonical encodings: a change here
+// changes every directory hash in every store.
 func TestDirEncodingStable(t *testing.T) {
-	d := &Dir{Files: 1, Bytes: 3, Entries: []Entry{{Name: "f", Type: TypeFile, Mode: 0644, UID: 1, GID: 2, MTime: 3, Size: 3, Nlink: 1, Hash: hash.Sum([]byte("abc"))}}}
-	b, err := d.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// version 1, 1 entry, 1 file, 3 bytes, 0 with xattrs; "f", file, 0644,
-	// uid 1, gid 2, mtime 3 (zigzag 6), no xattrs, size 3, nlink 1, link 0,
+	abc := hash.Sum([]byte("abc"))
+	file := Entry{Name: "f", Type: TypeFile, Mode: 0644, UID: 1, GID: 2, MTime: 3, Size: 3, Nlink: 1, Hash: abc}
+	listed := file
+	listed.List = hash.Sum(nil)
+	// 1 entry, 1 file, 3 bytes, 0 with xattrs; "f", file, 0644, uid 1,
+	// gid 2, mtime 3 (zigzag 6), no xattrs, size 3, nlink 1, link 0,
 	// sha256("abc").
-	want := "0101010300" + "0166" + "01" + "a403" + "01" + "02" + "06" + "00" + "03" + "01" + "00" +
-		"01ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-	if got := fmt.Sprintf("%x", b); got != want {
-		t.Fatalf("directory encoding changed:\n got  %s\n want %s", got, want)
+	head, entry := "01010300", "0166"+"01"+"a403"+"01"+"02"+"06"+"00"+"03"+"01"+"00"+"01ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+	for _, c := range []struct {
+		d    *Dir
+		want string
+	}{
+		// version 1: nothing more.
+		{&Dir{Unsealed: true, Files: 1, Bytes: 3, Entries: []Entry{file}}, "01" + head + entry},
+		// version 2: stored as one chunk.
+		{&Dir{Files: 1, Bytes: 3, Entries: []Entry{file}}, "02" + head + entry + "00"},
+		// version 2: a chunk list, sha256("").
+		{&Dir{Files: 1, Bytes: 3, Entries: []Entry{listed}}, "02" + head + entry + "01" + "01e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+	} {
+		b, err := c.d.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprintf("%x", b); got != c.want {
+			t.Errorf("directory encoding changed:\n got  %s\n want %s", got, c.want)
+		}
+		d, err := DecodeDir(b)
+		if err != nil || d.Unsealed != c.d.Unsealed || d.Entries[0].List != c.d.Entries[0].List {
+			t.Errorf("decode %s: %+v, %v", c.want, d, err)
+		}
 	}
 }
 
@@ -79,13 +97,17 @@ func TestDirRejects(t *testing.T) {
 		{Entries: []Entry{{Name: "a", Type: TypeFile, Nlink: 1}}},
 		{Entries: []Entry{{Name: "a", Type: TypeFIFO, Mode: 0100644}}},
 		{Entries: []Entry{{Name: "a", Type: TypeSymlink}}},
+		{Entries: []Entry{{Name: "a", Type: TypeDir, Nlink: 2, Hash: hash.Sum(nil), List: hash.Sum(nil)}}},
+		{Unsealed: true, Entries: []Entry{{Name: "a", Type: TypeFile, Nlink: 1, Hash: hash.Sum(nil), List: hash.Sum(nil)}}},
 	} {
 		if _, err := d.Encode(); err == nil {
 			t.Errorf("Encode accepted %+v", d.Entries)
 		}
 	}
 	b, _ := sampleDir().Encode()
-	for _, bad := range [][]byte{nil, {2}, b[:len(b)-1], append(append([]byte{}, b...), 0)} {
+	flag2 := append(append([]byte{}, b[:len(b)-1]...), 2) // sampleDir's last entry is a one-chunk file
+	zero := append(append(append([]byte{}, b[:len(b)-1]...), 1), make([]byte, hash.Size)...)
+	for _, bad := range [][]byte{nil, {2}, {3, 0, 0, 0, 0}, b[:len(b)-1], append(append([]byte{}, b...), 0), flag2, zero} {
 		if _, err := DecodeDir(bad); !errors.Is(err, ErrMalformed) {
 			t.Errorf("DecodeDir(%d bytes) = %v, want ErrMalformed", len(bad), err)
 		}
@@ -124,6 +146,16 @@ func FuzzDecodeDir(f *testing.F) {
 	b, _ := sampleDir().Encode()
 	f.Add(b)
 	f.Add([]byte{1, 0, 0, 0, 0})
+	old := sampleDir()
+	old.Unsealed = true
+	for i := range old.Entries {
+		old.Entries[i].List = hash.Zero
+	}
+	b, err := old.Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := DecodeDir(b)
 		if err != nil {

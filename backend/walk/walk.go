@@ -74,7 +74,7 @@ func (w *Walker) Tree(ctx context.Context, top hash.Hash) error {
 		case tree.TypeDir:
 			err = w.Tree(ctx, e.Hash)
 		case tree.TypeFile:
-			err = w.file(ctx, e)
+			err = w.file(ctx, d, e)
 		}
 		if err != nil {
 			return err
@@ -83,7 +83,7 @@ func (w *Walker) Tree(ctx context.Context, top hash.Hash) error {
 	return nil
 }
 
-func (w *Walker) file(ctx context.Context, e *tree.Entry) error {
+func (w *Walker) file(ctx context.Context, d *tree.Dir, e *tree.Entry) error {
 	if w.v.File == nil && w.v.Chunk == nil {
 		return nil
 	}
@@ -91,7 +91,7 @@ func (w *Walker) file(ctx context.Context, e *tree.Entry) error {
 		return nil
 	}
 	w.files[e.Hash] = struct{}{}
-	f, err := w.o.File(ctx, e.Hash)
+	f, err := w.o.ListedFile(ctx, store.ListedEntry(d, e))
 	if err != nil {
 		return err
 	}
