@@ -200,6 +200,11 @@ var errPrecondition = errors.New("precondition failed")
 // errNotImplemented is a server's 501 for a conditional write.
 var errNotImplemented = errors.New("not implemented by the server")
 
+// deniedError is a 403 that refuses the request, not the credentials.
+type deniedError struct{ error }
+
+func (e deniedError) Unwrap() error { return e.error }
+
 // retry runs op up to Attempts times (once while the server is down, see
 // remote.Outage), each bounded by Timeout, waiting with doubling backoff
 // between attempts, until it succeeds or fails permanently (errPermanent,
@@ -282,6 +287,8 @@ func classify(ctx context.Context, what string, err error) error {
 			return errPermanent{fmt.Errorf("%s: %w", msg, errNotImplemented)}
 		case status >= 500 || status == http.StatusTooManyRequests || status == http.StatusRequestTimeout:
 			return fmt.Errorf("%w: %s", remote.ErrUnavailable, msg)
+		case accessDenied(err):
+			return errPermanent{deniedError{errors.New(msg)}}
 		}
 		return errPermanent{errors.New(msg)}
 	}
@@ -298,18 +305,28 @@ func classify(ctx context.Context, what string, err error) error {
 // says the credentials themselves were refused. A HEAD's 403 has no body,
 // so no code: push's HEAD then says absent, and its PUT fails instead.
 func classifyRead(ctx context.Context, what, key string, err error) error {
-	var re *smithyhttp.ResponseError
-	if !layout.IsObjectKey(key) || !errors.As(err, &re) || re.HTTPStatusCode() != http.StatusForbidden {
+	if !layout.IsObjectKey(key) || !accessDenied(err) {
 		return classify(ctx, what, err)
+	}
+	return errPermanent{fmt.Errorf("%s: 403 %s: %w", what, apiMessage(err, http.StatusForbidden), layout.ErrNotFound)}
+}
+
+// accessDenied reports a 403 that refuses the request, not the
+// credentials: what S3 answers for a key that is not there to a client
+// without s3:ListBucket.
+func accessDenied(err error) bool {
+	var re *smithyhttp.ResponseError
+	if !errors.As(err, &re) || re.HTTPStatusCode() != http.StatusForbidden {
+		return false
 	}
 	var api smithy.APIError
 	if errors.As(err, &api) {
 		switch api.ErrorCode() {
 		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired":
-			return classify(ctx, what, err)
+			return false
 		}
 	}
-	return errPermanent{fmt.Errorf("%s: 403 %s: %w", what, apiMessage(err, http.StatusForbidden), layout.ErrNotFound)}
+	return true
 }
 
 // apiMessage is the server's error code and message, or the status text.
@@ -574,6 +591,13 @@ func (b *Bucket) UpdateIndex(ctx context.Context, update func(old []byte) ([]byt
 	wait := b.opt.Backoff
 	for attempt := 1; ; attempt++ {
 		old, etag, err := b.readIndex(ctx)
+		// Without s3:ListBucket, a missing index is a 403 too: a first push
+		// to an empty prefix. It is created only if absent; if it is there
+		// after all, that PUT fails (412), and so does the push.
+		denied := err
+		if errors.As(err, new(deniedError)) && !b.noConditional.Load() {
+			old, err = nil, nil
+		}
 		if err != nil {
 			return err
 		}
@@ -595,6 +619,9 @@ func (b *Bucket) UpdateIndex(ctx context.Context, update func(old []byte) ([]byt
 		if errors.Is(err, errNotImplemented) {
 			b.conditionalUnsupported(err)
 			continue
+		}
+		if denied != nil && errors.Is(err, errPrecondition) {
+			return fmt.Errorf("%s%s exists, and reading it is forbidden: %w", b, layout.IndexKey, denied)
 		}
 		if !errors.Is(err, errPrecondition) {
 			return err

@@ -640,8 +640,9 @@ func forbidMissing(f *fakeS3, spare func(path string) bool) {
 // for an object that is not there. Push (HEAD per object once listings
 // are refused) sends what is missing, and a multi-chunk file, whose probe
 // for a chunk of its own address finds none, reads back; the 403 for an
-// object is not retried. A 403 for the index, or one refusing the
-// credentials, is an error naming it.
+// object is not retried. A push creates a missing index, a 403 too, but
+// never replaces one it cannot read. For readers a 403 for the index, or
+// one refusing the credentials, is an error naming it.
 func TestForbiddenIsMissing(t *testing.T) {
 	f, _ := newFake(t)
 	ctx := context.Background()
@@ -658,14 +659,16 @@ func TestForbiddenIsMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	roots, _ := s.Roots(ctx)
-	// A first push finds no index: S3 would answer 403 for it too, so
-	// here it is spared.
-	forbidMissing(f, func(p string) bool { return p == "/bkt/p/"+layout.IndexKey })
+	// A first push finds no index, a 403 too: it creates one.
+	forbidMissing(f, func(string) bool { return false })
 	b := open(t, "s3://bkt/p", Options{})
 	for range 2 { // the second finds every object there
 		if _, err := push.Run(ctx, s.Objects, b, roots, push.Options{}); err != nil {
 			t.Fatalf("push: %v", err)
 		}
+	}
+	if f.object("/bkt/p/"+layout.IndexKey) == nil {
+		t.Fatal("no index pushed")
 	}
 
 	forbidMissing(f, func(string) bool { return false })
@@ -715,6 +718,24 @@ func TestForbiddenIsMissing(t *testing.T) {
 	}
 	if _, err := b.Fetch(ctx, missing, 100, false); err == nil || layout.IsNotFound(err) || !strings.Contains(err.Error(), "403 InvalidAccessKeyId") {
 		t.Errorf("GET of an object refusing the credentials: %v, want an error naming them", err)
+	}
+
+	// An index that is there but cannot be read is not replaced.
+	before := f.object("/bkt/p/" + layout.IndexKey)
+	f.setFail(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/"+layout.IndexKey) {
+			s3Error(w, http.StatusForbidden, "AccessDenied")
+			return true
+		}
+		return false
+	})
+	b = open(t, "s3://bkt/p", Options{})
+	_, err = push.Run(ctx, s.Objects, b, roots, push.Options{})
+	if err == nil || !strings.Contains(err.Error(), "reading it is forbidden") {
+		t.Errorf("push over an unreadable index: %v, want an error saying so", err)
+	}
+	if !bytes.Equal(f.object("/bkt/p/"+layout.IndexKey), before) {
+		t.Error("an unreadable index was replaced")
 	}
 }
 
