@@ -531,6 +531,8 @@ func (v *View) Open(ctx context.Context, n *Node) (*Reader, error) {
 	case n.Type != tree.TypeFile:
 		return nil, fs.ErrInvalid
 	}
+	// A remote source may fetch the directory's small files in one go.
+	v.s.Opening(ctx, n.parent, n.Hash)
 	// A chunk list is named by the file's content hash, which only reading
 	// every chunk verifies: the listing's size and list hash vouch for it.
 	f, err := v.s.ListedFile(ctx, n.file)

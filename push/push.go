@@ -35,6 +35,9 @@ type Options struct {
 	// is unsigned or signed by an unknown key, or (without Sign) replace a
 	// signed index by an unsigned one.
 	TakeOver bool
+	// NoPacks sends no packs (layout.BuildPack): each small file is then
+	// one request for a cold reader, and the layout is that much smaller.
+	NoPacks bool
 }
 
 // ErrIndexRefused reports a push that would sign an index it cannot vouch
@@ -130,6 +133,7 @@ type discard struct{}
 func (discard) Has(context.Context, string) (bool, error)                       { return false, nil }
 func (discard) Put(context.Context, string, []byte) error                       { return nil }
 func (discard) UpdateIndex(context.Context, func([]byte) ([]byte, error)) error { return nil }
+func (discard) Packs() bool                                                     { return false }
 
 type object struct {
 	kind layout.Kind
@@ -145,6 +149,8 @@ type pusher struct {
 	o   *store.Objects
 	src store.Source
 	t   layout.Target
+	// noPacks: the options or the target (a store file) want no packs.
+	noPacks bool
 
 	mu     sync.Mutex
 	walked map[object]struct{} // listings and files the walk has entered
@@ -168,7 +174,8 @@ func copyAll(ctx context.Context, o *store.Objects, t layout.Target, roots []sto
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	p := &pusher{o: o, src: o.Source(), t: t, walked: map[object]struct{}{}, copies: map[object]*copying{}, jobs: make(chan object, 256)}
+	w, ok := t.(interface{ Packs() bool })
+	p := &pusher{o: o, src: o.Source(), t: t, noPacks: opt.NoPacks || ok && !w.Packs(), walked: map[object]struct{}{}, copies: map[object]*copying{}, jobs: make(chan object, 256)}
 	fail := func(err error) {
 		if err != nil {
 			cancel(err)
@@ -336,6 +343,11 @@ func (p *pusher) walkDir(ctx context.Context, h hash.Hash) error {
 			return err
 		}
 	}
+	if !p.noPacks && layout.HasPack(d) && p.queue(object{layout.Pack, h}) {
+		if err := p.send(ctx, object{layout.Pack, h}); err != nil {
+			return err
+		}
+	}
 	for i := range d.Entries {
 		e := &d.Entries[i]
 		switch {
@@ -401,6 +413,8 @@ func (p *pusher) copy(ctx context.Context, x object) error {
 		data, err = p.chunk(ctx, x.hash)
 	case layout.Dict:
 		data, err = p.dict(ctx, x.hash)
+	case layout.Pack:
+		data, err = p.pack(ctx, x.hash)
 	}
 	if err != nil {
 		return err
@@ -475,6 +489,21 @@ func (p *pusher) chunk(ctx context.Context, h hash.Hash) ([]byte, error) {
 		}
 	}
 	return layout.EncodeChunk(h, f), nil
+}
+
+// pack returns listing h's pack, its members verified. They are sent on
+// their own too, by the walk.
+func (p *pusher) pack(ctx context.Context, h hash.Hash) ([]byte, error) {
+	d, err := p.o.Dir(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	return layout.BuildPack(ctx, h, d, func(ctx context.Context, c hash.Hash) (store.Frame, error) {
+		if _, err := p.o.Chunk(ctx, c); err != nil {
+			return store.Frame{}, err
+		}
+		return p.src.Frame(ctx, c)
+	})
 }
 
 func (p *pusher) dict(ctx context.Context, h hash.Hash) ([]byte, error) {

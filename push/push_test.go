@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -160,8 +161,10 @@ func TestPushAndReadBack(t *testing.T) {
 	if rep.Sent == 0 || rep.Sent != rep.Objects || rep.Present != 0 {
 		t.Fatalf("first push: %+v", rep)
 	}
-	for _, kind := range []string{"chunk", "dir", "list", "dict"} {
-		if m, _ := filepath.Glob(filepath.Join(dir, "objects", kind, "*", "*")); len(m) == 0 {
+	n := map[string]int{}
+	for _, kind := range []string{"chunk", "dir", "list", "dict", "pack"} {
+		m, _ := filepath.Glob(filepath.Join(dir, "objects", kind, "*", "*"))
+		if n[kind] = len(m); len(m) == 0 {
 			t.Errorf("no %s objects", kind)
 		}
 	}
@@ -170,8 +173,8 @@ func TestPushAndReadBack(t *testing.T) {
 	if err != nil || again.Sent != 0 || again.Present != again.Objects {
 		t.Fatalf("second push: %+v, %v", again, err)
 	}
-	// Verify walks the same objects.
-	if v, err := push.Verify(ctx, s.Objects, roots(t, s), push.Options{}); err != nil || v.Objects != rep.Objects {
+	// Verify walks the same objects, less the packs.
+	if v, err := push.Verify(ctx, s.Objects, roots(t, s), push.Options{}); err != nil || v.Objects != rep.Objects-int64(n["pack"]) {
 		t.Fatalf("verify: %+v, %v", v, err)
 	}
 }
@@ -478,3 +481,97 @@ func TestSignedPushes(t *testing.T) {
 		t.Fatalf("unsigned take-over left %d roots, signer %v", len(y.Roots), y.Signer)
 	}
 }
+
+// countingFetcher counts the fetches of each kind of object.
+type countingFetcher struct {
+	layout.Fetcher
+	mu sync.Mutex
+	n  map[string]int // "pack", "chunk", … and "many/…" keys of the files' chunks
+}
+
+func (c *countingFetcher) Fetch(ctx context.Context, key string, limit int64, fresh bool) ([]byte, error) {
+	c.mu.Lock()
+	if k, _, err := layout.ParseKey(key); err == nil {
+		c.n[k.String()]++
+	}
+	c.mu.Unlock()
+	return c.Fetcher.Fetch(ctx, key, limit, fresh)
+}
+
+// TestPacksServeDirectories: a push writes a pack for each listing with
+// small one-chunk files, and a cold reader of such a directory fetches
+// its pack once and none of its files' chunks. Pushed without packs, the
+// same read fetches every chunk, and asks for the pack once. A pack
+// member that is not its chunk is fetched again on its own: the bytes
+// read are right.
+func TestPacksServeDirectories(t *testing.T) {
+	s, vs := newStore(t)
+	ctx := context.Background()
+	read := func(dir string) map[string]int {
+		t.Helper()
+		c := &countingFetcher{Fetcher: layout.NewDir(dir), n: map[string]int{}}
+		o, err := store.NewObjects(layout.NewSource(c, layout.SourceOptions{Refetches: true, Log: quietLog()}), 1<<20, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := backend.OpenRoot(ctx, o, store.Ref{Name: "t", Version: "1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 40 {
+			p := fmt.Sprintf("many/f%02d", i)
+			if got, err := v.FS().ReadFile(p); err != nil || !bytes.Equal(got, vs[0][p]) {
+				t.Fatalf("%s: %q, %v", p, got, err)
+			}
+		}
+		return c.n
+	}
+	packed := t.TempDir()
+	if _, err := push.Run(ctx, s.Objects, layout.NewDir(packed), roots(t, s), push.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := read(packed); n["pack"] != 1 || n["chunk"] != 0 {
+		t.Errorf("with packs: %v fetches, want one pack and no chunk", n)
+	}
+	plain := t.TempDir()
+	if _, err := push.Run(ctx, s.Objects, layout.NewDir(plain), roots(t, s), push.Options{NoPacks: true}); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(plain, "objects", "pack", "*", "*")); len(m) != 0 {
+		t.Errorf("--no-packs pushed %d packs", len(m))
+	}
+	if n := read(plain); n["pack"] != 1 || n["chunk"] != 40 {
+		t.Errorf("without packs: %v fetches, want one pack asked for and 40 chunks", n)
+	}
+
+	// Damage: the pack's member for many/f03 holds other bytes.
+	m, _ := filepath.Glob(filepath.Join(packed, "objects", "pack", "*", "*"))
+	want := hash.Sum(vs[0]["many/f03"])
+	damaged := 0
+	for _, f := range m {
+		b, _ := os.ReadFile(f)
+		k, h, _ := layout.ParseKey(strings.TrimPrefix(f, packed+"/"))
+		o, err := layout.Decode(b, k, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range o.Pack {
+			if o.Pack[i].Hash == want {
+				o.Pack[i].Frame = store.Frame{Size: len(vs[0]["many/f04"]), Data: vs[0]["many/f04"]}
+				damaged++
+			}
+		}
+		os.Chmod(f, 0o644)
+		if err := os.WriteFile(f, layout.EncodePack(h, o.Pack), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if damaged != 2 { // t@1's and t@2's listings of many/
+		t.Fatalf("many/f03 is in %d packs", damaged)
+	}
+	if n := read(packed); n["chunk"] != 1 {
+		t.Errorf("damaged pack: %v fetches, want the one damaged chunk fetched on its own", n)
+	}
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }

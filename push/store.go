@@ -123,6 +123,9 @@ func (t *StoreTarget) UpdateIndex(ctx context.Context, update func(old []byte) (
 // without its subtree.
 func (t *StoreTarget) WholeListings() bool { return true }
 
+// Packs tells Run that a store file takes no packs.
+func (t *StoreTarget) Packs() bool { return false }
+
 // Added returns the roots the last UpdateIndex added.
 func (t *StoreTarget) Added() []store.Root { return t.added }
 

@@ -32,6 +32,11 @@ func sampleObjects() [][]byte {
 		EncodeListing(h, []byte{0, 1, 2}),
 		EncodeChunkList(h, store.FileRecord{Size: 1 << 20, List: tree.EncodeChunkList([]tree.ChunkRef{{Hash: ref1, Size: 1 << 20}})}),
 		EncodeDict(h, []byte("dictionary bytes")),
+		EncodePack(h, []Object{
+			{Kind: Chunk, Hash: ref1, Frame: store.Frame{Size: 2, Codec: chunk.Raw, Data: []byte("r1")}},
+			{Kind: Chunk, Hash: ref2, Frame: store.Frame{Size: 1000, Codec: chunk.Zstd, Dict: dict, Data: []byte{1, 2, 3}}},
+		}),
+		EncodePack(h, nil),
 	}
 }
 
@@ -49,10 +54,10 @@ func TestObjectRoundTrip(t *testing.T) {
 		if _, err := Decode(b, k, hash.Sum([]byte("other"))); !errors.Is(err, store.ErrCorrupt) {
 			t.Errorf("object %d under another address: %v", i, err)
 		}
-		if _, err := Decode(b, k%4+1, h); !errors.Is(err, store.ErrCorrupt) {
+		if _, err := Decode(b, k%5+1, h); !errors.Is(err, store.ErrCorrupt) {
 			t.Errorf("object %d as another kind: %v", i, err)
 		}
-		if _, err := Decode(b[:headerSize+1], k, h); k != Listing && k != Dict && !errors.Is(err, store.ErrCorrupt) {
+		if _, err := Decode(b[:headerSize+1], k, h); k != Listing && k != Dict && len(b) > headerSize+1 && !errors.Is(err, store.ErrCorrupt) {
 			t.Errorf("object %d cut after its header: %v", i, err)
 		}
 	}
@@ -67,6 +72,8 @@ func encode(o Object) []byte {
 		return EncodeListing(o.Hash, o.Record)
 	case ChunkList:
 		return EncodeChunkList(o.Hash, o.File)
+	case Pack:
+		return EncodePack(o.Hash, o.Pack)
 	}
 	return EncodeDict(o.Hash, o.Data)
 }
@@ -106,7 +113,7 @@ func TestDecodeRefusesBadHeaders(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	h := hash.Sum([]byte("x"))
-	for k := Chunk; k <= Dict; k++ {
+	for k := Chunk; k <= Pack; k++ {
 		key := Key(k, h)
 		if !strings.HasPrefix(key, "objects/"+k.String()+"/"+h.String()[7:9]+"/") {
 			t.Errorf("key %s", key)
@@ -220,7 +227,7 @@ func FuzzDecodeObject(f *testing.F) {
 	}
 	h := hash.Sum([]byte("content"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for k := Chunk; k <= Dict; k++ {
+		for k := Chunk; k <= Pack; k++ {
 			o, err := Decode(b, k, h)
 			if err != nil {
 				if !errors.Is(err, store.ErrCorrupt) {

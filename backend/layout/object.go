@@ -9,6 +9,8 @@
 //	objects/dir/ab/cdef…     a directory listing record (Kind Listing)
 //	objects/list/ab/cdef…    a multi-chunk file's chunk list (Kind ChunkList)
 //	objects/dict/ab/cdef…    a trained zstd dictionary (Kind Dict)
+//	objects/pack/ab/cdef…    the chunks of a listing's small files (Kind Pack;
+//	                         named by the listing's address, see BuildPack)
 //
 // where abcdef… is the hex SHA-256 digest of the uncompressed content (of
 // the file, for a chunk list; a one-chunk file has no list object: it is
@@ -31,7 +33,8 @@
 //	base, payload);
 //
 // list:   uvarint file size, then the sealed chunk-list encoding;
-// dict:   the dictionary's bytes.
+// dict:   the dictionary's bytes;
+// pack:   chunk objects (see BuildPack).
 //
 // The header is not trusted: readers verify content against its address
 // above the store.Source seam (store.Objects), and Decode refuses any
@@ -61,9 +64,10 @@ const (
 	Listing   Kind = 2 // a directory listing record
 	ChunkList Kind = 3 // a multi-chunk file's chunk list
 	Dict      Kind = 4 // a trained dictionary
+	Pack      Kind = 5 // a listing's small files' chunks
 )
 
-var kindDirs = map[Kind]string{Chunk: "chunk", Listing: "dir", ChunkList: "list", Dict: "dict"}
+var kindDirs = map[Kind]string{Chunk: "chunk", Listing: "dir", ChunkList: "list", Dict: "dict", Pack: "pack"}
 
 // String names the kind as its objects' directory does.
 func (k Kind) String() string {
@@ -133,6 +137,7 @@ type Object struct {
 	Record []byte           // Listing: the record as the store keeps it
 	File   store.FileRecord // ChunkList
 	Data   []byte           // Dict
+	Pack   []Object         // Pack: its member chunks
 }
 
 func header(k Kind, h hash.Hash, extra int) []byte {
@@ -225,6 +230,8 @@ func Decode(b []byte, k Kind, h hash.Hash) (Object, error) {
 			r.fail("empty dictionary")
 		}
 		o.Data = r.b
+	case Pack:
+		o.Pack = decodePack(&r)
 	default:
 		r.fail("unknown kind")
 	}

@@ -1,6 +1,7 @@
 package layout
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -13,6 +14,7 @@ import (
 	"github.com/spraydryfs/spraydryfs/backend/hash"
 	"github.com/spraydryfs/spraydryfs/backend/lru"
 	"github.com/spraydryfs/spraydryfs/backend/store"
+	"github.com/spraydryfs/spraydryfs/backend/tree"
 )
 
 // Source reads a layout through a Fetcher: a store.Source, so that
@@ -39,6 +41,10 @@ type Source struct {
 	// one chunk, for the Frame call that follows.
 	frames *lru.Cache[hash.Hash, store.Frame]
 	pre    *prefetcher // nil unless Prefetch was called
+	// packed holds the listings whose pack was asked for (a byte budget:
+	// expandedMemory), fetched or found missing: each is asked for once
+	// while remembered.
+	packed *lru.Cache[hash.Hash, struct{}]
 
 	// flying joins concurrent fetches of one object (delta references
 	// are read by every dependant that misses the cache, and read-ahead
@@ -87,7 +93,8 @@ func NewSource(f Fetcher, opt SourceOptions) *Source {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	return &Source{f: f, opt: opt, frames: lru.New[hash.Hash, store.Frame](frameCache)}
+	return &Source{f: f, opt: opt, frames: lru.New[hash.Hash, store.Frame](frameCache),
+		packed: lru.New[hash.Hash, struct{}](expandedMemory)}
 }
 
 // Refetches implements store.Refetcher.
@@ -274,6 +281,9 @@ func (s *Source) Listing(ctx context.Context, h hash.Hash) ([]byte, error) {
 // list object, so the chunk is asked for first and kept for the Frame
 // call that follows; only a missing chunk means a list.
 func (s *Source) ChunkList(ctx context.Context, h hash.Hash) (store.FileRecord, error) {
+	if f, ok := s.frames.Get(h); ok && !store.IsRefetch(ctx) {
+		return store.FileRecord{Size: int64(f.Size)}, nil // from a pack, or probed before
+	}
 	if k, ok := s.f.(Keeper); ok && k.Holds(Key(ChunkList, h)) {
 		// A kept list means a multi-chunk file: no probe for a chunk.
 		o, err := s.object(ctx, ChunkList, h)
@@ -305,6 +315,41 @@ func (s *Source) Frame(ctx context.Context, h hash.Hash) (store.Frame, error) {
 		s.frames.Put(h, o.Frame, int64(len(o.Frame.Data))+128)
 	}
 	return o.Frame, err
+}
+
+// Opening implements store.Packer: the first file opened in a listing
+// that has a pack, unless a local cache holds it (a warm cache needs no
+// pack), has the pack fetched, and its chunks wait for the reads that
+// follow. A pack that is missing (a layout pushed without packs) or
+// fails is not asked for again while remembered; the files are then
+// fetched one by one.
+func (s *Source) Opening(ctx context.Context, dir hash.Hash, d *tree.Dir, file hash.Hash) {
+	if _, ok := s.packed.Get(dir); ok {
+		return
+	}
+	if !HasPack(d) {
+		s.packed.Put(dir, struct{}{}, 64)
+		return
+	}
+	if k, ok := s.f.(Keeper); ok && k.Holds(Key(Chunk, file)) {
+		return
+	}
+	o, err := s.object(ctx, Pack, dir)
+	if err != nil && ctx.Err() != nil {
+		return // the caller's, not the pack's: ask again at the next open
+	}
+	s.packed.Put(dir, struct{}{}, 64)
+	if err != nil {
+		if !IsNotFound(err) {
+			s.opt.Log.Debug("pack not used", "listing", dir.String(), "err", err)
+		}
+		return
+	}
+	for _, m := range o.Pack {
+		f := m.Frame
+		f.Data = bytes.Clone(f.Data) // not the whole pack, kept by one member
+		s.frames.Put(m.Hash, f, int64(len(f.Data))+128)
+	}
 }
 
 // Dict implements store.Source.

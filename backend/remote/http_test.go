@@ -33,6 +33,12 @@ var files = map[string][]byte{
 // published pushes files as t@1 into a layout directory.
 func published(t *testing.T, files map[string][]byte) string {
 	t.Helper()
+	return publishedWith(t, files, push.Options{})
+}
+
+// publishedWith is published with push options opt.
+func publishedWith(t *testing.T, files map[string][]byte, opt push.Options) string {
+	t.Helper()
 	ctx := context.Background()
 	src := t.TempDir()
 	for p, b := range files {
@@ -49,7 +55,7 @@ func published(t *testing.T, files map[string][]byte) string {
 	}
 	roots, _ := s.Roots(ctx)
 	dir := t.TempDir()
-	if _, err := push.Run(ctx, s.Objects, layout.NewDir(dir), roots, push.Options{}); err != nil {
+	if _, err := push.Run(ctx, s.Objects, layout.NewDir(dir), roots, opt); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -110,7 +116,12 @@ func start(t *testing.T) (*server, *store.Objects, *remote.HTTP) {
 // startWith serves files over HTTP, with the Source reading ahead if
 // prefetch.
 func startWith(t *testing.T, files map[string][]byte, prefetch bool) (*server, *store.Objects, *remote.HTTP) {
-	srv := &server{dir: published(t, files), hits: map[string]int{}, conns: map[string]bool{}}
+	return startDir(t, published(t, files), prefetch)
+}
+
+// startDir is startWith for a published layout directory.
+func startDir(t *testing.T, dir string, prefetch bool) (*server, *store.Objects, *remote.HTTP) {
+	srv := &server{dir: dir, hits: map[string]int{}, conns: map[string]bool{}}
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	f, err := remote.NewHTTP(ts.URL+"/pub", remote.Options{Timeout: 500 * time.Millisecond, Backoff: 10 * time.Millisecond,
@@ -322,16 +333,47 @@ func (s *server) count(path string) int {
 	return s.hits[path]
 }
 
-// TestPrefetch: listing a directory fetches its subdirectories' listings
-// in the background, and opening a file fetches the next files of its
-// directory; reading them then asks the server for nothing more.
-func TestPrefetch(t *testing.T) {
+// manyFiles is a directory of 30 small files and a subdirectory.
+func manyFiles() map[string][]byte {
 	many := map[string][]byte{}
 	for i := range 30 {
 		many[fmt.Sprintf("d/f%02d", i)] = []byte(fmt.Sprintf("small file %d", i))
 	}
 	many["d/sub/x"], many["e/y"] = []byte("x"), []byte("y")
+	return many
+}
+
+// TestPackOverHTTP: opening a directory's first file fetches its pack,
+// once, and its other files then ask the server for nothing.
+func TestPackOverHTTP(t *testing.T) {
+	many := manyFiles()
 	srv, o, _ := startWith(t, many, true)
+	v := view(t, o)
+	d, err := v.Walk(context.Background(), "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		p := fmt.Sprintf("d/f%02d", i)
+		if b, err := v.FS().ReadFile(p); err != nil || !bytes.Equal(b, many[p]) {
+			t.Fatalf("%s: %q, %v", p, b, err)
+		}
+		if n := srv.count("/pub/" + chunkKey(t, many[p])); n != 0 {
+			t.Errorf("%s's chunk fetched %d times", p, n)
+		}
+	}
+	if n := srv.count("/pub/" + layout.Key(layout.Pack, d.Hash)); n != 1 {
+		t.Errorf("d's pack fetched %d times", n)
+	}
+}
+
+// TestPrefetch: listing a directory fetches its subdirectories' listings
+// in the background, and opening a file fetches the next files of its
+// directory (a layout without packs); reading them then asks the server
+// for nothing more.
+func TestPrefetch(t *testing.T) {
+	many := manyFiles()
+	srv, o, _ := startDir(t, publishedWith(t, many, push.Options{NoPacks: true}), true)
 	v := view(t, o)
 	ctx := context.Background()
 	d, err := v.Walk(ctx, "d")

@@ -313,6 +313,21 @@ func decodeFile(h hash.Hash, rec FileRecord) (*File, error) {
 	return f, nil
 }
 
+// Opening tells a Packer source that file, an entry of listing dir, is
+// being opened, unless its content or dir's listing is not in the cache.
+func (o *Objects) Opening(ctx context.Context, dir, file hash.Hash) {
+	p, ok := o.src.(Packer)
+	if !ok {
+		return
+	}
+	if _, cached := o.chunks.Get(file); cached {
+		return
+	}
+	if d, ok := o.dirs.Get(dir); ok {
+		p.Opening(ctx, dir, d, file)
+	}
+}
+
 // CachedDir returns listing h if it is in the cache, without loading it.
 func (o *Objects) CachedDir(h hash.Hash) (*tree.Dir, bool) { return o.dirs.Get(h) }
 

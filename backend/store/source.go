@@ -5,6 +5,7 @@ import (
 
 	"github.com/spraydryfs/spraydryfs/backend/chunk"
 	"github.com/spraydryfs/spraydryfs/backend/hash"
+	"github.com/spraydryfs/spraydryfs/backend/tree"
 )
 
 // Source is the read seam between the file-system view and where objects
@@ -74,6 +75,14 @@ type Parallel interface {
 type DirWatcher interface {
 	// UsedDir: listing h was handed to a reader.
 	UsedDir(ctx context.Context, h hash.Hash)
+}
+
+// Packer is implemented by sources that can fetch a directory's small
+// files in one request (a published layout's packs): Objects tells it of
+// each file being opened whose content is not in its cache.
+type Packer interface {
+	// Opening: file, an entry of listing dir (d, decoded), is being opened.
+	Opening(ctx context.Context, dir hash.Hash, d *tree.Dir, file hash.Hash)
 }
 
 // Keeper is implemented by sources that keep what passed verification,

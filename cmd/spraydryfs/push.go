@@ -21,6 +21,7 @@ func newPushCommand(g *globals) *cobra.Command {
 		workers  int
 		sign     string
 		takeOver bool
+		noPacks  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "push DEST [NAME[@VERSION]...]",
@@ -43,6 +44,13 @@ again if another push replaced it first) and written last, after
 everything it names is stored: a push that is interrupted or killed
 publishes nothing new, and running it again sends only what is still
 missing. A NAME@VERSION already published with other content is refused.
+
+Each directory with two or more small files (up to 64 KiB, stored as one
+chunk) also gets a pack: its files' chunks in one object of up to 2 MiB,
+named by the listing, so that a cold reader of the directory makes one
+request where it would make one per file. Packs repeat bytes stored on
+their own too; --no-packs leaves them out (a smaller layout, slower cold
+reads of small files).
 
 S3 takes the SDK's standard settings: AWS_ENDPOINT_URL (an S3-compatible
 server; requests are then path-style), AWS_ACCESS_KEY_ID and
@@ -71,7 +79,7 @@ than drop its signature. --take-over does either deliberately.`,
 			if err != nil {
 				return err
 			}
-			opt := push.Options{Workers: workers, Trust: g.trust, TakeOver: takeOver}
+			opt := push.Options{Workers: workers, Trust: g.trust, TakeOver: takeOver, NoPacks: noPacks}
 			if sign != "" {
 				if opt.Sign, err = loadSecretKey(sign); err != nil {
 					return usageError{err}
@@ -103,6 +111,7 @@ than drop its signature. --take-over does either deliberately.`,
 	}
 	cmd.Flags().IntVarP(&workers, "jobs", "j", 4, "objects copied in parallel (measured here: 4 beats 8 into a local directory)")
 	cmd.Flags().StringVar(&sign, "sign", "", "sign the index with the secret key in `KEYFILE` (made by 'spraydryfs keygen')")
+	cmd.Flags().BoolVar(&noPacks, "no-packs", false, "send no packs of directories' small files (one request per small file for a cold reader)")
 	cmd.Flags().BoolVar(&takeOver, "take-over", false, "replace an index that --sign (or its absence) would refuse: sign an unsigned or foreign-signed one, or unsign a signed one")
 	return cmd
 }

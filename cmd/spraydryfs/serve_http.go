@@ -146,5 +146,5 @@ func (r layoutRoots) handler(ctx context.Context, s *readStore, auth *webdav.Htp
 	if auth != nil {
 		opt.Auth = auth
 	}
-	return httplayout.New(s.Source(), opt), nil
+	return httplayout.New(s.Objects, opt), nil
 }

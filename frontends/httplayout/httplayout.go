@@ -49,8 +49,9 @@ type Options struct {
 	Sign ed25519.PrivateKey
 }
 
-// Handler serves the layout of a Source.
+// Handler serves the layout of a store.
 type Handler struct {
+	o   *store.Objects // decodes listings, for packs
 	src store.Source
 	opt Options
 
@@ -60,13 +61,13 @@ type Handler struct {
 	published time.Time // when it was signed
 }
 
-// New returns the handler serving src's layout.
-func New(src store.Source, opt Options) *Handler {
+// New returns the handler serving the layout of o's source.
+func New(o *store.Objects, opt Options) *Handler {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
 	opt.Report = report.Or(opt.Report)
-	return &Handler{src: src, opt: opt}
+	return &Handler{o: o, src: o.Source(), opt: opt}
 }
 
 // Cache-Control values.
@@ -151,9 +152,18 @@ func (h *Handler) object(r *http.Request, kind layout.Kind, addr [33]byte) ([]by
 			err = store.ErrNotFound
 		}
 		return layout.EncodeChunkList(addr, f), err
-	default:
+	case layout.Dict:
 		d, err := h.src.Dict(ctx, addr)
 		return layout.EncodeDict(addr, d), err
+	default:
+		d, err := h.o.Dir(ctx, addr)
+		if err == nil && !layout.HasPack(d) {
+			err = store.ErrNotFound
+		}
+		if err != nil {
+			return nil, err
+		}
+		return layout.BuildPack(ctx, addr, d, h.src.Frame)
 	}
 }
 

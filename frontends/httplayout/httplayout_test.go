@@ -35,6 +35,7 @@ func newStore(t *testing.T) *store.Store {
 	for i, extra := range []string{"one", "two"} {
 		src := t.TempDir()
 		os.WriteFile(filepath.Join(src, "a.txt"), []byte("same in both"), 0o644)
+		os.WriteFile(filepath.Join(src, "b.txt"), []byte("b in "+extra), 0o644) // the top has a pack
 		os.WriteFile(filepath.Join(src, "big"), bytes.Repeat([]byte(extra+" chunks of text, "), 30000), 0o644)
 		os.MkdirAll(filepath.Join(src, "d"), 0o755)
 		os.WriteFile(filepath.Join(src, "d", extra), []byte(extra), 0o644)
@@ -69,7 +70,7 @@ func TestSameBytesAsPush(t *testing.T) {
 	if _, err := push.Run(ctx, s.Objects, layout.NewDir(dir), roots, push.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	c := &counter{hits: map[string]int{}, next: httplayout.New(s, httplayout.Options{Log: slog.New(slog.DiscardHandler)})}
+	c := &counter{hits: map[string]int{}, next: httplayout.New(s.Objects, httplayout.Options{Log: slog.New(slog.DiscardHandler)})}
 	ts := httptest.NewServer(c)
 	defer ts.Close()
 	n := 0
@@ -97,6 +98,16 @@ func TestSameBytesAsPush(t *testing.T) {
 	})
 	if n < 10 {
 		t.Fatalf("only %d files compared", n)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "*", "*")); len(m) != 2 {
+		t.Errorf("%d packs pushed, want the two tops'", len(m))
+	}
+	// A listing without a pack (d holds one file) has none to serve.
+	r2, _ := s.Root(ctx, "t", "2")
+	top, _ := s.Dir(ctx, r2.Top.Hash)
+	sub, _ := top.Lookup("d")
+	if resp := do(t, "GET", ts.URL+"/"+layout.Key(layout.Pack, sub.Hash)); resp.StatusCode != 404 {
+		t.Errorf("pack of a listing without one: %s", resp.Status)
 	}
 
 	// A reader over HTTP.
@@ -134,7 +145,7 @@ func do(t *testing.T, method, url string, hdr ...string) *http.Response {
 func TestMethodsAndRevalidation(t *testing.T) {
 	s := newStore(t)
 	ref, _ := store.ParseRef("t@2", false)
-	ts := httptest.NewServer(httplayout.New(s, httplayout.Options{Roots: []store.Ref{ref}, Log: slog.New(slog.DiscardHandler)}))
+	ts := httptest.NewServer(httplayout.New(s.Objects, httplayout.Options{Roots: []store.Ref{ref}, Log: slog.New(slog.DiscardHandler)}))
 	defer ts.Close()
 	for _, m := range []string{"PUT", "DELETE", "POST", "PROPFIND"} {
 		if r := do(t, m, ts.URL+"/index.json"); r.StatusCode != 405 || r.Header.Get("Allow") != "GET, HEAD" {
@@ -187,7 +198,7 @@ func TestSignedIndex(t *testing.T) {
 	key, _ := layout.GenerateKey()
 	other, _ := layout.GenerateKey()
 	pub := key.Public().(ed25519.PublicKey)
-	ts := httptest.NewServer(httplayout.New(s, httplayout.Options{Sign: key, Log: slog.New(slog.DiscardHandler)}))
+	ts := httptest.NewServer(httplayout.New(s.Objects, httplayout.Options{Sign: key, Log: slog.New(slog.DiscardHandler)}))
 	defer ts.Close()
 	get := func() ([]byte, string) {
 		t.Helper()

@@ -1,0 +1,146 @@
+package layout
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/spraydryfs/spraydryfs/backend/hash"
+	"github.com/spraydryfs/spraydryfs/backend/store"
+	"github.com/spraydryfs/spraydryfs/backend/tree"
+)
+
+// A pack holds, in one object, the chunks of a directory's small files,
+// so that a cold walk that reads them (tar, cp -r, rsync) makes one
+// request per directory instead of one per file. It is named by the
+// listing's address (objects/pack/…), which the reader has in hand when
+// it opens the directory's first file: no index is needed. Its members
+// are chunk objects, each still verified against its own address when
+// it is used; every member is also published on its own, so a pack is
+// only ever a shortcut.
+//
+//	header (kind Pack, the listing's address) | uvarint count |
+//	per member: uvarint length, a chunk object
+//
+// The members are the chunks of the listing's packable files in listing
+// order, each followed by the references its frame needs that the pack
+// does not hold yet, until PackMax bytes.
+const (
+	// PackFileMax bounds the size of a file a pack holds.
+	PackFileMax = 64 << 10
+	// PackMax bounds a pack's encoded size.
+	PackMax = 2 << 20
+)
+
+// packable reports whether e, an entry of listing d, is a file a pack
+// holds: stored as one chunk (which only a sealed listing says) and small.
+func packable(d *tree.Dir, e *tree.Entry) bool {
+	return !d.Unsealed && e.Type == tree.TypeFile && e.List.IsZero() && e.Size > 0 && e.Size <= PackFileMax
+}
+
+// HasPack reports whether listing d is published with a pack: it has two
+// packable files or more.
+func HasPack(d *tree.Dir) bool {
+	n := 0
+	for i := range d.Entries {
+		if packable(d, &d.Entries[i]) {
+			if n++; n == 2 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// BuildPack returns the pack of listing d, address h, with the frames
+// frame gives (which must have verified them).
+func BuildPack(ctx context.Context, h hash.Hash, d *tree.Dir, frame func(context.Context, hash.Hash) (store.Frame, error)) ([]byte, error) {
+	var members []Object
+	size := headerSize + binary.MaxVarintLen64
+	in := map[hash.Hash]bool{}
+	// add adds chunk c and the references it needs; it reports false once
+	// the pack is full.
+	var add func(c hash.Hash) (bool, error)
+	add = func(c hash.Hash) (bool, error) {
+		if in[c] {
+			return true, nil
+		}
+		f, err := frame(ctx, c)
+		if err != nil {
+			return false, fmt.Errorf("pack %s: chunk %s: %w", h, c, err)
+		}
+		n := len(EncodeChunk(c, f)) + binary.MaxVarintLen64
+		if size+n > PackMax {
+			return false, nil
+		}
+		in[c] = true
+		members = append(members, Object{Kind: Chunk, Hash: c, Frame: f})
+		size += n
+		for _, r := range f.Refs {
+			if ok, err := add(r); !ok || err != nil {
+				return ok, err
+			}
+		}
+		return true, nil
+	}
+	for i := range d.Entries {
+		e := &d.Entries[i]
+		if !packable(d, e) {
+			continue
+		}
+		if ok, err := add(e.Hash); err != nil {
+			return nil, err
+		} else if !ok {
+			break
+		}
+	}
+	return EncodePack(h, members), nil
+}
+
+// EncodePack returns the pack of listing h holding the chunk objects
+// members.
+func EncodePack(h hash.Hash, members []Object) []byte {
+	b := header(Pack, h, 16+len(members)*64)
+	b = binary.AppendUvarint(b, uint64(len(members)))
+	for _, m := range members {
+		c := EncodeChunk(m.Hash, m.Frame)
+		b = binary.AppendUvarint(b, uint64(len(c)))
+		b = append(b, c...)
+	}
+	return b
+}
+
+// decodePack parses a pack's body into its member chunks.
+func decodePack(r *reader) []Object {
+	n := r.uvarint("member count")
+	if r.err == nil && n > uint64(len(r.b)/headerSize) {
+		r.fail("%d members", n)
+	}
+	var out []Object
+	for i := uint64(0); r.err == nil && i < n; i++ {
+		l := r.uvarint("member length")
+		if r.err == nil && (l < uint64(headerSize) || l > uint64(len(r.b))) {
+			r.fail("member of %d bytes", l)
+		}
+		if r.err != nil {
+			break
+		}
+		b := r.b[:l]
+		r.b = r.b[l:]
+		addr, err := hash.FromBytes(b[6:headerSize])
+		if err != nil {
+			r.fail("member names no address")
+			break
+		}
+		o, err := Decode(b, Chunk, addr)
+		if err != nil {
+			r.err = err
+			break
+		}
+		out = append(out, o)
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("trailing bytes after the members")
+	}
+	return out
+}
