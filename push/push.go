@@ -133,7 +133,7 @@ type discard struct{}
 func (discard) Has(context.Context, string) (bool, error)                       { return false, nil }
 func (discard) Put(context.Context, string, []byte) error                       { return nil }
 func (discard) UpdateIndex(context.Context, func([]byte) ([]byte, error)) error { return nil }
-func (discard) Packs() bool                                                     { return false }
+func (discard) Published() bool                                                 { return false }
 
 type object struct {
 	kind layout.Kind
@@ -149,7 +149,12 @@ type pusher struct {
 	o   *store.Objects
 	src store.Source
 	t   layout.Target
-	// noPacks: the options or the target (a store file) want no packs.
+	// published: the target is a layout, which readers fetch object by
+	// object (not a store file): it takes packs, and listings whole, so
+	// that a cold reader makes one request per listing, not one per step
+	// of its delta chain.
+	published bool
+	// noPacks: the options or the target want no packs.
 	noPacks bool
 
 	mu     sync.Mutex
@@ -174,8 +179,9 @@ func copyAll(ctx context.Context, o *store.Objects, t layout.Target, roots []sto
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	w, ok := t.(interface{ Packs() bool })
-	p := &pusher{o: o, src: o.Source(), t: t, noPacks: opt.NoPacks || ok && !w.Packs(), walked: map[object]struct{}{}, copies: map[object]*copying{}, jobs: make(chan object, 256)}
+	w, ok := t.(interface{ Published() bool })
+	published := !ok || w.Published()
+	p := &pusher{o: o, src: o.Source(), t: t, published: published, noPacks: opt.NoPacks || !published, walked: map[object]struct{}{}, copies: map[object]*copying{}, jobs: make(chan object, 256)}
 	fail := func(err error) {
 		if err != nil {
 			cancel(err)
@@ -196,8 +202,8 @@ func copyAll(ctx context.Context, o *store.Objects, t layout.Target, roots []sto
 	stopProgress := p.progress(opt.Progress, len(roots))
 	go func() {
 		defer close(p.jobs)
-		for _, r := range roots {
-			if err := p.walkDir(ctx, r.Top.Hash); err != nil {
+		for _, r := range newestFirst(roots) {
+			if err := p.walkDir(ctx, r.Top.Hash, r.newest && !p.noPacks); err != nil {
 				fail(fmt.Errorf("root %s: %w", r.ID(), err))
 				return
 			}
@@ -329,8 +335,36 @@ func (p *pusher) send(ctx context.Context, x object) error {
 	}
 }
 
-// walkDir hands listing h and everything under it to the workers.
-func (p *pusher) walkDir(ctx context.Context, h hash.Hash) error {
+// rootWalk is a root to walk, and whether it is the newest of its name
+// that this push sends.
+type rootWalk struct {
+	store.Root
+	newest bool
+}
+
+// newestFirst orders the roots to walk: the newest of each name first, so
+// that the listings they share with older versions are walked from them.
+func newestFirst(roots []store.Root) []rootWalk {
+	newest := map[string]int{}
+	for i, r := range roots {
+		if j, ok := newest[r.Name]; !ok || r.Created.After(roots[j].Created) {
+			newest[r.Name] = i
+		}
+	}
+	var first, rest []rootWalk
+	for i, r := range roots {
+		if newest[r.Name] == i {
+			first = append(first, rootWalk{r, true})
+		} else {
+			rest = append(rest, rootWalk{r, false})
+		}
+	}
+	return append(first, rest...)
+}
+
+// walkDir hands listing h and everything under it to the workers, with
+// a pack for each listing that has one if packs is set.
+func (p *pusher) walkDir(ctx context.Context, h hash.Hash, packs bool) error {
 	if !p.enter(object{layout.Listing, h}) {
 		return nil
 	}
@@ -343,7 +377,7 @@ func (p *pusher) walkDir(ctx context.Context, h hash.Hash) error {
 			return err
 		}
 	}
-	if !p.noPacks && layout.HasPack(d) && p.queue(object{layout.Pack, h}) {
+	if packs && layout.HasPack(d) && p.queue(object{layout.Pack, h}) {
 		if err := p.send(ctx, object{layout.Pack, h}); err != nil {
 			return err
 		}
@@ -352,7 +386,7 @@ func (p *pusher) walkDir(ctx context.Context, h hash.Hash) error {
 		e := &d.Entries[i]
 		switch {
 		case e.Type == tree.TypeDir:
-			err = p.walkDir(ctx, e.Hash)
+			err = p.walkDir(ctx, e.Hash, packs)
 		case e.Type == tree.TypeFile:
 			err = p.walkFile(ctx, store.ListedEntry(d, e))
 		}
@@ -444,7 +478,7 @@ func (p *pusher) listing(ctx context.Context, h hash.Hash) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("directory %s: %w", h, err)
 	}
-	if !base.IsZero() && p.wholeListings() && !p.entered(object{layout.Listing, base}) {
+	if !base.IsZero() && (p.published || p.wholeListings() && !p.entered(object{layout.Listing, base})) {
 		enc, err := d.Encode()
 		if err != nil {
 			return nil, fmt.Errorf("directory %s: %w", h, err)

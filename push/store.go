@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/spraydryfs/spraydryfs/backend/hash"
 	"github.com/spraydryfs/spraydryfs/backend/layout"
 	"github.com/spraydryfs/spraydryfs/backend/store"
 )
@@ -34,11 +35,24 @@ var storeKinds = map[layout.Kind]store.ObjectKind{
 
 // Has implements layout.Target.
 func (t *StoreTarget) Has(ctx context.Context, key string) (bool, error) {
-	k, h, err := layout.ParseKey(key)
+	k, h, err := storeKey(key)
 	if err != nil {
 		return false, err
 	}
-	return t.s.Has(ctx, storeKinds[k], h)
+	return t.s.Has(ctx, k, h)
+}
+
+// storeKey parses key, which must name a kind of object a store holds.
+func storeKey(key string) (store.ObjectKind, hash.Hash, error) {
+	k, h, err := layout.ParseKey(key)
+	if err != nil {
+		return 0, h, err
+	}
+	sk, ok := storeKinds[k]
+	if !ok {
+		return 0, h, fmt.Errorf("%s: a store file holds no %s objects", key, k)
+	}
+	return sk, h, nil
 }
 
 func (t *StoreTarget) writer() (*store.Writer, error) {
@@ -56,10 +70,10 @@ func (t *StoreTarget) writer() (*store.Writer, error) {
 
 // Put implements layout.Target.
 func (t *StoreTarget) Put(_ context.Context, key string, data []byte) error {
-	k, h, err := layout.ParseKey(key)
-	if err != nil {
+	if _, _, err := storeKey(key); err != nil {
 		return err
 	}
+	k, h, _ := layout.ParseKey(key)
 	o, err := layout.Decode(data, k, h)
 	if err != nil {
 		return err
@@ -75,9 +89,8 @@ func (t *StoreTarget) Put(_ context.Context, key string, data []byte) error {
 		return w.PutListing(h, o.Record)
 	case layout.ChunkList:
 		return w.PutFile(h, o.File.Size, o.File.List)
-	default:
-		return w.PutDict(h, o.Data)
 	}
+	return w.PutDict(h, o.Data)
 }
 
 // UpdateIndex implements layout.Target: the roots update adds to the
@@ -123,8 +136,9 @@ func (t *StoreTarget) UpdateIndex(ctx context.Context, update func(old []byte) (
 // without its subtree.
 func (t *StoreTarget) WholeListings() bool { return true }
 
-// Packs tells Run that a store file takes no packs.
-func (t *StoreTarget) Packs() bool { return false }
+// Published tells Run that a store file is no published layout: it takes
+// no packs, and listings as stored.
+func (t *StoreTarget) Published() bool { return false }
 
 // Added returns the roots the last UpdateIndex added.
 func (t *StoreTarget) Added() []store.Root { return t.added }

@@ -45,12 +45,14 @@ everything it names is stored: a push that is interrupted or killed
 publishes nothing new, and running it again sends only what is still
 missing. A NAME@VERSION already published with other content is refused.
 
-Each directory with two or more small files (up to 64 KiB, stored as one
-chunk) also gets a pack: its files' chunks in one object of up to 2 MiB,
+Listings are sent whole (one request each for a cold reader). In the
+newest version of each name sent, each directory with two or more small
+files (up to 64 KiB, stored as one chunk) also gets a pack: its files'
+chunks and the delta references they need, in one object of up to 2 MiB
 named by the listing, so that a cold reader of the directory makes one
-request where it would make one per file. Packs repeat bytes stored on
-their own too; --no-packs leaves them out (a smaller layout, slower cold
-reads of small files).
+request where it would make one per file and reference. Packs repeat
+bytes stored on their own too; --no-packs leaves them out (a smaller
+layout, slower cold reads of small files).
 
 S3 takes the SDK's standard settings: AWS_ENDPOINT_URL (an S3-compatible
 server; requests are then path-style), AWS_ACCESS_KEY_ID and

@@ -145,7 +145,22 @@ func (h *Handler) object(r *http.Request, kind layout.Kind, addr [33]byte) ([]by
 		return layout.EncodeChunk(addr, f), err
 	case layout.Listing:
 		rec, err := h.src.Listing(ctx, addr)
-		return layout.EncodeListing(addr, rec), err
+		if err != nil {
+			return nil, err
+		}
+		// Whole, as push publishes it: one request per listing.
+		if base, err := store.ListingBase(rec); err != nil || !base.IsZero() {
+			d, err := h.o.Dir(ctx, addr)
+			if err != nil {
+				return nil, err
+			}
+			enc, err := d.Encode()
+			if err != nil {
+				return nil, err
+			}
+			rec = store.PackListing(enc)
+		}
+		return layout.EncodeListing(addr, rec), nil
 	case layout.ChunkList:
 		f, err := h.src.ChunkList(ctx, addr)
 		if err == nil && f.List == nil { // a one-chunk file is its chunk
