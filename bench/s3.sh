@@ -24,7 +24,7 @@
 # x@v1..x@vN from this corpus (read only), else x@v1..x@vN ingested here.
 # Every push goes to a new prefix of one bucket, restic to a bucket of its
 # own (`restic -r s3:http://127.0.0.1:PORT/restic`, one `restic backup` per
-# version, in order). Cold = a fresh mount process (ours: no cache; restic:
+# version, in order). Cold = a fresh mount process (ours: an empty --cache-dir of its own; restic:
 # an empty --cache-dir) after `sync; echo 3 > /proc/sys/vm/drop_caches`.
 # Requests are counted from versitygw's request log (one line each).
 # Results: a table on stdout and $BENCH_OUT/s3-results.md.
@@ -247,10 +247,13 @@ measure local.cold "$MNT" "$READ_ALL"
 measure local.warm "$MNT" "$READ_ALL"
 
 log "mount -s $URL: x@v$NV"
-start_mount "$BIN" -s "$URL" mount "$MNT" "x@v$NV"
+# Each cold mount gets a cache directory of its own, empty: the default
+# one (under $XDG_CACHE_HOME) would hold what an earlier run fetched.
+rm -rf "$SOUT/cache-ls" "$SOUT/cache-cold"
+start_mount "$BIN" -s "$URL" mount --cache-dir "$SOUT/cache-ls" "$MNT" "x@v$NV"
 drop_caches
 measure s3.ls "$MNT" "$LS"
-start_mount "$BIN" -s "$URL" mount "$MNT" "x@v$NV"
+start_mount "$BIN" -s "$URL" mount --cache-dir "$SOUT/cache-cold" "$MNT" "x@v$NV"
 drop_caches
 measure s3.cold "$MNT" "$READ_ALL"
 measure s3.warm "$MNT" "$READ_ALL"
@@ -303,7 +306,7 @@ NOTES=(
 	"corpus: $CORPUS, $NV versions (${VERSIONS[0]} .. $LAST), $CORPUS_FILES files, $(calc '%.1f' 'b/1e6' "b=$CORPUS_BYTES") MB logical; store $STORE ($STORE_NOTE)"
 	"server: versitygw ${VGW_VERSION:-?} on loopback, posix backend, --keep-alive; bucket bytes: ours $(calc '%.1f' 'b/1e6' "b=$SD_BYTES") MB, restic $(calc '%.1f' 'b/1e6' "b=$RESTIC_BYTES") MB"
 	"restic $(restic version | awk '{ print $2 }'): one backup per version, in order; restic mount with an empty --cache-dir; read at tags/v$NV"
-	"$CACHE_NOTE; 'again' = the same command right after, same mount process (ours has no persistent cache yet: in-process caches and the page cache); read all = $READ_ALL ($SAME: ${V[s3.cold]} bytes)"
+	"$CACHE_NOTE; 'again' = the same command right after, same mount process (its cache directory, in-process caches and the page cache warm); read all = $READ_ALL ($SAME: ${V[s3.cold]} bytes)"
 	"requests: lines of versitygw's request log during the command"
 	"load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg); total run ${T_TOTAL} s"
 )

@@ -82,8 +82,9 @@ type SourceOptions struct {
 	Trust []ed25519.PublicKey
 }
 
-// frameCache bounds the frames kept between ChunkList and Frame.
-const frameCache = 8 << 20
+// frameCache bounds the frames kept between ChunkList and Frame, and
+// those of packs (up to PackMax each) until their files are read.
+const frameCache = 32 << 20
 
 // NewSource returns the Source over f.
 func NewSource(f Fetcher, opt SourceOptions) *Source {
@@ -320,8 +321,10 @@ func (s *Source) Frame(ctx context.Context, h hash.Hash) (store.Frame, error) {
 // Opening implements store.Packer: the first file opened in a listing
 // that has a pack, unless a local cache holds it (a warm cache needs no
 // pack), has the pack fetched, and its chunks wait for the reads that
-// follow. A pack that is missing (a layout pushed without packs) or
-// fails is not asked for again while remembered; the files are then
+// follow; the packs of its subdirectories are fetched in the background,
+// as a walk reads them next. A pack that is
+// missing (a layout pushed without packs, or an older version's listing)
+// or fails is not asked for again while remembered; the files are then
 // fetched one by one.
 func (s *Source) Opening(ctx context.Context, dir hash.Hash, d *tree.Dir, file hash.Hash) {
 	if _, ok := s.packed.Get(dir); ok {
@@ -334,22 +337,45 @@ func (s *Source) Opening(ctx context.Context, dir hash.Hash, d *tree.Dir, file h
 	if k, ok := s.f.(Keeper); ok && k.Holds(Key(Chunk, file)) {
 		return
 	}
+	if !s.loadPack(ctx, dir) || s.pre == nil {
+		return
+	}
+	for _, e := range d.Entries {
+		if e.Type != tree.TypeDir {
+			continue
+		}
+		if _, done := s.packed.Get(e.Hash); done {
+			continue
+		}
+		s.pre.run(func(ctx context.Context) {
+			// The listing, read ahead already or now, says if it has one.
+			if sub, err := s.pre.o.Dir(ctx, e.Hash); err == nil && HasPack(sub) {
+				s.loadPack(ctx, e.Hash)
+			}
+		})
+	}
+}
+
+// loadPack fetches listing dir's pack and keeps its chunks for the reads
+// that follow; it reports whether it found one.
+func (s *Source) loadPack(ctx context.Context, dir hash.Hash) bool {
 	o, err := s.object(ctx, Pack, dir)
 	if err != nil && ctx.Err() != nil {
-		return // the caller's, not the pack's: ask again at the next open
+		return false // the caller's, not the pack's: ask again at the next open
 	}
 	s.packed.Put(dir, struct{}{}, 64)
 	if err != nil {
 		if !IsNotFound(err) {
 			s.opt.Log.Debug("pack not used", "listing", dir.String(), "err", err)
 		}
-		return
+		return false
 	}
 	for _, m := range o.Pack {
 		f := m.Frame
 		f.Data = bytes.Clone(f.Data) // not the whole pack, kept by one member
 		s.frames.Put(m.Hash, f, int64(len(f.Data))+128)
 	}
+	return true
 }
 
 // Dict implements store.Source.

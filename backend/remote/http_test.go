@@ -339,17 +339,23 @@ func manyFiles() map[string][]byte {
 	for i := range 30 {
 		many[fmt.Sprintf("d/f%02d", i)] = []byte(fmt.Sprintf("small file %d", i))
 	}
-	many["d/sub/x"], many["e/y"] = []byte("x"), []byte("y")
+	many["d/sub/x"], many["d/sub/z"], many["e/y"] = []byte("x"), []byte("z"), []byte("y")
 	return many
 }
 
 // TestPackOverHTTP: opening a directory's first file fetches its pack,
-// once, and its other files then ask the server for nothing.
+// once, and its other files then ask the server for nothing; the packs
+// of its subdirectories are fetched ahead.
 func TestPackOverHTTP(t *testing.T) {
 	many := manyFiles()
 	srv, o, _ := startWith(t, many, true)
 	v := view(t, o)
-	d, err := v.Walk(context.Background(), "d")
+	ctx := context.Background()
+	d, err := v.Walk(ctx, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := v.Walk(ctx, "d/sub")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,6 +370,23 @@ func TestPackOverHTTP(t *testing.T) {
 	}
 	if n := srv.count("/pub/" + layout.Key(layout.Pack, d.Hash)); n != 1 {
 		t.Errorf("d's pack fetched %d times", n)
+	}
+	subPack := "/pub/" + layout.Key(layout.Pack, sub.Hash)
+	for deadline := time.Now().Add(5 * time.Second); srv.count(subPack) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("d/sub's pack was not fetched ahead")
+		}
+	}
+	for _, p := range []string{"d/sub/x", "d/sub/z"} {
+		if b, err := v.FS().ReadFile(p); err != nil || !bytes.Equal(b, many[p]) {
+			t.Fatalf("%s: %q, %v", p, b, err)
+		}
+		if n := srv.count("/pub/" + chunkKey(t, many[p])); n != 0 {
+			t.Errorf("%s's chunk fetched %d times", p, n)
+		}
+	}
+	if n := srv.count(subPack); n != 1 {
+		t.Errorf("d/sub's pack fetched %d times", n)
 	}
 }
 
