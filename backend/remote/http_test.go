@@ -343,6 +343,16 @@ func manyFiles() map[string][]byte {
 	return many
 }
 
+// walk returns the node at p.
+func walk(t *testing.T, v *backend.View, p string) *backend.Node {
+	t.Helper()
+	n, err := v.Walk(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // TestPackOverHTTP: opening a directory's first file fetches its pack,
 // once, and its other files then ask the server for nothing; the packs
 // of its subdirectories are fetched ahead.
@@ -350,15 +360,7 @@ func TestPackOverHTTP(t *testing.T) {
 	many := manyFiles()
 	srv, o, _ := startWith(t, many, true)
 	v := view(t, o)
-	ctx := context.Background()
-	d, err := v.Walk(ctx, "d")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := v.Walk(ctx, "d/sub")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, sub := walk(t, v, "d"), walk(t, v, "d/sub")
 	for i := range 30 {
 		p := fmt.Sprintf("d/f%02d", i)
 		if b, err := v.FS().ReadFile(p); err != nil || !bytes.Equal(b, many[p]) {
@@ -399,14 +401,7 @@ func TestPrefetch(t *testing.T) {
 	srv, o, _ := startDir(t, publishedWith(t, many, push.Options{NoPacks: true}), true)
 	v := view(t, o)
 	ctx := context.Background()
-	d, err := v.Walk(ctx, "d")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := v.Walk(ctx, "d/sub")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, sub := walk(t, v, "d"), walk(t, v, "d/sub")
 	subKey := "/pub/" + layout.Key(layout.Listing, sub.Hash)
 	eventually := func(what string, ok func() bool) {
 		t.Helper()
