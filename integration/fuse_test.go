@@ -145,7 +145,12 @@ func TestFUSEMountErrorsAndLazyUnmount(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 500 && !mounted(dir); i++ {
+	// Served, not only mounted: a detach before the kernel's INIT reaches
+	// the server ends it with "init: no such device".
+	for i := 0; i < 500; i++ {
+		if _, err := os.Stat(filepath.Join(dir, "f")); err == nil && mounted(dir) {
+			break
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
