@@ -35,8 +35,9 @@ type Options struct {
 	// is unsigned or signed by an unknown key, or (without Sign) replace a
 	// signed index by an unsigned one.
 	TakeOver bool
-	// NoPacks sends no packs (layout.BuildPack): each small file is then
-	// one request for a cold reader, and the layout is that much smaller.
+	// NoPacks sends no packs (layout.BuildPack) and no trees
+	// (layout.BuildTree): each small file and each listing is then one
+	// request for a cold reader, and the layout is that much smaller.
 	NoPacks bool
 }
 
@@ -203,7 +204,13 @@ func copyAll(ctx context.Context, o *store.Objects, t layout.Target, roots []sto
 	go func() {
 		defer close(p.jobs)
 		for _, r := range newestFirst(roots) {
-			if err := p.walkDir(ctx, r.Top.Hash, r.newest && !p.noPacks); err != nil {
+			shortcuts := r.newest && !p.noPacks
+			if shortcuts && p.queue(object{layout.Tree, r.Top.Hash}) {
+				if err := p.send(ctx, object{layout.Tree, r.Top.Hash}); err != nil {
+					return
+				}
+			}
+			if err := p.walkDir(ctx, r.Top.Hash, shortcuts); err != nil {
 				fail(fmt.Errorf("root %s: %w", r.ID(), err))
 				return
 			}
@@ -449,6 +456,8 @@ func (p *pusher) copy(ctx context.Context, x object) error {
 		data, err = p.dict(ctx, x.hash)
 	case layout.Pack:
 		data, err = p.pack(ctx, x.hash)
+	case layout.Tree:
+		data, err = layout.BuildTree(ctx, p.o, x.hash)
 	}
 	if err != nil {
 		return err
@@ -466,6 +475,10 @@ func (p *pusher) copy(ctx context.Context, x object) error {
 func (p *pusher) also(ctx context.Context, x object) error { return p.take(ctx, x, true) }
 
 func (p *pusher) listing(ctx context.Context, h hash.Hash) ([]byte, error) {
+	if p.published {
+		rec, _, err := layout.WholeRecord(ctx, p.o, h)
+		return layout.EncodeListing(h, rec), err
+	}
 	rec, err := p.src.Listing(ctx, h)
 	if err != nil {
 		return nil, fmt.Errorf("directory %s: %w", h, err)
@@ -478,7 +491,7 @@ func (p *pusher) listing(ctx context.Context, h hash.Hash) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("directory %s: %w", h, err)
 	}
-	if !base.IsZero() && (p.published || p.wholeListings() && !p.entered(object{layout.Listing, base})) {
+	if !base.IsZero() && p.wholeListings() && !p.entered(object{layout.Listing, base}) {
 		enc, err := d.Encode()
 		if err != nil {
 			return nil, fmt.Errorf("directory %s: %w", h, err)

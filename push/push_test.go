@@ -162,7 +162,7 @@ func TestPushAndReadBack(t *testing.T) {
 		t.Fatalf("first push: %+v", rep)
 	}
 	n := map[string]int{}
-	for _, kind := range []string{"chunk", "dir", "list", "dict", "pack"} {
+	for _, kind := range []string{"chunk", "dir", "list", "dict", "pack", "tree"} {
 		m, _ := filepath.Glob(filepath.Join(dir, "objects", kind, "*", "*"))
 		if n[kind] = len(m); len(m) == 0 {
 			t.Errorf("no %s objects", kind)
@@ -173,8 +173,8 @@ func TestPushAndReadBack(t *testing.T) {
 	if err != nil || again.Sent != 0 || again.Present != again.Objects {
 		t.Fatalf("second push: %+v, %v", again, err)
 	}
-	// Verify walks the same objects, less the packs.
-	if v, err := push.Verify(ctx, s.Objects, roots(t, s), push.Options{}); err != nil || v.Objects != rep.Objects-int64(n["pack"]) {
+	// Verify walks the same objects, less the packs and trees.
+	if v, err := push.Verify(ctx, s.Objects, roots(t, s), push.Options{}); err != nil || v.Objects != rep.Objects-int64(n["pack"]+n["tree"]) {
 		t.Fatalf("verify: %+v, %v", v, err)
 	}
 }
@@ -505,10 +505,11 @@ func (c *countingFetcher) Fetch(ctx context.Context, key string, limit int64, fr
 }
 
 // TestPacksServeDirectories: a push writes a pack for each listing with
-// small one-chunk files in the newest version of each name it sends, and
-// a cold reader of such a directory fetches its pack once and none of its
-// files' chunks. Pushed without packs, the same read fetches every chunk,
-// and asks for the pack once. A pack member that is not its chunk is
+// small one-chunk files, and a tree object of its listings, in the newest
+// version of each name it sends, and a cold reader of such a directory
+// fetches its pack once and none of its files' chunks, and the tree and
+// no listing on its own. Pushed without packs, the same read fetches
+// every chunk and listing, and asks for the pack and the tree once. A pack member that is not its chunk is
 // fetched again on its own: the bytes read are right.
 func TestPacksServeDirectories(t *testing.T) {
 	s, vs := newStore(t)
@@ -537,25 +538,27 @@ func TestPacksServeDirectories(t *testing.T) {
 	if _, err := push.Run(ctx, s.Objects, layout.NewDir(all), roots(t, s), push.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if n := read(all); n["pack"] != 1 || n["chunk"] != 40 {
-		t.Errorf("an older version: %v fetches, want one pack asked for and 40 chunks", n)
+	if n := read(all); n["pack"] != 1 || n["chunk"] != 40 || n["tree"] != 1 || n["dir"] != 2 {
+		t.Errorf("an older version: %v fetches, want one pack and one tree asked for, 2 listings and 40 chunks", n)
 	}
 	packed := t.TempDir()
 	if _, err := push.Run(ctx, s.Objects, layout.NewDir(packed), roots(t, s, "t@1"), push.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if n := read(packed); n["pack"] != 1 || n["chunk"] != 0 {
-		t.Errorf("with packs: %v fetches, want one pack and no chunk", n)
+	if n := read(packed); n["pack"] != 1 || n["chunk"] != 0 || n["tree"] != 1 || n["dir"] != 0 {
+		t.Errorf("with packs: %v fetches, want one pack, one tree, no listing and no chunk", n)
 	}
 	plain := t.TempDir()
 	if _, err := push.Run(ctx, s.Objects, layout.NewDir(plain), roots(t, s, "t@1"), push.Options{NoPacks: true}); err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := filepath.Glob(filepath.Join(plain, "objects", "pack", "*", "*")); len(m) != 0 {
-		t.Errorf("--no-packs pushed %d packs", len(m))
+	for _, kind := range []string{"pack", "tree"} {
+		if m, _ := filepath.Glob(filepath.Join(plain, "objects", kind, "*", "*")); len(m) != 0 {
+			t.Errorf("--no-packs pushed %d %s objects", len(m), kind)
+		}
 	}
-	if n := read(plain); n["pack"] != 1 || n["chunk"] != 40 {
-		t.Errorf("without packs: %v fetches, want one pack asked for and 40 chunks", n)
+	if n := read(plain); n["pack"] != 1 || n["chunk"] != 40 || n["tree"] != 1 || n["dir"] != 2 {
+		t.Errorf("without packs: %v fetches, want one pack and one tree asked for, 2 listings and 40 chunks", n)
 	}
 
 	// Damage: the pack's member for many/f03 holds other bytes.

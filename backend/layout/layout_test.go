@@ -37,6 +37,7 @@ func sampleObjects() [][]byte {
 			{Kind: Chunk, Hash: ref2, Frame: store.Frame{Size: 1000, Codec: chunk.Zstd, Dict: dict, Data: []byte{1, 2, 3}}},
 		}),
 		EncodePack(h, nil),
+		EncodeTree(h, [][]byte{EncodeListing(ref1, []byte{0, 1}), EncodeListing(ref2, []byte{0, 2, 3})}),
 	}
 }
 
@@ -74,6 +75,12 @@ func encode(o Object) []byte {
 		return EncodeChunkList(o.Hash, o.File)
 	case Pack:
 		return EncodePack(o.Hash, o.Pack)
+	case Tree:
+		members := make([][]byte, len(o.Pack))
+		for i, m := range o.Pack {
+			members[i] = EncodeListing(m.Hash, m.Record)
+		}
+		return EncodeTree(o.Hash, members)
 	}
 	return EncodeDict(o.Hash, o.Data)
 }
@@ -227,7 +234,7 @@ func FuzzDecodeObject(f *testing.F) {
 	}
 	h := hash.Sum([]byte("content"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for k := Chunk; k <= Pack; k++ {
+		for k := Chunk; k <= Tree; k++ {
 			o, err := Decode(b, k, h)
 			if err != nil {
 				if !errors.Is(err, store.ErrCorrupt) {

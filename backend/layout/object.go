@@ -11,6 +11,8 @@
 //	objects/dict/ab/cdef…    a trained zstd dictionary (Kind Dict)
 //	objects/pack/ab/cdef…    the chunks of a listing's small files (Kind Pack;
 //	                         named by the listing's address, see BuildPack)
+//	objects/tree/ab/cdef…    the listings of a directory tree (Kind Tree;
+//	                         named by its top listing's address, see BuildTree)
 //
 // where abcdef… is the hex SHA-256 digest of the uncompressed content (of
 // the file, for a chunk list; a one-chunk file has no list object: it is
@@ -34,7 +36,8 @@
 //
 // list:   uvarint file size, then the sealed chunk-list encoding;
 // dict:   the dictionary's bytes;
-// pack:   chunk objects (see BuildPack).
+// pack:   chunk objects (see BuildPack);
+// tree:   listing objects (see BuildTree).
 //
 // The header is not trusted: readers verify content against its address
 // above the store.Source seam (store.Objects), and Decode refuses any
@@ -65,9 +68,10 @@ const (
 	ChunkList Kind = 3 // a multi-chunk file's chunk list
 	Dict      Kind = 4 // a trained dictionary
 	Pack      Kind = 5 // a listing's small files' chunks
+	Tree      Kind = 6 // a directory tree's listings
 )
 
-var kindDirs = map[Kind]string{Chunk: "chunk", Listing: "dir", ChunkList: "list", Dict: "dict", Pack: "pack"}
+var kindDirs = map[Kind]string{Chunk: "chunk", Listing: "dir", ChunkList: "list", Dict: "dict", Pack: "pack", Tree: "tree"}
 
 // String names the kind as its objects' directory does.
 func (k Kind) String() string {
@@ -137,7 +141,7 @@ type Object struct {
 	Record []byte           // Listing: the record as the store keeps it
 	File   store.FileRecord // ChunkList
 	Data   []byte           // Dict
-	Pack   []Object         // Pack: its member chunks
+	Pack   []Object         // Pack: its member chunks; Tree: its listings
 }
 
 func header(k Kind, h hash.Hash, extra int) []byte {
@@ -232,6 +236,8 @@ func Decode(b []byte, k Kind, h hash.Hash) (Object, error) {
 		o.Data = r.b
 	case Pack:
 		o.Pack = decodePack(&r)
+	case Tree:
+		o.Pack = decodeMembers(&r, Listing)
 	default:
 		r.fail("unknown kind")
 	}

@@ -100,18 +100,19 @@ func BuildPack(ctx context.Context, h hash.Hash, d *tree.Dir, frame func(context
 // EncodePack returns the pack of listing h holding the chunk objects
 // members.
 func EncodePack(h hash.Hash, members []Object) []byte {
-	b := header(Pack, h, 16+len(members)*64)
-	b = binary.AppendUvarint(b, uint64(len(members)))
-	for _, m := range members {
-		c := EncodeChunk(m.Hash, m.Frame)
-		b = binary.AppendUvarint(b, uint64(len(c)))
-		b = append(b, c...)
+	enc := make([][]byte, len(members))
+	for i, m := range members {
+		enc[i] = EncodeChunk(m.Hash, m.Frame)
 	}
-	return b
+	return encodeMembers(header(Pack, h, 16+len(members)*64), enc)
 }
 
 // decodePack parses a pack's body into its member chunks.
-func decodePack(r *reader) []Object {
+func decodePack(r *reader) []Object { return decodeMembers(r, Chunk) }
+
+// decodeMembers parses the body of a pack or a tree: a count, then that
+// many objects of kind k, each after its length.
+func decodeMembers(r *reader, k Kind) []Object {
 	n := r.uvarint("member count")
 	if r.err == nil && n > uint64(len(r.b)/headerSize) {
 		r.fail("%d members", n)
@@ -132,7 +133,7 @@ func decodePack(r *reader) []Object {
 			r.fail("member names no address")
 			break
 		}
-		o, err := Decode(b, Chunk, addr)
+		o, err := Decode(b, k, addr)
 		if err != nil {
 			r.err = err
 			break
@@ -143,4 +144,14 @@ func decodePack(r *reader) []Object {
 		r.fail("trailing bytes after the members")
 	}
 	return out
+}
+
+// encodeMembers appends the body of a pack or a tree to header b.
+func encodeMembers(b []byte, members [][]byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(members)))
+	for _, m := range members {
+		b = binary.AppendUvarint(b, uint64(len(m)))
+		b = append(b, m...)
+	}
+	return b
 }

@@ -45,6 +45,11 @@ type Source struct {
 	// expandedMemory), fetched or found missing: each is asked for once
 	// while remembered.
 	packed *lru.Cache[hash.Hash, struct{}]
+	// listings holds the listings of tree objects (BuildTree) until they
+	// are read, and treed the root tops whose tree was asked for, fetched
+	// or found missing (a byte budget: expandedMemory).
+	listings *lru.Cache[hash.Hash, []byte]
+	treed    *lru.Cache[hash.Hash, struct{}]
 
 	// flying joins concurrent fetches of one object (delta references
 	// are read by every dependant that misses the cache, and read-ahead
@@ -86,6 +91,10 @@ type SourceOptions struct {
 // those of packs (up to PackMax each) until their files are read.
 const frameCache = 32 << 20
 
+// listingCache bounds the listings kept from tree objects (up to TreeMax
+// each) until they are read.
+const listingCache = 8 << 20
+
 // NewSource returns the Source over f.
 func NewSource(f Fetcher, opt SourceOptions) *Source {
 	if opt.IndexTTL <= 0 {
@@ -95,7 +104,8 @@ func NewSource(f Fetcher, opt SourceOptions) *Source {
 		opt.Log = slog.Default()
 	}
 	return &Source{f: f, opt: opt, frames: lru.New[hash.Hash, store.Frame](frameCache),
-		packed: lru.New[hash.Hash, struct{}](expandedMemory)}
+		packed: lru.New[hash.Hash, struct{}](expandedMemory), listings: lru.New[hash.Hash, []byte](listingCache),
+		treed: lru.New[hash.Hash, struct{}](expandedMemory)}
 }
 
 // Refetches implements store.Refetcher.
@@ -272,10 +282,64 @@ func (s *Source) fetch(ctx context.Context, k Kind, h hash.Hash) (Object, error)
 	}
 }
 
-// Listing implements store.Source.
+// Listing implements store.Source. The first listing asked for of a
+// root, its top, has the root's tree object fetched (unless a local cache
+// holds the top: a warm cache needs no tree), and the listings in it wait
+// for the reads that follow; those it lacks are fetched one by one. A
+// tree that is missing (a layout pushed without one, or an older
+// version) or fails is not asked for again while remembered.
 func (s *Source) Listing(ctx context.Context, h hash.Hash) ([]byte, error) {
+	if !store.IsRefetch(ctx) {
+		if rec, ok := s.listings.Get(h); ok {
+			return rec, nil
+		}
+		if s.isTop(h) {
+			s.loadTree(ctx, h)
+			if rec, ok := s.listings.Get(h); ok {
+				return rec, nil
+			}
+		}
+	}
 	o, err := s.object(ctx, Listing, h)
 	return o.Record, err
+}
+
+// isTop reports whether listing h is the top of a root in the last index
+// read.
+func (s *Source) isTop(h hash.Hash) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.roots {
+		if r.Top.Hash == h {
+			return true
+		}
+	}
+	return false
+}
+
+// loadTree fetches the tree object of listing top and keeps its listings
+// for the reads that follow, unless it was asked for already.
+func (s *Source) loadTree(ctx context.Context, top hash.Hash) {
+	if _, ok := s.treed.Get(top); ok {
+		return
+	}
+	if k, ok := s.f.(Keeper); ok && k.Holds(Key(Listing, top)) {
+		return
+	}
+	o, err := s.object(ctx, Tree, top)
+	if err != nil && ctx.Err() != nil {
+		return // the caller's, not the tree's: ask again at the next read
+	}
+	s.treed.Put(top, struct{}{}, 64)
+	if err != nil {
+		if !IsNotFound(err) {
+			s.opt.Log.Debug("tree not used", "listing", top.String(), "err", err)
+		}
+		return
+	}
+	for _, m := range o.Pack {
+		s.listings.Put(m.Hash, bytes.Clone(m.Record), int64(len(m.Record))+64)
+	}
 }
 
 // ChunkList implements store.Source. Most files are one chunk and have no

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -185,7 +186,8 @@ func chunkKey(t *testing.T, content []byte) string {
 // bytes come back.
 func TestDamagedCacheIsRefetched(t *testing.T) {
 	for _, kind := range []layout.Kind{layout.Chunk, layout.Listing, layout.ChunkList} {
-		srv, o, _ := start(t)
+		// Without packs and trees, whose copies would serve the objects.
+		srv, o, _ := startDir(t, publishedWith(t, files, push.Options{NoPacks: true}), false)
 		root, err := o.Root(context.Background(), "t", "1")
 		if err != nil {
 			t.Fatal(err)
@@ -333,6 +335,19 @@ func (s *server) count(path string) int {
 	return s.hits[path]
 }
 
+// countPrefix is how many requests asked for paths beginning with prefix.
+func (s *server) countPrefix(prefix string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for p, c := range s.hits {
+		if strings.HasPrefix(p, prefix) {
+			n += c
+		}
+	}
+	return n
+}
+
 // manyFiles is a directory of 30 small files and a subdirectory.
 func manyFiles() map[string][]byte {
 	many := map[string][]byte{}
@@ -392,6 +407,49 @@ func TestPackOverHTTP(t *testing.T) {
 	}
 }
 
+// TestTreeOverHTTP: a walk of a root published with its tree object
+// fetches that object once and no listing on its own; a tree damaged on
+// the way still gives the right listings: the member that fails its
+// address is fetched alone from the origin.
+func TestTreeOverHTTP(t *testing.T) {
+	deep := map[string][]byte{"a/b/c/x": []byte("x"), "a/b/y": []byte("y"), "d/e/f/g/z": []byte("z"), "top": []byte("t")}
+	for _, damaged := range []bool{false, true} {
+		srv, o, _ := startWith(t, deep, true)
+		v := view(t, o)
+		root, err := o.Root(context.Background(), "t", "1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		treeKey := layout.Key(layout.Tree, root.Top.Hash)
+		if damaged {
+			srv.damage = treeKey
+		}
+		dirs := 0
+		err = fs.WalkDir(v.FS(), ".", func(p string, e fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if e.IsDir() {
+				dirs++
+				return nil
+			}
+			if b, err := v.FS().ReadFile(p); err != nil || !bytes.Equal(b, deep[p]) {
+				t.Errorf("%s: %q, %v", p, b, err)
+			}
+			return nil
+		})
+		if err != nil || dirs != 8 {
+			t.Fatalf("walk (damaged %v): %d directories, %v", damaged, dirs, err)
+		}
+		if n := srv.count("/pub/" + treeKey); n != 1 {
+			t.Errorf("tree fetched %d times (damaged %v)", n, damaged)
+		}
+		if n := srv.countPrefix("/pub/objects/dir/"); n != map[bool]int{false: 0, true: 1}[damaged] {
+			t.Errorf("%d listings fetched on their own (damaged %v)", n, damaged)
+		}
+	}
+}
+
 // TestPrefetch: listing a directory fetches its subdirectories' listings
 // in the background, and opening a file fetches the next files of its
 // directory (a layout without packs); reading them then asks the server
@@ -445,7 +503,7 @@ func TestPrefetch(t *testing.T) {
 // ahead itself, and no listing is fetched twice.
 func TestPrefetchEveryLevel(t *testing.T) {
 	files := map[string][]byte{"a/b/c/d/e/f/x": []byte("deep")}
-	srv, o, _ := startWith(t, files, true)
+	srv, o, _ := startDir(t, publishedWith(t, files, push.Options{NoPacks: true}), true) // no tree
 	v := view(t, o)
 	ctx := context.Background()
 	path := ""

@@ -50,9 +50,12 @@ newest version of each name sent, each directory with two or more small
 files (up to 64 KiB, stored as one chunk) also gets a pack: its files'
 chunks and the delta references they need, in one object of up to 2 MiB
 named by the listing, so that a cold reader of the directory makes one
-request where it would make one per file and reference. Packs repeat
-bytes stored on their own too; --no-packs leaves them out (a smaller
-layout, slower cold reads of small files).
+request where it would make one per file and reference. The newest
+version's tree also gets one object holding its listings (up to 2 MiB),
+so that a cold walk of it (ls -lR, find) makes one request, not one per
+directory. These shortcuts repeat bytes stored on their own too;
+--no-packs leaves them out (a smaller layout, slower cold walks and
+reads of small files).
 
 S3 takes the SDK's standard settings: AWS_ENDPOINT_URL (an S3-compatible
 server; requests are then path-style), AWS_ACCESS_KEY_ID and
@@ -113,7 +116,7 @@ than drop its signature. --take-over does either deliberately.`,
 	}
 	cmd.Flags().IntVarP(&workers, "jobs", "j", 4, "objects copied in parallel (measured here: 4 beats 8 into a local directory)")
 	cmd.Flags().StringVar(&sign, "sign", "", "sign the index with the secret key in `KEYFILE` (made by 'spraydryfs keygen')")
-	cmd.Flags().BoolVar(&noPacks, "no-packs", false, "send no packs of directories' small files (one request per small file for a cold reader)")
+	cmd.Flags().BoolVar(&noPacks, "no-packs", false, "send no packs of directories' small files and no tree of listings (one request per small file and per directory for a cold reader)")
 	cmd.Flags().BoolVar(&takeOver, "take-over", false, "replace an index that --sign (or its absence) would refuse: sign an unsigned or foreign-signed one, or unsign a signed one")
 	return cmd
 }

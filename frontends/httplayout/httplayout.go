@@ -144,23 +144,8 @@ func (h *Handler) object(r *http.Request, kind layout.Kind, addr [33]byte) ([]by
 		f, err := h.src.Frame(ctx, addr)
 		return layout.EncodeChunk(addr, f), err
 	case layout.Listing:
-		rec, err := h.src.Listing(ctx, addr)
-		if err != nil {
-			return nil, err
-		}
-		// Whole, as push publishes it: one request per listing.
-		if base, err := store.ListingBase(rec); err != nil || !base.IsZero() {
-			d, err := h.o.Dir(ctx, addr)
-			if err != nil {
-				return nil, err
-			}
-			enc, err := d.Encode()
-			if err != nil {
-				return nil, err
-			}
-			rec = store.PackListing(enc)
-		}
-		return layout.EncodeListing(addr, rec), nil
+		rec, _, err := layout.WholeRecord(ctx, h.o, addr) // as push publishes it
+		return layout.EncodeListing(addr, rec), err
 	case layout.ChunkList:
 		f, err := h.src.ChunkList(ctx, addr)
 		if err == nil && f.List == nil { // a one-chunk file is its chunk
@@ -170,6 +155,8 @@ func (h *Handler) object(r *http.Request, kind layout.Kind, addr [33]byte) ([]by
 	case layout.Dict:
 		d, err := h.src.Dict(ctx, addr)
 		return layout.EncodeDict(addr, d), err
+	case layout.Tree:
+		return layout.BuildTree(ctx, h.o, addr)
 	default:
 		d, err := h.o.Dir(ctx, addr)
 		if err == nil && !layout.HasPack(d) {
