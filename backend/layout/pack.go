@@ -38,15 +38,14 @@ func packable(d *tree.Dir, e *tree.Entry) bool {
 	return !d.Unsealed && e.Type == tree.TypeFile && e.List.IsZero() && e.Size > 0 && e.Size <= PackFileMax
 }
 
-// HasPack reports whether listing d is published with a pack: it has two
-// packable files or more.
+// HasPack reports whether listing d is published with a pack: it has a
+// packable file. A pack of one file still saves requests: it holds the
+// delta references the file's chunk needs, which a reader would fetch
+// one after another.
 func HasPack(d *tree.Dir) bool {
-	n := 0
 	for i := range d.Entries {
 		if packable(d, &d.Entries[i]) {
-			if n++; n == 2 {
-				return true
-			}
+			return true
 		}
 	}
 	return false

@@ -213,7 +213,7 @@ func TestDamagedCacheIsRefetched(t *testing.T) {
 // TestDamagedOriginFails: an object damaged at the origin fails with
 // ErrCorrupt after one refetch; nothing wrong is returned.
 func TestDamagedOriginFails(t *testing.T) {
-	srv, o, _ := start(t)
+	srv, o, _ := startDir(t, publishedWith(t, files, push.Options{NoPacks: true}), false) // no pack's copy
 	srv.damage, srv.damageOrigin = chunkKey(t, files["small.txt"]), true
 	v := view(t, o)
 	if got, err := v.FS().ReadFile("small.txt"); !errors.Is(err, store.ErrCorrupt) {

@@ -38,7 +38,8 @@ func newStore(t *testing.T) *store.Store {
 		os.WriteFile(filepath.Join(src, "b.txt"), []byte("b in "+extra), 0o644) // the top has a pack
 		os.WriteFile(filepath.Join(src, "big"), bytes.Repeat([]byte(extra+" chunks of text, "), 30000), 0o644)
 		os.MkdirAll(filepath.Join(src, "d"), 0o755)
-		os.WriteFile(filepath.Join(src, "d", extra), []byte(extra), 0o644)
+		// Above the pack's file size: d has no pack.
+		os.WriteFile(filepath.Join(src, "d", extra), bytes.Repeat([]byte(extra), 70000), 0o644)
 		if _, err := ingest.Run(ctx, s, ingest.Options{Name: "t", Version: []string{"1", "2"}[i], Sources: []ingest.Source{{Dir: src}}}); err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +105,7 @@ func TestSameBytesAsPush(t *testing.T) {
 			t.Errorf("%d %s objects pushed, want t@2's top's", len(m), kind)
 		}
 	}
-	// A listing without a pack (d holds one file) has none to serve.
+	// A listing without a pack (d holds one large file) has none to serve.
 	r2, _ := s.Root(ctx, "t", "2")
 	top, _ := s.Dir(ctx, r2.Top.Hash)
 	sub, _ := top.Lookup("d")
@@ -122,8 +123,8 @@ func TestSameBytesAsPush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, err := v.FS().ReadFile("d/two"); err != nil || string(b) != "two" {
-		t.Fatalf("d/two: %q, %v", b, err)
+	if b, err := v.FS().ReadFile("d/two"); err != nil || !bytes.Equal(b, bytes.Repeat([]byte("two"), 70000)) {
+		t.Fatalf("d/two: %d bytes, %v", len(b), err)
 	}
 }
 
