@@ -344,12 +344,13 @@ func (s *Source) loadTree(ctx context.Context, top hash.Hash) {
 
 // ChunkList implements store.Source. Most files are one chunk and have no
 // list object, so the chunk is asked for first and kept for the Frame
-// call that follows; only a missing chunk means a list.
+// call that follows; only a missing chunk means a list. A file its
+// listing names a list for (store.ListedMulti) is not probed.
 func (s *Source) ChunkList(ctx context.Context, h hash.Hash) (store.FileRecord, error) {
 	if f, ok := s.frames.Get(h); ok && !store.IsRefetch(ctx) {
 		return store.FileRecord{Size: int64(f.Size)}, nil // from a pack, or probed before
 	}
-	if k, ok := s.f.(Keeper); ok && k.Holds(Key(ChunkList, h)) {
+	if k, ok := s.f.(Keeper); store.IsListedMulti(ctx) || ok && k.Holds(Key(ChunkList, h)) {
 		// A kept list means a multi-chunk file: no probe for a chunk.
 		o, err := s.object(ctx, ChunkList, h)
 		return o.File, err

@@ -252,6 +252,9 @@ func (o *Objects) File(ctx context.Context, h hash.Hash) (*File, error) {
 // the chunk is read) is dropped from the cache and read once more from the
 // origin before the file counts as corrupt.
 func (o *Objects) ListedFile(ctx context.Context, l Listed) (*File, error) {
+	if l.Sealed && !l.List.IsZero() {
+		ctx = ListedMulti(ctx)
+	}
 	f, err := o.File(ctx, l.Hash)
 	if err != nil {
 		return nil, err

@@ -34,6 +34,22 @@ func IsRefetch(ctx context.Context) bool {
 	return v
 }
 
+type multiKey struct{}
+
+// ListedMulti returns ctx marked for reading a file whose verified, sealed
+// listing names a chunk list: a source that would first probe for the
+// file as one chunk (a layout: a one-chunk file has no list object) can
+// ask for the list at once.
+func ListedMulti(ctx context.Context) context.Context {
+	return context.WithValue(ctx, multiKey{}, true)
+}
+
+// IsListedMulti reports whether ctx was marked by ListedMulti.
+func IsListedMulti(ctx context.Context) bool {
+	v, _ := ctx.Value(multiKey{}).(bool)
+	return v
+}
+
 // refError marks a failure of an object's reference (a delta chunk's
 // reference, a delta listing's base): refetching the dependant itself
 // would not help, and the reference was already retried on its own.

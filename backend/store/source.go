@@ -25,7 +25,8 @@ type Source interface {
 	Newest(ctx context.Context, name string) (Root, error)
 	// Listing returns the stored record of listing h (see dirrec.go).
 	Listing(ctx context.Context, h hash.Hash) ([]byte, error)
-	// ChunkList returns the record of file h.
+	// ChunkList returns the record of file h. A ctx marked by
+	// ListedMulti says that h's verified listing names a chunk list.
 	ChunkList(ctx context.Context, h hash.Hash) (FileRecord, error)
 	// Frame returns chunk h as stored, with what decoding it needs.
 	Frame(ctx context.Context, h hash.Hash) (Frame, error)
