@@ -545,7 +545,7 @@ func (p *pusher) pack(ctx context.Context, h hash.Hash) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return layout.BuildPack(ctx, h, d, func(ctx context.Context, c hash.Hash) (store.Frame, error) {
+	return layout.BuildPack(ctx, p.o, h, d, func(ctx context.Context, c hash.Hash) (store.Frame, error) {
 		if _, err := p.o.Chunk(ctx, c); err != nil {
 			return store.Frame{}, err
 		}

@@ -10,41 +10,49 @@ import (
 	"github.com/spraydryfs/spraydryfs/backend/tree"
 )
 
-// A pack holds, in one object, the chunks of a directory's small files,
-// so that a cold walk that reads them (tar, cp -r, rsync) makes one
-// request per directory instead of one per file. It is named by the
-// listing's address (objects/pack/…), which the reader has in hand when
-// it opens the directory's first file: no index is needed. Its members
-// are chunk objects, each still verified against its own address when
-// it is used; every member is also published on its own, so a pack is
-// only ever a shortcut.
+// A pack holds, in one object, the chunks of a directory's files, so that
+// a cold walk that reads them (tar, cp -r, rsync) makes one request per
+// directory instead of one per file and per step of each delta chain. It
+// is named by the listing's address (objects/pack/…), which the reader
+// has in hand when it opens the directory's first file: no index is
+// needed. Its members are chunk objects, each still verified against its
+// own address when it is used; every member is also published on its
+// own, so a pack is only ever a shortcut.
 //
 //	header (kind Pack, the listing's address) | uvarint count |
 //	per member: uvarint length, a chunk object
 //
-// The members are the chunks of the listing's packable files in listing
-// order, each followed by the references its frame needs that the pack
-// does not hold yet, until PackMax bytes.
+// The members are the chunks of the listing's small one-chunk files
+// (packable), then those of its multi-chunk files, in listing order, each
+// followed by the references its frame needs that the pack does not hold
+// yet, until PackMax bytes.
 const (
-	// PackFileMax bounds the size of a file a pack holds.
+	// PackFileMax bounds the size of a one-chunk file a pack holds first.
 	PackFileMax = 64 << 10
 	// PackMax bounds a pack's encoded size.
 	PackMax = 2 << 20
 )
 
 // packable reports whether e, an entry of listing d, is a file a pack
-// holds: stored as one chunk (which only a sealed listing says) and small.
+// holds first: stored as one chunk (which only a sealed listing says) and
+// small.
 func packable(d *tree.Dir, e *tree.Entry) bool {
 	return !d.Unsealed && e.Type == tree.TypeFile && e.List.IsZero() && e.Size > 0 && e.Size <= PackFileMax
 }
 
+// multiChunk reports whether e, an entry of listing d, is a file a sealed
+// listing names a chunk list for.
+func multiChunk(d *tree.Dir, e *tree.Entry) bool {
+	return !d.Unsealed && e.Type == tree.TypeFile && !e.List.IsZero()
+}
+
 // HasPack reports whether listing d is published with a pack: it has a
-// packable file. A pack of one file still saves requests: it holds the
-// delta references the file's chunk needs, which a reader would fetch
-// one after another.
+// small one-chunk file or a multi-chunk file. A pack of one file still
+// saves requests: it holds the delta references the file's chunks need,
+// which a reader would fetch one after another.
 func HasPack(d *tree.Dir) bool {
 	for i := range d.Entries {
-		if packable(d, &d.Entries[i]) {
+		if packable(d, &d.Entries[i]) || multiChunk(d, &d.Entries[i]) {
 			return true
 		}
 	}
@@ -52,8 +60,9 @@ func HasPack(d *tree.Dir) bool {
 }
 
 // BuildPack returns the pack of listing d, address h, with the frames
-// frame gives (which must have verified them).
-func BuildPack(ctx context.Context, h hash.Hash, d *tree.Dir, frame func(context.Context, hash.Hash) (store.Frame, error)) ([]byte, error) {
+// frame gives (which must have verified them) and the chunk lists of d's
+// multi-chunk files read through o.
+func BuildPack(ctx context.Context, o *store.Objects, h hash.Hash, d *tree.Dir, frame func(context.Context, hash.Hash) (store.Frame, error)) ([]byte, error) {
 	var members []Object
 	size := headerSize + binary.MaxVarintLen64
 	in := map[hash.Hash]bool{}
@@ -82,18 +91,34 @@ func BuildPack(ctx context.Context, h hash.Hash, d *tree.Dir, frame func(context
 		}
 		return true, nil
 	}
+	done := func() []byte { return EncodePack(h, members) }
 	for i := range d.Entries {
-		e := &d.Entries[i]
-		if !packable(d, e) {
-			continue
-		}
-		if ok, err := add(e.Hash); err != nil {
-			return nil, err
-		} else if !ok {
-			break
+		if e := &d.Entries[i]; packable(d, e) {
+			if ok, err := add(e.Hash); err != nil {
+				return nil, err
+			} else if !ok {
+				return done(), nil
+			}
 		}
 	}
-	return EncodePack(h, members), nil
+	for i := range d.Entries {
+		e := &d.Entries[i]
+		if !multiChunk(d, e) {
+			continue
+		}
+		f, err := o.ListedFile(ctx, store.ListedEntry(d, e))
+		if err != nil {
+			return nil, fmt.Errorf("pack %s: %w", h, err)
+		}
+		for _, c := range f.List.Chunks {
+			if ok, err := add(c.Hash); err != nil {
+				return nil, err
+			} else if !ok {
+				return done(), nil
+			}
+		}
+	}
+	return done(), nil
 }
 
 // EncodePack returns the pack of listing h holding the chunk objects

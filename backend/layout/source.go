@@ -399,8 +399,8 @@ func (s *Source) Opening(ctx context.Context, dir hash.Hash, d *tree.Dir, file h
 		s.packed.Put(dir, struct{}{}, 64)
 		return
 	}
-	if k, ok := s.f.(Keeper); ok && k.Holds(Key(Chunk, file)) {
-		return
+	if k, ok := s.f.(Keeper); ok && (k.Holds(Key(Chunk, file)) || k.Holds(Key(ChunkList, file))) {
+		return // a one-chunk or a multi-chunk file kept
 	}
 	if !s.loadPack(ctx, dir) || s.pre == nil {
 		return

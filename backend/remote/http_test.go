@@ -458,6 +458,37 @@ func TestTreeOverHTTP(t *testing.T) {
 	}
 }
 
+// TestPackHoldsMultiChunkFiles: a directory's pack holds the chunks of
+// its multi-chunk files too, after its small files: reading both makes
+// no request for a chunk, and one for the big file's chunk list.
+func TestPackHoldsMultiChunkFiles(t *testing.T) {
+	var big bytes.Buffer
+	for i := range 40000 {
+		fmt.Fprintf(&big, "line %d of a file of several chunks\n", i*7919%100003)
+	}
+	files := map[string][]byte{"d/a": []byte("small"), "d/big": big.Bytes()}
+	srv, o, _ := startWith(t, files, true)
+	v := view(t, o)
+	for _, p := range []string{"d/a", "d/big"} {
+		if b, err := v.FS().ReadFile(p); err != nil || !bytes.Equal(b, files[p]) {
+			t.Fatalf("%s: %d bytes, %v", p, len(b), err)
+		}
+	}
+	f, err := o.File(context.Background(), hash.Sum(files["d/big"]))
+	if err != nil || len(f.List.Chunks) < 3 {
+		t.Fatalf("d/big: want several chunks: %v", err)
+	}
+	if n := srv.countPrefix("/pub/objects/chunk/"); n != 0 {
+		t.Errorf("%d chunks fetched on their own", n)
+	}
+	if n := srv.countPrefix("/pub/objects/pack/"); n != 1 {
+		t.Errorf("%d packs fetched, want d's", n)
+	}
+	if n := srv.countPrefix("/pub/objects/list/"); n != 1 {
+		t.Errorf("%d chunk lists fetched, want d/big's", n)
+	}
+}
+
 // TestPrefetch: listing a directory fetches its subdirectories' listings
 // in the background, and opening a file fetches the next files of its
 // directory (a layout without packs); reading them then asks the server

@@ -46,11 +46,12 @@ publishes nothing new, and running it again sends only what is still
 missing. A NAME@VERSION already published with other content is refused.
 
 Listings are sent whole (one request each for a cold reader). In the
-newest version of each name sent, each directory with small files (up
-to 64 KiB, stored as one chunk) also gets a pack: its files' chunks and
-the delta references they need, in one object of up to 2 MiB named by
-the listing, so that a cold reader of the directory makes one request
-where it would make one per file and reference. The newest
+newest version of each name sent, each directory with files also gets a
+pack: the chunks of its small files (up to 64 KiB, stored as one chunk),
+then of its larger ones, with the delta references they need, in one
+object of up to 2 MiB named by the listing, so that a cold reader of the
+directory makes one request where it would make one per chunk and
+reference. The newest
 version's tree also gets one object holding its listings (up to 2 MiB),
 so that a cold walk of it (ls -lR, find) makes one request, not one per
 directory. These shortcuts repeat bytes stored on their own too;

@@ -165,7 +165,7 @@ func (h *Handler) object(r *http.Request, kind layout.Kind, addr [33]byte) ([]by
 		if err != nil {
 			return nil, err
 		}
-		return layout.BuildPack(ctx, addr, d, h.src.Frame)
+		return layout.BuildPack(ctx, h.o, addr, d, h.src.Frame)
 	}
 }
 
