@@ -107,6 +107,7 @@ func mountNineP(t *testing.T, storePath, which string) (string, func()) {
 // module.
 func TestNinePConformance(t *testing.T) {
 	requireFUSE(t)
+	t.Parallel() // a long suite (doc.go)
 	conformance.Run(t, conformance.Suite{
 		Caps: conformance.Caps{
 			// 9P2000.L carries everything the fixture has: types,

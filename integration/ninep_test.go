@@ -200,6 +200,7 @@ func diffLines(t *testing.T, what string, want, got []string) {
 // "Invalid argument".
 func TestNinePGuest(t *testing.T) {
 	requireVM(t)
+	t.Parallel() // a long suite (doc.go)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	fixture.Build(t, src)

@@ -277,6 +277,7 @@ func flipObject(t *testing.T, dir string, h hash.Hash) {
 // namespace, and an object altered on the server failing with EIO.
 func TestRemoteStaticConformance(t *testing.T) {
 	requireFUSE(t)
+	t.Parallel() // a long suite (doc.go)
 	s := newStaticSuite(t)
 	conformance.Run(t, conformance.Suite{
 		Caps: conformance.Caps{
@@ -439,6 +440,7 @@ func TestPushKilledResumes(t *testing.T) {
 // fetches only what is missing and makes an offline copy that passes
 // check --read-data and extracts byte-exact with the server stopped.
 func TestPullKilledResumes(t *testing.T) {
+	t.Parallel() // a long suite (doc.go)
 	// Enough files that the pull outlasts a batch commit (one a second)
 	// on an idle machine, so the kill comes after some are committed.
 	st, src := remoteStore(t, 12000)

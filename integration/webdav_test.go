@@ -188,6 +188,7 @@ func requireDavfs(t *testing.T) {
 // ignores), owners, modes, xattrs, hard links or special files.
 func TestWebDAVConformance(t *testing.T) {
 	requireDavfs(t)
+	t.Parallel() // a long suite (doc.go)
 	conformance.Run(t, conformance.Suite{
 		Caps: conformance.Caps{
 			Caps:         fixture.Caps{Mtimes: true},
