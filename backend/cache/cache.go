@@ -34,7 +34,6 @@
 package cache
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -335,7 +334,7 @@ func (c *Cache) keep(k objKey, encode func() []byte) {
 // write writes object k (a writer's work).
 func (c *Cache) write(k objKey, b []byte) {
 	size := blocks(len(b))
-	if err := c.objs.Put(context.Background(), k.key(), b); err != nil {
+	if err := c.objs.Write(k.key(), b); err != nil {
 		c.warnWrite(err)
 		return
 	}

@@ -70,34 +70,48 @@ const (
 )
 
 // Put implements Target: a temporary file in tmp/, renamed into place.
+// An object there already is left as it is.
 func (d *Dir) Put(_ context.Context, key string, data []byte) error {
-	p := d.path(key)
-	if st, err := os.Lstat(p); err == nil && st.Size() > 0 {
+	if st, err := os.Lstat(d.path(key)); err == nil && st.Size() > 0 {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return fmt.Errorf("layout %s: %w", d.root, err)
+	return d.Write(key, data)
+}
+
+// Write writes object key as Put does, without looking whether it is
+// there first (for a caller that knows it is not, such as a cache). Its
+// fan-out directory is made when the first write into it fails for the
+// want of it, not looked for at each write.
+func (d *Dir) Write(key string, data []byte) error {
+	p := d.path(key)
+	err := d.writeAtomic(p, data, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return fmt.Errorf("layout %s: %w", d.root, err)
+		}
+		err = d.writeAtomic(p, data, false)
 	}
-	return d.writeAtomic(p, data, false)
+	return err
 }
 
 // writeAtomic writes data to p through a temporary file in tmp/ and a
 // rename; with sync, the file is synced before the rename and the
 // directory after.
 func (d *Dir) writeAtomic(p string, data []byte, sync bool) error {
-	tmps := filepath.Join(d.root, tmpDir)
-	if err := os.MkdirAll(tmps, 0o755); err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	return WriteAtomic(tmps, p, data, sync || syncEachObject)
+	return WriteAtomic(filepath.Join(d.root, tmpDir), p, data, sync || syncEachObject)
 }
 
 // WriteAtomic writes data to p through a temporary file in directory tmp
-// (on p's file system) and a rename, so that a reader sees the whole file
-// or none; with sync, the file is synced before the rename and its
-// directory after. A failed write leaves no temporary file.
+// (on p's file system, made if missing) and a rename, so that a reader
+// sees the whole file or none; with sync, the file is synced before the
+// rename and its directory after. A failed write leaves no temporary file.
 func WriteAtomic(tmp, p string, data []byte, sync bool) error {
 	f, err := os.CreateTemp(tmp, "put-*")
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(tmp, 0o755); err == nil {
+			f, err = os.CreateTemp(tmp, "put-*")
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
@@ -106,11 +120,11 @@ func WriteAtomic(tmp, p string, data []byte, sync bool) error {
 	if err == nil && sync {
 		err = f.Sync()
 	}
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(name, 0o644)
 	}
 	if err == nil {
 		err = os.Rename(name, p)
