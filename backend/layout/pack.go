@@ -63,27 +63,21 @@ func HasPack(d *tree.Dir) bool {
 // frame gives (which must have verified them) and the chunk lists of d's
 // multi-chunk files read through o.
 func BuildPack(ctx context.Context, o *store.Objects, h hash.Hash, d *tree.Dir, frame func(context.Context, hash.Hash) (store.Frame, error)) ([]byte, error) {
-	var members []Object
-	size := headerSize + binary.MaxVarintLen64
-	in := map[hash.Hash]bool{}
+	p := newFilling(PackMax)
 	// add adds chunk c and the references it needs; it reports false once
 	// the pack is full.
 	var add func(c hash.Hash) (bool, error)
 	add = func(c hash.Hash) (bool, error) {
-		if in[c] {
+		if p.in[c] {
 			return true, nil
 		}
 		f, err := frame(ctx, c)
 		if err != nil {
 			return false, fmt.Errorf("pack %s: chunk %s: %w", h, c, err)
 		}
-		n := len(EncodeChunk(c, f)) + binary.MaxVarintLen64
-		if size+n > PackMax {
+		if !p.add(c, EncodeChunk(c, f)) {
 			return false, nil
 		}
-		in[c] = true
-		members = append(members, Object{Kind: Chunk, Hash: c, Frame: f})
-		size += n
 		for _, r := range f.Refs {
 			if ok, err := add(r); !ok || err != nil {
 				return ok, err
@@ -91,7 +85,7 @@ func BuildPack(ctx context.Context, o *store.Objects, h hash.Hash, d *tree.Dir, 
 		}
 		return true, nil
 	}
-	done := func() []byte { return EncodePack(h, members) }
+	done := func() []byte { return encodeMembers(header(Pack, h, p.size), p.members) }
 	for i := range d.Entries {
 		if e := &d.Entries[i]; packable(d, e) {
 			if ok, err := add(e.Hash); err != nil {
@@ -119,6 +113,30 @@ func BuildPack(ctx context.Context, o *store.Objects, h hash.Hash, d *tree.Dir, 
 		}
 	}
 	return done(), nil
+}
+
+// filling gathers the encoded members of a pack or a tree object, each
+// once, while they fit in max bytes.
+type filling struct {
+	max, size int
+	in        map[hash.Hash]bool
+	members   [][]byte
+}
+
+func newFilling(max int) *filling {
+	return &filling{max: max, size: headerSize + binary.MaxVarintLen64, in: map[hash.Hash]bool{}}
+}
+
+// add adds member m of address h; it reports false if m does not fit.
+func (f *filling) add(h hash.Hash, m []byte) bool {
+	n := len(m) + binary.MaxVarintLen64
+	if f.size+n > f.max {
+		return false
+	}
+	f.in[h] = true
+	f.members = append(f.members, m)
+	f.size += n
+	return true
 }
 
 // EncodePack returns the pack of listing h holding the chunk objects

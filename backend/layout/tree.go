@@ -51,27 +51,21 @@ func WholeRecord(ctx context.Context, o *store.Objects, h hash.Hash) ([]byte, *t
 
 // BuildTree returns the tree object of listing h, read through o.
 func BuildTree(ctx context.Context, o *store.Objects, h hash.Hash) ([]byte, error) {
-	var members [][]byte
-	size := headerSize + binary.MaxVarintLen64
-	in := map[hash.Hash]bool{}
+	t := newFilling(TreeMax)
 	// add adds listing l and its subtree; it reports false once the
 	// object is full.
 	var add func(l hash.Hash) (bool, error)
 	add = func(l hash.Hash) (bool, error) {
-		if in[l] {
+		if t.in[l] {
 			return true, nil
 		}
 		rec, d, err := WholeRecord(ctx, o, l)
 		if err != nil {
 			return false, fmt.Errorf("tree %s: %w", h, err)
 		}
-		m := EncodeListing(l, rec)
-		if size+len(m)+binary.MaxVarintLen64 > TreeMax {
+		if !t.add(l, EncodeListing(l, rec)) {
 			return false, nil
 		}
-		in[l] = true
-		members = append(members, m)
-		size += len(m) + binary.MaxVarintLen64
 		for i := range d.Entries {
 			if e := &d.Entries[i]; e.Type == tree.TypeDir {
 				if ok, err := add(e.Hash); !ok || err != nil {
@@ -84,7 +78,7 @@ func BuildTree(ctx context.Context, o *store.Objects, h hash.Hash) ([]byte, erro
 	if _, err := add(h); err != nil {
 		return nil, err
 	}
-	return EncodeTree(h, members), nil
+	return EncodeTree(h, t.members), nil
 }
 
 // EncodeTree returns the tree object of listing h holding the encoded
