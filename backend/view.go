@@ -564,7 +564,7 @@ func (v *View) prefetchNext(n *Node) {
 		if e.Type != tree.TypeFile || e.Size == 0 || e.Size > store.PrefetchFileMax {
 			continue
 		}
-		v.s.PrefetchFile(e.Hash)
+		v.s.PrefetchFile(store.ListedEntry(d, e))
 		files, bytes = files+1, bytes+e.Size
 	}
 }

@@ -489,6 +489,34 @@ func TestPackHoldsMultiChunkFiles(t *testing.T) {
 	}
 }
 
+// TestPrefetchAsksForListsAtOnce: a multi-chunk file prefetched after an
+// opened one (a layout without packs) has its chunk list asked for at
+// once, as its listing says it has one: no probe for it as one chunk.
+func TestPrefetchAsksForListsAtOnce(t *testing.T) {
+	var b bytes.Buffer
+	for i := range 6000 {
+		fmt.Fprintf(&b, "line %d of a file of a few chunks\n", i*7919%100003)
+	}
+	files := map[string][]byte{"d/a": []byte("small"), "d/b": b.Bytes()}
+	srv, o, _ := startDir(t, publishedWith(t, files, push.Options{NoPacks: true}), false)
+	v := view(t, o)
+	if got, err := v.FS().ReadFile("d/a"); err != nil || !bytes.Equal(got, files["d/a"]) {
+		t.Fatalf("d/a: %q, %v", got, err)
+	}
+	list := "/pub/" + layout.Key(layout.ChunkList, hash.Sum(files["d/b"]))
+	for deadline := time.Now().Add(5 * time.Second); srv.count(list) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("d/b was not prefetched")
+		}
+	}
+	if n := srv.count("/pub/" + chunkKey(t, files["d/b"])); n != 0 {
+		t.Errorf("d/b probed %d times as one chunk", n)
+	}
+	if got, err := v.FS().ReadFile("d/b"); err != nil || !bytes.Equal(got, files["d/b"]) {
+		t.Fatalf("d/b: %d bytes, %v", len(got), err)
+	}
+}
+
 // TestPrefetch: listing a directory fetches its subdirectories' listings
 // in the background, and opening a file fetches the next files of its
 // directory (a layout without packs); reading them then asks the server

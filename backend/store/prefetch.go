@@ -35,7 +35,7 @@ type prefetcher struct {
 
 type prefetchJob struct {
 	h    hash.Hash
-	file bool // h is a file: load its chunk list and its chunks
+	file *Listed // set: h is this file; load its chunk list and its chunks
 }
 
 func (o *Objects) startPrefetch() {
@@ -63,11 +63,11 @@ func (o *Objects) startPrefetch() {
 
 func (o *Objects) runPrefetch(j prefetchJob) {
 	ctx := context.Background()
-	if !j.file {
+	if j.file == nil {
 		o.Chunk(ctx, j.h)
 		return
 	}
-	f, err := o.File(ctx, j.h)
+	f, err := o.ListedFile(ctx, *j.file)
 	if err != nil {
 		return
 	}
@@ -96,9 +96,10 @@ func (o *Objects) PrefetchChunk(h hash.Hash) {
 	}
 }
 
-// PrefetchFile loads file h's chunk list and decodes its chunks in the
-// background, unless its first chunk is cached already.
-func (o *Objects) PrefetchFile(h hash.Hash) {
+// PrefetchFile loads file l's chunk list (as ListedFile does) and decodes
+// its chunks in the background, unless its first chunk is cached already.
+func (o *Objects) PrefetchFile(l Listed) {
+	h := l.Hash
 	if f, ok := o.files.Get(h); ok && len(f.List.Chunks) > 0 {
 		if _, ok := o.chunks.Get(f.List.Chunks[0].Hash); ok {
 			return
@@ -106,7 +107,7 @@ func (o *Objects) PrefetchFile(h hash.Hash) {
 	} else if _, ok := o.chunks.Get(h); ok { // a one-chunk file is its chunk
 		return
 	}
-	o.enqueue(prefetchJob{h: h, file: true})
+	o.enqueue(prefetchJob{h: h, file: &l})
 }
 
 // Close stops the prefetch workers and waits for them. Reads keep working;
