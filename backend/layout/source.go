@@ -26,10 +26,11 @@ type Source struct {
 	f   Fetcher
 	opt SourceOptions
 
-	// mu guards roots, fetched, refresh, published and indexSum. It is
-	// not held across the index fetch: lookups need not wait for it.
+	// mu guards roots, tops, fetched, refresh, published and indexSum. It
+	// is not held across the index fetch: lookups need not wait for it.
 	mu      sync.Mutex
 	roots   []store.Root
+	tops    map[hash.Hash]bool // the roots' top listings
 	fetched time.Time   // when roots were read; zero: never (an index may hold none)
 	refresh *indexFetch // the refresh of the index in flight, or nil
 	// published and indexSum are those of the newest signed index read:
@@ -187,6 +188,10 @@ func (s *Source) refreshIndex(ctx context.Context) ([]store.Root, error) {
 		return s.roots, nil
 	}
 	s.roots, s.fetched = x.Roots, time.Now()
+	s.tops = make(map[hash.Hash]bool, len(x.Roots))
+	for _, r := range x.Roots {
+		s.tops[r.Top.Hash] = true
+	}
 	return x.Roots, nil
 }
 
@@ -309,12 +314,7 @@ func (s *Source) Listing(ctx context.Context, h hash.Hash) ([]byte, error) {
 func (s *Source) isTop(h hash.Hash) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, r := range s.roots {
-		if r.Top.Hash == h {
-			return true
-		}
-	}
-	return false
+	return s.tops[h]
 }
 
 // loadTree fetches the tree object of listing top and keeps its listings
