@@ -304,6 +304,8 @@ func (s *Source) Listing(ctx context.Context, h hash.Hash) ([]byte, error) {
 				return rec, nil
 			}
 		}
+	} else {
+		s.listings.Remove(h) // the tree's copy may be the damaged one
 	}
 	o, err := s.object(ctx, Listing, h)
 	return o.Record, err
