@@ -31,8 +31,8 @@ type Source struct {
 	mu      sync.Mutex
 	roots   []store.Root
 	tops    map[hash.Hash]bool // the roots' top listings
-	fetched time.Time   // when roots were read; zero: never (an index may hold none)
-	refresh *indexFetch // the refresh of the index in flight, or nil
+	fetched time.Time          // when roots were read; zero: never (an index may hold none)
+	refresh *indexFetch        // the refresh of the index in flight, or nil
 	// published and indexSum are those of the newest signed index read:
 	// an older one (a rollback) is refused.
 	published time.Time
