@@ -17,9 +17,12 @@
 // are handed to the reader and not stored; store.Objects verifies what it
 // decoded and tells the layout.Source (store.Keeper), which encodes the
 // verified object again for Keep (layout.Keeper), and only then is it
-// written. Objects read back from the cache are verified again as always;
-// one that fails is refetched with fresh set, and a fresh fetch bypasses
-// the cache and removes the cached copy first.
+// written. A pack or a tree fetched whole is kept whole, one file, once
+// every member has been verified (layout.Source's bundles). Objects read
+// back from the cache are verified again as always; one that fails is
+// refetched with fresh set, and a fresh fetch bypasses the cache and
+// removes the cached copy first (for a member, the pack or tree it came
+// in).
 //
 // Several processes may share one cache directory. Files are written to
 // tmp/ and renamed into place, so a reader sees a whole object or none;

@@ -319,10 +319,12 @@ func TestUnverifiedNeverCached(t *testing.T) {
 
 // TestCorruptCachedCopy: a cached object damaged on disk fails
 // verification, is removed and fetched fresh, and the good copy replaces
-// it; a truncated one likewise.
+// it; a truncated one likewise. The layout has no packs, so that each
+// chunk is cached on its own (remote's TestCachedPackMemberDamaged damages
+// a cached pack).
 func TestCorruptCachedCopy(t *testing.T) {
 	files := tree()
-	or := newOrigin(published(t, files))
+	or := newOrigin(publishedWith(t, files, push.Options{NoPacks: true}))
 	dir := t.TempDir()
 	r0 := newReader(t, dir, 0, or)
 	readAll(t, r0.o, files)

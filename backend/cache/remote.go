@@ -32,6 +32,8 @@ type Remote struct {
 	offline bool   // the last index fetch failed and the copy was served
 }
 
+var _ layout.Keeper = (*Remote)(nil)
+
 // Wrap puts the cache in front of remote f, whose address id (a URL
 // without a password) names its roots index in the cache. A cache that
 // cannot be written to is still read; what cannot be kept is warned about
@@ -97,6 +99,13 @@ func (r *Remote) Keep(key string, encode func() []byte) {
 func (r *Remote) Holds(key string) bool {
 	kind, h, err := layout.ParseKey(key)
 	return err == nil && r.c.holds(objKey{kind, h})
+}
+
+// Drop implements layout.Keeper.
+func (r *Remote) Drop(key string) {
+	if kind, h, err := layout.ParseKey(key); err == nil {
+		r.c.remove(objKey{kind, h})
+	}
 }
 
 // KeepIndex implements layout.IndexKeeper: the index the Source accepted

@@ -39,8 +39,8 @@ type Source struct {
 	indexSum  [sha256.Size]byte
 
 	// frames holds the chunks ChunkList fetched to learn that a file is
-	// one chunk, for the Frame call that follows.
-	frames *lru.Cache[hash.Hash, store.Frame]
+	// one chunk, for the Frame call that follows, and those of packs.
+	frames *lru.Cache[hash.Hash, heldFrame]
 	pre    *prefetcher // nil unless Prefetch was called
 	// packed holds the listings whose pack was asked for (a byte budget:
 	// expandedMemory), fetched or found missing: each is asked for once
@@ -49,13 +49,29 @@ type Source struct {
 	// listings holds the listings of tree objects (BuildTree) until they
 	// are read, and treed the root tops whose tree was asked for, fetched
 	// or found missing (a byte budget: expandedMemory).
-	listings *lru.Cache[hash.Hash, []byte]
+	listings *lru.Cache[hash.Hash, heldListing]
 	treed    *lru.Cache[hash.Hash, struct{}]
+	// pending are the packs and trees fetched past the Keeper, kept whole
+	// once their members are verified.
+	pending bundles
 
 	// flying joins concurrent fetches of one object (delta references
 	// are read by every dependant that misses the cache, and read-ahead
 	// races the reader).
 	flying flight.Group[fetchKey, Object]
+}
+
+// heldFrame is a chunk's frame as fetched, and the listing whose pack it
+// came in (zero if alone).
+type heldFrame struct {
+	f    store.Frame
+	pack hash.Hash
+}
+
+// heldListing is a listing's record as fetched in the tree of root top.
+type heldListing struct {
+	rec []byte
+	top hash.Hash
 }
 
 type fetchKey struct {
@@ -104,8 +120,8 @@ func NewSource(f Fetcher, opt SourceOptions) *Source {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	return &Source{f: f, opt: opt, frames: lru.New[hash.Hash, store.Frame](frameCache),
-		packed: lru.New[hash.Hash, struct{}](expandedMemory), listings: lru.New[hash.Hash, []byte](listingCache),
+	return &Source{f: f, opt: opt, frames: lru.New[hash.Hash, heldFrame](frameCache),
+		packed: lru.New[hash.Hash, struct{}](expandedMemory), listings: lru.New[hash.Hash, heldListing](listingCache),
 		treed: lru.New[hash.Hash, struct{}](expandedMemory)}
 }
 
@@ -295,17 +311,19 @@ func (s *Source) fetch(ctx context.Context, k Kind, h hash.Hash) (Object, error)
 // version) or fails is not asked for again while remembered.
 func (s *Source) Listing(ctx context.Context, h hash.Hash) ([]byte, error) {
 	if !store.IsRefetch(ctx) {
-		if rec, ok := s.listings.Get(h); ok {
-			return rec, nil
+		if l, ok := s.listings.Get(h); ok {
+			return l.rec, nil
 		}
 		if s.isTop(h) {
 			s.loadTree(ctx, h)
-			if rec, ok := s.listings.Get(h); ok {
-				return rec, nil
+			if l, ok := s.listings.Get(h); ok {
+				return l.rec, nil
 			}
 		}
-	} else {
-		s.listings.Remove(h) // the tree's copy may be the damaged one
+	} else if l, ok := s.listings.Get(h); ok {
+		// The tree's copy may be the damaged one, and so the cache's tree.
+		s.listings.Remove(h)
+		s.drop(Key(Tree, l.top))
 	}
 	o, err := s.object(ctx, Listing, h)
 	return o.Record, err
@@ -320,12 +338,16 @@ func (s *Source) isTop(h hash.Hash) bool {
 }
 
 // loadTree fetches the tree object of listing top and keeps its listings
-// for the reads that follow, unless it was asked for already.
+// for the reads that follow, unless it was asked for already. A Keeper
+// holding the top alone (kept one by one) needs no tree; one that lacks
+// the tree takes it once its listings are verified.
 func (s *Source) loadTree(ctx context.Context, top hash.Hash) {
 	if _, ok := s.treed.Get(top); ok {
 		return
 	}
-	if k, ok := s.f.(Keeper); ok && k.Holds(Key(Listing, top)) {
+	k, keeps := s.f.(Keeper)
+	kept := keeps && k.Holds(Key(Tree, top))
+	if keeps && !kept && k.Holds(Key(Listing, top)) {
 		return
 	}
 	o, err := s.object(ctx, Tree, top)
@@ -340,8 +362,26 @@ func (s *Source) loadTree(ctx context.Context, top hash.Hash) {
 		return
 	}
 	for _, m := range o.Pack {
-		s.listings.Put(m.Hash, bytes.Clone(m.Record), int64(len(m.Record))+64)
+		s.listings.Put(m.Hash, heldListing{bytes.Clone(m.Record), top}, int64(len(m.Record))+64)
 	}
+	if keeps && !kept {
+		s.pending.add(k, Key(Tree, top), Listing, o.Pack, objectsSize(o.Pack), func() []byte {
+			members := make([][]byte, len(o.Pack))
+			for i, m := range o.Pack {
+				members[i] = EncodeListing(m.Hash, m.Record)
+			}
+			return EncodeTree(top, members)
+		})
+	}
+}
+
+// objectsSize is the bytes the members of a pack or tree hold.
+func objectsSize(members []Object) int64 {
+	n := int64(0)
+	for _, m := range members {
+		n += int64(len(m.Record)+len(m.Frame.Data)) + 128
+	}
+	return n
 }
 
 // ChunkList implements store.Source. Most files are one chunk and have no
@@ -350,7 +390,7 @@ func (s *Source) loadTree(ctx context.Context, top hash.Hash) {
 // listing names a list for (store.ListedMulti) is not probed.
 func (s *Source) ChunkList(ctx context.Context, h hash.Hash) (store.FileRecord, error) {
 	if f, ok := s.frames.Get(h); ok && !store.IsRefetch(ctx) {
-		return store.FileRecord{Size: int64(f.Size)}, nil // from a pack, or probed before
+		return store.FileRecord{Size: int64(f.f.Size)}, nil // from a pack, or probed before
 	}
 	if k, ok := s.f.(Keeper); store.IsListedMulti(ctx) || ok && k.Holds(Key(ChunkList, h)) {
 		// A kept list means a multi-chunk file: no probe for a chunk.
@@ -359,7 +399,7 @@ func (s *Source) ChunkList(ctx context.Context, h hash.Hash) (store.FileRecord, 
 	}
 	c, err := s.object(ctx, Chunk, h)
 	if err == nil {
-		s.frames.Put(h, c.Frame, int64(len(c.Frame.Data))+128)
+		s.frames.Put(h, heldFrame{f: c.Frame}, int64(len(c.Frame.Data))+128)
 		return store.FileRecord{Size: int64(c.Frame.Size)}, nil
 	}
 	if !IsNotFound(err) {
@@ -371,28 +411,30 @@ func (s *Source) ChunkList(ctx context.Context, h hash.Hash) (store.FileRecord, 
 
 // Frame implements store.Source.
 func (s *Source) Frame(ctx context.Context, h hash.Hash) (store.Frame, error) {
-	if !store.IsRefetch(ctx) {
-		if f, ok := s.frames.Get(h); ok {
-			return f, nil
-		}
+	f, held := s.frames.Get(h)
+	if !store.IsRefetch(ctx) && held {
+		return f.f, nil
+	}
+	if held && !f.pack.IsZero() {
+		s.drop(Key(Pack, f.pack)) // the cache's pack may be the damaged copy
 	}
 	o, err := s.object(ctx, Chunk, h)
 	if err == nil && store.IsRefetch(ctx) {
 		// The copy ChunkList kept may be the damaged one: replace it, or a
 		// later read after the chunk left Objects' cache would meet it again.
-		s.frames.Put(h, o.Frame, int64(len(o.Frame.Data))+128)
+		s.frames.Put(h, heldFrame{f: o.Frame}, int64(len(o.Frame.Data))+128)
 	}
 	return o.Frame, err
 }
 
 // Opening implements store.Packer: the first file opened in a listing
-// that has a pack, unless a local cache holds it (a warm cache needs no
-// pack), has the pack fetched, and its chunks wait for the reads that
-// follow; the packs of its subdirectories are fetched in the background,
-// as a walk reads them next. A pack that is
-// missing (a layout pushed without packs, or an older version's listing)
-// or fails is not asked for again while remembered; the files are then
-// fetched one by one.
+// that has a pack has the pack fetched (from a local cache that holds it,
+// or else from the remote unless the cache holds the file on its own),
+// and its chunks wait for the reads that follow; the packs of its
+// subdirectories are fetched in the background, as a walk reads them
+// next. A pack that is missing (a layout pushed without packs, or an
+// older version's listing) or fails is not asked for again while
+// remembered; the files are then fetched one by one.
 func (s *Source) Opening(ctx context.Context, dir hash.Hash, d *tree.Dir, file hash.Hash) {
 	if _, ok := s.packed.Get(dir); ok {
 		return
@@ -401,8 +443,8 @@ func (s *Source) Opening(ctx context.Context, dir hash.Hash, d *tree.Dir, file h
 		s.packed.Put(dir, struct{}{}, 64)
 		return
 	}
-	if k, ok := s.f.(Keeper); ok && (k.Holds(Key(Chunk, file)) || k.Holds(Key(ChunkList, file))) {
-		return // a one-chunk or a multi-chunk file kept
+	if k, ok := s.f.(Keeper); ok && !k.Holds(Key(Pack, dir)) && (k.Holds(Key(Chunk, file)) || k.Holds(Key(ChunkList, file))) {
+		return // a one-chunk or a multi-chunk file kept on its own
 	}
 	if !s.loadPack(ctx, dir) || s.pre == nil {
 		return
@@ -424,8 +466,11 @@ func (s *Source) Opening(ctx context.Context, dir hash.Hash, d *tree.Dir, file h
 }
 
 // loadPack fetches listing dir's pack and keeps its chunks for the reads
-// that follow; it reports whether it found one.
+// that follow; it reports whether it found one. A Keeper that lacks the
+// pack takes it once its chunks are verified.
 func (s *Source) loadPack(ctx context.Context, dir hash.Hash) bool {
+	k, keeps := s.f.(Keeper)
+	kept := keeps && k.Holds(Key(Pack, dir))
 	o, err := s.object(ctx, Pack, dir)
 	if err != nil && ctx.Err() != nil {
 		return false // the caller's, not the pack's: ask again at the next open
@@ -440,7 +485,10 @@ func (s *Source) loadPack(ctx context.Context, dir hash.Hash) bool {
 	for _, m := range o.Pack {
 		f := m.Frame
 		f.Data = bytes.Clone(f.Data) // not the whole pack, kept by one member
-		s.frames.Put(m.Hash, f, int64(len(f.Data))+128)
+		s.frames.Put(m.Hash, heldFrame{f, dir}, int64(len(f.Data))+128)
+	}
+	if keeps && !kept {
+		s.pending.add(k, Key(Pack, dir), Chunk, o.Pack, objectsSize(o.Pack), func() []byte { return EncodePack(dir, o.Pack) })
 	}
 	return true
 }
@@ -463,6 +511,9 @@ type Keeper interface {
 	Keep(key string, encode func() []byte)
 	// Holds reports, without a request, whether object key is kept.
 	Holds(key string) bool
+	// Drop removes the kept copy of object key, if any: a member of it
+	// failed verification.
+	Drop(key string)
 }
 
 // IndexKeeper is a Fetcher that keeps the last roots index its Source
@@ -475,17 +526,44 @@ type IndexKeeper interface {
 	SavedIndex() []byte
 }
 
-// KeepFrame implements store.Keeper.
+// KeepFrame implements store.Keeper: a chunk that came in a pack is kept
+// with it, else alone.
 func (s *Source) KeepFrame(h hash.Hash, f store.Frame) {
+	k, ok := s.f.(Keeper)
+	if !ok || s.pending.verified(k, Object{Kind: Chunk, Hash: h, Frame: f}) {
+		return
+	}
+	if e, ok := s.frames.Get(h); ok && !e.pack.IsZero() && sameFrame(e.f, f) && k.Holds(Key(Pack, e.pack)) {
+		return
+	}
+	k.Keep(Key(Chunk, h), func() []byte { return EncodeChunk(h, f) })
+}
+
+// KeepListing implements store.Keeper: a listing that came in a tree is
+// kept with it, else alone.
+func (s *Source) KeepListing(h hash.Hash, rec []byte) {
+	k, ok := s.f.(Keeper)
+	if !ok || s.pending.verified(k, Object{Kind: Listing, Hash: h, Record: rec}) {
+		return
+	}
+	if e, ok := s.listings.Get(h); ok && bytes.Equal(e.rec, rec) && k.Holds(Key(Tree, e.top)) {
+		return
+	}
+	k.Keep(Key(Listing, h), func() []byte { return EncodeListing(h, rec) })
+}
+
+// Flush hands the Keeper what is verified of the packs and trees still
+// waiting for their members: call it before the Keeper closes.
+func (s *Source) Flush() {
 	if k, ok := s.f.(Keeper); ok {
-		k.Keep(Key(Chunk, h), func() []byte { return EncodeChunk(h, f) })
+		s.pending.flush(k)
 	}
 }
 
-// KeepListing implements store.Keeper.
-func (s *Source) KeepListing(h hash.Hash, rec []byte) {
+// drop has the Keeper drop its copy of object key.
+func (s *Source) drop(key string) {
 	if k, ok := s.f.(Keeper); ok {
-		k.Keep(Key(Listing, h), func() []byte { return EncodeListing(h, rec) })
+		k.Drop(key)
 	}
 }
 

@@ -90,6 +90,7 @@ func (g *globals) layoutReader(f layout.Fetcher, where string, refetches bool, c
 	r := &readStore{Objects: o, where: where, close: closer, cache: c}
 	if c != nil {
 		r.close = func() error {
+			src.Flush()
 			c.Close()
 			return closer()
 		}
