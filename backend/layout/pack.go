@@ -23,7 +23,7 @@ import (
 //	per member: uvarint length, a chunk object
 //
 // The members are the chunks of the listing's small one-chunk files
-// (packable), then those of its multi-chunk files, in listing order, each
+// (packable), then those of its other files, in listing order, each
 // followed by the references its frame needs that the pack does not hold
 // yet, until PackMax bytes.
 const (
@@ -33,11 +33,16 @@ const (
 	PackMax = 2 << 20
 )
 
+// oneChunk reports whether e, an entry of listing d, is a file stored as
+// one chunk (which only a sealed listing says).
+func oneChunk(d *tree.Dir, e *tree.Entry) bool {
+	return !d.Unsealed && e.Type == tree.TypeFile && e.List.IsZero() && e.Size > 0
+}
+
 // packable reports whether e, an entry of listing d, is a file a pack
-// holds first: stored as one chunk (which only a sealed listing says) and
-// small.
+// holds first: one chunk, and small.
 func packable(d *tree.Dir, e *tree.Entry) bool {
-	return !d.Unsealed && e.Type == tree.TypeFile && e.List.IsZero() && e.Size > 0 && e.Size <= PackFileMax
+	return oneChunk(d, e) && e.Size <= PackFileMax
 }
 
 // multiChunk reports whether e, an entry of listing d, is a file a sealed
@@ -47,12 +52,12 @@ func multiChunk(d *tree.Dir, e *tree.Entry) bool {
 }
 
 // HasPack reports whether listing d is published with a pack: it has a
-// small one-chunk file or a multi-chunk file. A pack of one file still
-// saves requests: it holds the delta references the file's chunks need,
-// which a reader would fetch one after another.
+// file of known chunks (one, or a list). A pack of one file still saves
+// requests: it holds the delta references the file's chunks need, which
+// a reader would fetch one after another.
 func HasPack(d *tree.Dir) bool {
 	for i := range d.Entries {
-		if packable(d, &d.Entries[i]) || multiChunk(d, &d.Entries[i]) {
+		if oneChunk(d, &d.Entries[i]) || multiChunk(d, &d.Entries[i]) {
 			return true
 		}
 	}
@@ -97,15 +102,21 @@ func BuildPack(ctx context.Context, o *store.Objects, h hash.Hash, d *tree.Dir, 
 	}
 	for i := range d.Entries {
 		e := &d.Entries[i]
-		if !multiChunk(d, e) {
-			continue
+		var chunks []hash.Hash
+		switch {
+		case oneChunk(d, e) && !packable(d, e):
+			chunks = []hash.Hash{e.Hash}
+		case multiChunk(d, e):
+			f, err := o.ListedFile(ctx, store.ListedEntry(d, e))
+			if err != nil {
+				return nil, fmt.Errorf("pack %s: %w", h, err)
+			}
+			for _, c := range f.List.Chunks {
+				chunks = append(chunks, c.Hash)
+			}
 		}
-		f, err := o.ListedFile(ctx, store.ListedEntry(d, e))
-		if err != nil {
-			return nil, fmt.Errorf("pack %s: %w", h, err)
-		}
-		for _, c := range f.List.Chunks {
-			if ok, err := add(c.Hash); err != nil {
+		for _, c := range chunks {
+			if ok, err := add(c); err != nil {
 				return nil, err
 			} else if !ok {
 				return done(), nil

@@ -459,17 +459,19 @@ func TestTreeOverHTTP(t *testing.T) {
 }
 
 // TestPackHoldsMultiChunkFiles: a directory's pack holds the chunks of
-// its multi-chunk files too, after its small files: reading both makes
-// no request for a chunk, and one for the big file's chunk list.
+// its multi-chunk files and of its one-chunk files over PackFileMax too,
+// after its small files: reading them makes no request for a chunk, and
+// one for the big file's chunk list.
 func TestPackHoldsMultiChunkFiles(t *testing.T) {
 	var big bytes.Buffer
 	for i := range 40000 {
 		fmt.Fprintf(&big, "line %d of a file of several chunks\n", i*7919%100003)
 	}
-	files := map[string][]byte{"d/a": []byte("small"), "d/big": big.Bytes()}
+	one := bytes.Repeat([]byte("one chunk over PackFileMax. "), (layout.PackFileMax+4096)/28)
+	files := map[string][]byte{"d/a": []byte("small"), "d/big": big.Bytes(), "d/one": one}
 	srv, o, _ := startWith(t, files, true)
 	v := view(t, o)
-	for _, p := range []string{"d/a", "d/big"} {
+	for _, p := range []string{"d/a", "d/big", "d/one"} {
 		if b, err := v.FS().ReadFile(p); err != nil || !bytes.Equal(b, files[p]) {
 			t.Fatalf("%s: %d bytes, %v", p, len(b), err)
 		}
@@ -486,6 +488,9 @@ func TestPackHoldsMultiChunkFiles(t *testing.T) {
 	}
 	if n := srv.countPrefix("/pub/objects/list/"); n != 1 {
 		t.Errorf("%d chunk lists fetched, want d/big's", n)
+	}
+	if f, err := o.File(context.Background(), hash.Sum(one)); err != nil || len(f.List.Chunks) != 1 {
+		t.Errorf("d/one: want one chunk: %v", err)
 	}
 }
 
