@@ -614,3 +614,40 @@ func TestIndexKeptWhileDown(t *testing.T) {
 		t.Fatalf("roots with the remote down: %v, %v", roots, err)
 	}
 }
+
+// waitFor waits up to 5 s for cond.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 5 s", what)
+		}
+	}
+}
+
+// TestPackOfTwinFile: opening a file whose content is decoded already (a
+// twin of one read in another directory) still fetches its directory's
+// pack, for the files after it.
+func TestPackOfTwinFile(t *testing.T) {
+	files := map[string][]byte{"a/x": []byte("twin"), "b/x": []byte("twin"), "b/y": []byte("only in b")}
+	srv, o, _ := startWith(t, files, true)
+	v := view(t, o)
+	if b, err := v.FS().ReadFile("a/x"); err != nil || string(b) != "twin" {
+		t.Fatalf("a/x: %q, %v", b, err)
+	}
+	bDir := walk(t, v, "b")
+	f, err := v.FS().Open("b/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if n := srv.count("/pub/" + layout.Key(layout.Pack, bDir.Hash)); n != 1 {
+		t.Errorf("opening b/x fetched b's pack %d times, want 1", n)
+	}
+	if b, err := v.FS().ReadFile("b/y"); err != nil || !bytes.Equal(b, files["b/y"]) {
+		t.Fatalf("b/y: %q, %v", b, err)
+	}
+	if n := srv.count("/pub/" + chunkKey(t, files["b/y"])); n != 0 {
+		t.Errorf("b/y's chunk fetched %d times on its own", n)
+	}
+}

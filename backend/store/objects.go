@@ -317,13 +317,12 @@ func decodeFile(h hash.Hash, rec FileRecord) (*File, error) {
 }
 
 // Opening tells a Packer source that file, an entry of listing dir, is
-// being opened, unless its content or dir's listing is not in the cache.
+// being opened, if dir's listing is in the cache. It does so even when
+// the file's content is cached (a twin of a file read before): the pack
+// serves the files after it, which the view prefetches next.
 func (o *Objects) Opening(ctx context.Context, dir, file hash.Hash) {
 	p, ok := o.src.(Packer)
 	if !ok {
-		return
-	}
-	if _, cached := o.chunks.Get(file); cached {
 		return
 	}
 	if d, ok := o.dirs.Get(dir); ok {
