@@ -2,6 +2,7 @@ package layout
 
 import (
 	"context"
+	"sync"
 
 	"github.com/spraydryfs/spraydryfs/backend/hash"
 	"github.com/spraydryfs/spraydryfs/backend/lru"
@@ -31,7 +32,13 @@ type prefetcher struct {
 	// (a byte budget: expandedMemory); one evicted is read ahead again,
 	// from Objects' caches.
 	expanded *lru.Cache[hash.Hash, struct{}]
+
+	mu      sync.Mutex
+	backlog []func(ctx context.Context) // tasks waiting for a slot, oldest first
 }
+
+// backlogMax bounds the tasks waiting for a slot.
+const backlogMax = 1024
 
 // expandedMemory bounds the listings remembered as read ahead (about
 // 16,000 at 64 bytes each).
@@ -48,18 +55,43 @@ func (s *Source) Prefetch(o *store.Objects) {
 	s.pre = &prefetcher{o: o, slots: make(chan struct{}, prefetchConns), expanded: lru.New[hash.Hash, struct{}](expandedMemory)}
 }
 
-// run runs f in the background if a slot is free, and drops it otherwise
-// (what it would have read is read on demand).
+// run runs f in the background: at once if a slot is free, else when
+// one is, newest first (a walk goes deep first); beyond backlogMax waiting,
+// the oldest is dropped (what it would have read is read on demand).
 func (p *prefetcher) run(f func(ctx context.Context)) {
 	select {
 	case p.slots <- struct{}{}:
 	default:
+		p.mu.Lock()
+		if len(p.backlog) == backlogMax {
+			copy(p.backlog, p.backlog[1:])
+			p.backlog = p.backlog[:backlogMax-1]
+		}
+		p.backlog = append(p.backlog, f)
+		p.mu.Unlock()
 		return
 	}
 	go func() {
 		defer func() { <-p.slots }()
-		f(context.WithValue(context.Background(), prefetchKey{}, true))
+		ctx := context.WithValue(context.Background(), prefetchKey{}, true)
+		for ; f != nil; f = p.next() {
+			f(ctx)
+		}
 	}()
+}
+
+// next takes the newest task waiting, or nil.
+func (p *prefetcher) next() func(ctx context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.backlog)
+	if n == 0 {
+		return nil
+	}
+	f := p.backlog[n-1]
+	p.backlog[n-1] = nil
+	p.backlog = p.backlog[:n-1]
+	return f
 }
 
 // UsedDir implements store.DirWatcher: when a reader gets listing h,
@@ -67,8 +99,15 @@ func (p *prefetcher) run(f func(ctx context.Context)) {
 // (once while h is remembered), so a walk finds each level read ahead of
 // it, not every other one. The prefetcher's own reads start nothing.
 func (s *Source) UsedDir(ctx context.Context, h hash.Hash) {
-	if s.pre != nil && !isPrefetch(ctx) {
-		s.pre.used(h)
+	if s.pre == nil || isPrefetch(ctx) {
+		return
+	}
+	s.pre.used(h)
+	if !s.reading.Load() {
+		return
+	}
+	if d, ok := s.pre.o.CachedDir(h); ok {
+		s.packsBelow(h, d)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spraydryfs/spraydryfs/backend/flight"
@@ -46,11 +47,18 @@ type Source struct {
 	// expandedMemory), fetched or found missing: each is asked for once
 	// while remembered.
 	packed *lru.Cache[hash.Hash, struct{}]
+	// below holds the listings whose subdirectories' packs were asked for
+	// (a byte budget: expandedMemory).
+	below *lru.Cache[hash.Hash, struct{}]
 	// listings holds the listings of tree objects (BuildTree) until they
 	// are read, and treed the root tops whose tree was asked for, fetched
 	// or found missing (a byte budget: expandedMemory).
 	listings *lru.Cache[hash.Hash, heldListing]
-	treed    *lru.Cache[hash.Hash, struct{}]
+	// reading: a file was opened, so the walk reads content, not only
+	// listings (ls -lR, find): a listing used has its subdirectories'
+	// packs fetched ahead.
+	reading atomic.Bool
+	treed   *lru.Cache[hash.Hash, struct{}]
 	// pending are the packs and trees fetched past the Keeper, kept whole
 	// once their members are verified.
 	pending bundles
@@ -121,7 +129,7 @@ func NewSource(f Fetcher, opt SourceOptions) *Source {
 		opt.Log = slog.Default()
 	}
 	return &Source{f: f, opt: opt, frames: lru.New[hash.Hash, heldFrame](frameCache),
-		packed: lru.New[hash.Hash, struct{}](expandedMemory), listings: lru.New[hash.Hash, heldListing](listingCache),
+		packed: lru.New[hash.Hash, struct{}](expandedMemory), below: lru.New[hash.Hash, struct{}](expandedMemory), listings: lru.New[hash.Hash, heldListing](listingCache),
 		treed: lru.New[hash.Hash, struct{}](expandedMemory)}
 }
 
@@ -436,19 +444,34 @@ func (s *Source) Frame(ctx context.Context, h hash.Hash) (store.Frame, error) {
 // older version's listing) or fails is not asked for again while
 // remembered; the files are then fetched one by one.
 func (s *Source) Opening(ctx context.Context, dir hash.Hash, d *tree.Dir, file hash.Hash) {
+	s.reading.Store(true)
 	if _, ok := s.packed.Get(dir); ok {
 		return
 	}
 	if !HasPack(d) {
 		s.packed.Put(dir, struct{}{}, 64)
+		s.packsBelow(dir, d)
 		return
 	}
 	if k, ok := s.f.(Keeper); ok && !k.Holds(Key(Pack, dir)) && (k.Holds(Key(Chunk, file)) || k.Holds(Key(ChunkList, file))) {
 		return // a one-chunk or a multi-chunk file kept on its own
 	}
-	if !s.loadPack(ctx, dir) || s.pre == nil {
+	if s.loadPack(ctx, dir) {
+		s.packsBelow(dir, d)
+	}
+}
+
+// packsBelow fetches the packs of listing d, address h, subdirectories'
+// in the background, as a walk reads them next (once per listing while
+// remembered).
+func (s *Source) packsBelow(h hash.Hash, d *tree.Dir) {
+	if s.pre == nil {
 		return
 	}
+	if _, done := s.below.Get(h); done {
+		return
+	}
+	s.below.Put(h, struct{}{}, 64)
 	for _, e := range d.Entries {
 		if e.Type != tree.TypeDir {
 			continue
@@ -457,6 +480,9 @@ func (s *Source) Opening(ctx context.Context, dir hash.Hash, d *tree.Dir, file h
 			continue
 		}
 		s.pre.run(func(ctx context.Context) {
+			if _, done := s.packed.Get(e.Hash); done {
+				return
+			}
 			// The listing, read ahead already or now, says if it has one.
 			if sub, err := s.pre.o.Dir(ctx, e.Hash); err == nil && HasPack(sub) {
 				s.loadPack(ctx, e.Hash)

@@ -651,3 +651,34 @@ func TestPackOfTwinFile(t *testing.T) {
 		t.Errorf("b/y's chunk fetched %d times on its own", n)
 	}
 }
+
+// TestPacksAheadOfAWalk: once a file has been read, a listing used has
+// its subdirectories' packs fetched ahead, though it has no file of its
+// own; every one of many is, none dropped. Listings used before any file
+// is read (ls -lR, find) fetch no pack.
+func TestPacksAheadOfAWalk(t *testing.T) {
+	files := map[string][]byte{"first": []byte("read first")}
+	for i := range 40 {
+		files[fmt.Sprintf("p/q%02d/f", i)] = fmt.Appendf(nil, "file %d", i)
+	}
+	srv, o, _ := startWith(t, files, true)
+	v := view(t, o)
+	if _, err := v.ReadDir(context.Background(), walk(t, v, "p")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := srv.countPrefix("/pub/objects/pack/"); n != 0 {
+		t.Errorf("listing p before any read fetched %d packs", n)
+	}
+	if b, err := v.FS().ReadFile("first"); err != nil || string(b) != "read first" {
+		t.Fatalf("first: %q, %v", b, err)
+	}
+	o.Dir(context.Background(), walk(t, v, "p").Hash) // as the walk's next readdir
+	waitFor(t, "the 40 packs below p", func() bool { return srv.countPrefix("/pub/objects/pack/") >= 41 })
+	for i := range 40 {
+		q := walk(t, v, fmt.Sprintf("p/q%02d", i))
+		if n := srv.count("/pub/" + layout.Key(layout.Pack, q.Hash)); n != 1 {
+			t.Errorf("p/q%02d's pack fetched %d times", i, n)
+		}
+	}
+}
