@@ -135,12 +135,13 @@ start_mount() {
 # requests : the number of requests versitygw has logged so far.
 requests() { grep -c ' | vgw | ' "$SOUT/vgw.log" || true; }
 
-# measure KEY DIR CMD : run CMD (bash, pipefail) in DIR; M[KEY] = wall
-# seconds (or "fail"), V[KEY] = its trimmed stdout, Q[KEY] = requests sent.
+# measure KEY DIR CMD [Q0] : run CMD (bash, pipefail) in DIR; M[KEY] = wall
+# seconds (or "fail"), V[KEY] = its trimmed stdout, Q[KEY] = requests sent
+# (since the request count Q0 if given: the mount's own start counts).
 declare -A M V Q
 measure() {
-	local key=$1 dir=$2 cmd=$3 t0 t1 out rc=0 q0
-	q0=$(requests)
+	local key=$1 dir=$2 cmd=$3 t0 t1 out rc=0 q0=${4:-}
+	[ -n "$q0" ] || q0=$(requests)
 	t0=$(now)
 	out=$(cd "$dir" && bash -o pipefail -c "$cmd" 2>>"$SOUT/cmd.err") || rc=$?
 	t1=$(now)
@@ -249,13 +250,17 @@ measure local.warm "$MNT" "$READ_ALL"
 log "mount -s $URL: x@v$NV"
 # Each cold mount gets a cache directory of its own, empty: the default
 # one (under $XDG_CACHE_HOME) would hold what an earlier run fetched.
+# The requests a mount makes as it starts (the index, the root's tree)
+# count with its first command.
 rm -rf "$SOUT/cache-ls" "$SOUT/cache-cold"
+q0=$(requests)
 start_mount "$BIN" -s "$URL" mount --cache-dir "$SOUT/cache-ls" "$MNT" "x@v$NV"
 drop_caches
-measure s3.ls "$MNT" "$LS"
+measure s3.ls "$MNT" "$LS" "$q0"
+q0=$(requests)
 start_mount "$BIN" -s "$URL" mount --cache-dir "$SOUT/cache-cold" "$MNT" "x@v$NV"
 drop_caches
-measure s3.cold "$MNT" "$READ_ALL"
+measure s3.cold "$MNT" "$READ_ALL" "$q0"
 measure s3.warm "$MNT" "$READ_ALL"
 stop_mount
 
@@ -307,7 +312,7 @@ NOTES=(
 	"server: versitygw ${VGW_VERSION:-?} on loopback, posix backend, --keep-alive; bucket bytes: ours $(calc '%.1f' 'b/1e6' "b=$SD_BYTES") MB, restic $(calc '%.1f' 'b/1e6' "b=$RESTIC_BYTES") MB"
 	"restic $(restic version | awk '{ print $2 }'): one backup per version, in order; restic mount with an empty --cache-dir; read at tags/v$NV"
 	"$CACHE_NOTE; 'again' = the same command right after, same mount process (its cache directory, in-process caches and the page cache warm); read all = $READ_ALL ($SAME: ${V[s3.cold]} bytes)"
-	"requests: lines of versitygw's request log during the command"
+	"requests: lines of versitygw's request log during the command (for a cold mount, from its start: the index and the root's tree)"
 	"load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg); total run ${T_TOTAL} s"
 )
 {
