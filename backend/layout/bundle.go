@@ -84,21 +84,13 @@ func (bs *bundles) add(k Keeper, key string, kind Kind, members []Object, size i
 		k.Keep(key, encode)
 		return
 	}
-	var out []*bundle
 	b.elem = bs.order.PushBack(b)
 	bs.size += size
 	for h := range b.index {
 		bs.byMember[h] = append(bs.byMember[h], b)
 	}
-	for bs.size > pendingBundles && bs.order.Len() > 1 {
-		old := bs.order.Front().Value.(*bundle)
-		bs.drop(old)
-		out = append(out, old)
-	}
 	bs.mu.Unlock()
-	for _, old := range out {
-		old.keepVerified(k)
-	}
+	bs.shed(k, func() bool { return bs.size > pendingBundles && bs.order.Len() > 1 })
 }
 
 // init makes the maps (bs.mu held).
@@ -144,10 +136,14 @@ func (bs *bundles) verified(k Keeper, v Object) bool {
 }
 
 // flush ends every pending bundle: its verified members are kept by k.
-func (bs *bundles) flush(k Keeper) {
+func (bs *bundles) flush(k Keeper) { bs.shed(k, func() bool { return bs.order.Len() > 0 }) }
+
+// shed ends the oldest pending bundles while more (asked with bs.mu
+// held) is true, and has k keep their verified members.
+func (bs *bundles) shed(k Keeper, more func() bool) {
 	var out []*bundle
 	bs.mu.Lock()
-	for bs.order.Len() > 0 {
+	for more() {
 		b := bs.order.Front().Value.(*bundle)
 		bs.drop(b)
 		out = append(out, b)
