@@ -369,10 +369,7 @@ func (s *Source) loadTree(ctx context.Context, top hash.Hash) {
 		}
 		return
 	}
-	for _, m := range o.Pack {
-		s.listings.Put(m.Hash, heldListing{bytes.Clone(m.Record), top}, int64(len(m.Record))+64)
-	}
-	if keeps && !kept {
+	if keeps && !kept { // before a reader can verify a member
 		s.pending.add(k, Key(Tree, top), Listing, o.Pack, objectsSize(o.Pack), func() []byte {
 			members := make([][]byte, len(o.Pack))
 			for i, m := range o.Pack {
@@ -380,6 +377,9 @@ func (s *Source) loadTree(ctx context.Context, top hash.Hash) {
 			}
 			return EncodeTree(top, members)
 		})
+	}
+	for _, m := range o.Pack {
+		s.listings.Put(m.Hash, heldListing{bytes.Clone(m.Record), top}, int64(len(m.Record))+64)
 	}
 }
 
@@ -508,13 +508,13 @@ func (s *Source) loadPack(ctx context.Context, dir hash.Hash) bool {
 		}
 		return false
 	}
+	if keeps && !kept { // before a reader can verify a member
+		s.pending.add(k, Key(Pack, dir), Chunk, o.Pack, objectsSize(o.Pack), func() []byte { return EncodePack(dir, o.Pack) })
+	}
 	for _, m := range o.Pack {
 		f := m.Frame
 		f.Data = bytes.Clone(f.Data) // not the whole pack, kept by one member
 		s.frames.Put(m.Hash, heldFrame{f, dir}, int64(len(f.Data))+128)
-	}
-	if keeps && !kept {
-		s.pending.add(k, Key(Pack, dir), Chunk, o.Pack, objectsSize(o.Pack), func() []byte { return EncodePack(dir, o.Pack) })
 	}
 	return true
 }
