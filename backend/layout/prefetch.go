@@ -97,7 +97,8 @@ func (p *prefetcher) next() func(ctx context.Context) {
 // UsedDir implements store.DirWatcher: when a reader gets listing h,
 // fetched or cached, the listings of its subdirectories are read ahead
 // (once while h is remembered), so a walk finds each level read ahead of
-// it, not every other one. The prefetcher's own reads start nothing.
+// it, not every other one; once a file has been opened, so are the packs
+// of its subdirectories. The prefetcher's own reads start nothing.
 func (s *Source) UsedDir(ctx context.Context, h hash.Hash) {
 	if s.pre == nil || isPrefetch(ctx) {
 		return

@@ -54,11 +54,11 @@ type Source struct {
 	// are read, and treed the root tops whose tree was asked for, fetched
 	// or found missing (a byte budget: expandedMemory).
 	listings *lru.Cache[hash.Hash, heldListing]
+	treed    *lru.Cache[hash.Hash, struct{}]
 	// reading: a file was opened, so the walk reads content, not only
 	// listings (ls -lR, find): a listing used has its subdirectories'
 	// packs fetched ahead.
 	reading atomic.Bool
-	treed   *lru.Cache[hash.Hash, struct{}]
 	// pending are the packs and trees fetched past the Keeper, kept whole
 	// once their members are verified.
 	pending bundles
