@@ -45,10 +45,11 @@ func packable(d *tree.Dir, e *tree.Entry) bool {
 	return oneChunk(d, e) && e.Size <= PackFileMax
 }
 
-// multiChunk reports whether e, an entry of listing d, is a file a sealed
-// listing names a chunk list for.
+// multiChunk reports whether e, an entry of listing d, is a non-empty
+// file a sealed listing names a chunk list for (an empty file's list
+// names no chunk).
 func multiChunk(d *tree.Dir, e *tree.Entry) bool {
-	return !d.Unsealed && e.Type == tree.TypeFile && !e.List.IsZero()
+	return !d.Unsealed && e.Type == tree.TypeFile && !e.List.IsZero() && e.Size > 0
 }
 
 // HasPack reports whether listing d is published with a pack: it has a

@@ -37,9 +37,12 @@ func newStore(t *testing.T) *store.Store {
 		os.WriteFile(filepath.Join(src, "a.txt"), []byte("same in both"), 0o644)
 		os.WriteFile(filepath.Join(src, "b.txt"), []byte("b in "+extra), 0o644) // the top has a pack
 		os.WriteFile(filepath.Join(src, "big"), bytes.Repeat([]byte(extra+" chunks of text, "), 30000), 0o644)
+		// One chunk above PackFileMax: in the top's pack, after the small files.
+		os.WriteFile(filepath.Join(src, "one-chunk"), bytes.Repeat([]byte(extra), 70000), 0o644)
+		// Only an empty file and a link: d has no pack.
 		os.MkdirAll(filepath.Join(src, "d"), 0o755)
-		// Above the pack's file size: d has no pack.
-		os.WriteFile(filepath.Join(src, "d", extra), bytes.Repeat([]byte(extra), 70000), 0o644)
+		os.WriteFile(filepath.Join(src, "d", extra), nil, 0o644)
+		os.Symlink("../big", filepath.Join(src, "d", "link"))
 		if _, err := ingest.Run(ctx, s, ingest.Options{Name: "t", Version: []string{"1", "2"}[i], Sources: []ingest.Source{{Dir: src}}}); err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +108,8 @@ func TestSameBytesAsPush(t *testing.T) {
 			t.Errorf("%d %s objects pushed, want t@2's top's", len(m), kind)
 		}
 	}
-	// A listing without a pack (d holds one large file) has none to serve.
+	// A listing without a pack (d holds an empty file and a link) has none
+	// to serve.
 	r2, _ := s.Root(ctx, "t", "2")
 	top, _ := s.Dir(ctx, r2.Top.Hash)
 	sub, _ := top.Lookup("d")
@@ -123,7 +127,10 @@ func TestSameBytesAsPush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, err := v.FS().ReadFile("d/two"); err != nil || !bytes.Equal(b, bytes.Repeat([]byte("two"), 70000)) {
+	if b, err := v.FS().ReadFile("one-chunk"); err != nil || !bytes.Equal(b, bytes.Repeat([]byte("two"), 70000)) {
+		t.Fatalf("one-chunk: %d bytes, %v", len(b), err)
+	}
+	if b, err := v.FS().ReadFile("d/two"); err != nil || len(b) != 0 {
 		t.Fatalf("d/two: %d bytes, %v", len(b), err)
 	}
 }
