@@ -64,6 +64,13 @@ func readAll(t *testing.T, o *store.Objects, want map[string][]byte) {
 	}
 }
 
+// servedMany serves manyFiles, published, over HTTP; dir is for a cache.
+func servedMany(t *testing.T) (many map[string][]byte, srv *server, ts *httptest.Server, dir string) {
+	many = manyFiles()
+	srv = &server{dir: published(t, many), hits: map[string]int{}, conns: map[string]bool{}}
+	return many, srv, httptest.NewServer(srv), t.TempDir()
+}
+
 // cached reports whether the cache in dir holds object key.
 func cached(dir, key string) bool {
 	_, err := os.Stat(filepath.Join(dir, filepath.FromSlash(key)))
@@ -88,10 +95,7 @@ func filesUnder(t *testing.T, dir, kind string) int {
 // once every member is verified; a reader started on that cache with the
 // remote gone reads every file.
 func TestCacheKeepsPacksWhole(t *testing.T) {
-	many := manyFiles()
-	srv := &server{dir: published(t, many), hits: map[string]int{}, conns: map[string]bool{}}
-	ts := httptest.NewServer(srv)
-	dir := t.TempDir()
+	many, _, ts, dir := servedMany(t)
 	o, end := cachedReader(t, ts.URL, dir)
 	readAll(t, o, many)
 	v := view(t, o)
@@ -124,11 +128,8 @@ func TestCacheKeepsPacksWhole(t *testing.T) {
 // verification is fetched alone from the origin, the right bytes come
 // back, and the damaged pack leaves the cache.
 func TestCachedPackMemberDamaged(t *testing.T) {
-	many := manyFiles()
-	srv := &server{dir: published(t, many), hits: map[string]int{}, conns: map[string]bool{}}
-	ts := httptest.NewServer(srv)
+	many, srv, ts, dir := servedMany(t)
 	defer ts.Close()
-	dir := t.TempDir()
 	o, end := cachedReader(t, ts.URL, dir)
 	readAll(t, o, many)
 	d := walk(t, view(t, o), "d")
@@ -181,10 +182,7 @@ func TestCachedPackMemberDamaged(t *testing.T) {
 // has that file's chunk cached on its own, not the pack it did not
 // verify whole; the file then reads with the remote gone.
 func TestCachePartlyReadPack(t *testing.T) {
-	many := manyFiles()
-	srv := &server{dir: published(t, many), hits: map[string]int{}, conns: map[string]bool{}}
-	ts := httptest.NewServer(srv)
-	dir := t.TempDir()
+	many, _, ts, dir := servedMany(t)
 	o, end := cachedReader(t, ts.URL, dir)
 	v := view(t, o)
 	if b, err := v.FS().ReadFile("d/f00"); err != nil || !bytes.Equal(b, many["d/f00"]) {
