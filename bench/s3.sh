@@ -32,7 +32,10 @@ set -euo pipefail
 
 # Targets (issue 12): push <= restic backup; cold read through S3 <= 2x the
 # local store and <= 1/3 of restic mount; ls -lR cold <= 2x local; the same
-# read again <= 1.1x local.
+# read with a warm cache <= 1.1x local (a new mount on the warm cache
+# directory against the local store, both with page caches dropped). The
+# same mount read again is shown too; it is served from the kernel's page
+# cache, without a FUSE request, so it times the kernel alone.
 TARGET_LOCAL_X=2
 TARGET_RESTIC_DIV=3
 
@@ -278,6 +281,12 @@ drop_caches
 measure s3.cold "$MNT" "$READ_ALL" "$q0"
 sleep 1 # the cache is warm once the cold read's objects are written
 measure_again s3.warm "$MNT" "$READ_ALL"
+# A new mount process on that cache, page caches dropped: what a reader
+# restarted on a warm cache sees, beside the local store's cold read.
+q0=$(requests)
+start_mount "$BIN" -s "$URL" mount --cache-dir "$SOUT/cache-cold" "$MNT" "x@v$NV"
+drop_caches
+measure s3.warmcache "$MNT" "$READ_ALL" "$q0"
 stop_mount
 
 log "restic mount (empty cache): snapshot v$NV"
@@ -318,7 +327,8 @@ ROWS+=("ls -lR v$NV cold, mount -s s3://${S}${M[s3.ls]}${S}${Q[s3.ls]}${S}local$
 ROWS+=("read all v$NV cold, local store${S}${M[local.cold]}${S}-${S}-${S}-${S}-${S}")
 ROWS+=("read all v$NV cold, mount -s s3://${S}${M[s3.cold]}${S}${Q[s3.cold]}${S}local${S}$(ratio "${M[s3.cold]}" "${M[local.cold]}")${S}<= ${TARGET_LOCAL_X}x local${S}$(verdict "$(check "a <= x*b" "a=${M[s3.cold]}" "b=${M[local.cold]}" "x=$TARGET_LOCAL_X")")")
 ROWS+=("read all v$NV cold, restic mount${S}${M[restic.cold]}${S}${Q[restic.cold]}${S}ours (s3)${S}$(ratio "${M[s3.cold]}" "${M[restic.cold]}")${S}ours <= restic/$TARGET_RESTIC_DIV${S}$(verdict "$(check "a*d <= b" "a=${M[s3.cold]}" "b=${M[restic.cold]}" "d=$TARGET_RESTIC_DIV")")")
-ROWS+=("read all v$NV again, same s3 mount${S}${M[s3.warm]}${S}${Q[s3.warm]}${S}local, again${S}$(ratio "${M[s3.warm]}" "${M[local.warm]}")${S}<= 1.1x local${S}$(verdict "$(check "a <= 1.1*b" "a=${M[s3.warm]}" "b=${M[local.warm]}")")")
+ROWS+=("read all v$NV, new mount, warm cache dir${S}${M[s3.warmcache]}${S}${Q[s3.warmcache]}${S}local, cold${S}$(ratio "${M[s3.warmcache]}" "${M[local.cold]}")${S}<= 1.1x local${S}$(verdict "$(check "a <= 1.1*b" "a=${M[s3.warmcache]}" "b=${M[local.cold]}")")")
+ROWS+=("read all v$NV again, same s3 mount${S}${M[s3.warm]}${S}${Q[s3.warm]}${S}local, again${S}$(ratio "${M[s3.warm]}" "${M[local.warm]}")${S}-${S}")
 ROWS+=("read all v$NV again, local store${S}${M[local.warm]}${S}-${S}-${S}-${S}-${S}")
 
 HEAD="SprayDryFS S3 benchmark, $(date -u +%Y-%m-%dT%H:%MZ), rev $REV"
@@ -328,6 +338,7 @@ NOTES=(
 	"server: versitygw ${VGW_VERSION:-?} on loopback, posix backend, --keep-alive; bucket bytes: ours $(calc '%.1f' 'b/1e6' "b=$SD_BYTES") MB, restic $(calc '%.1f' 'b/1e6' "b=$RESTIC_BYTES") MB"
 	"restic $(restic version | awk '{ print $2 }'): one backup per version, in order; restic mount with an empty --cache-dir; read at tags/v$NV"
 	"$CACHE_NOTE; 'again' = the same command right after, same mount process (its cache directory, in-process caches and the page cache warm), median of 5, after 1 s; read all = $READ_ALL ($SAME: ${V[s3.cold]} bytes)"
+	"warm cache dir = a new mount process on the cache directory the cold read filled, page caches dropped"
 	"requests: lines of versitygw's request log during the command (for a cold mount, from its start: the index and the root's tree)"
 	"load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg); total run ${T_TOTAL} s"
 )
