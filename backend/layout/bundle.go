@@ -102,8 +102,8 @@ func (bs *bundles) init() {
 }
 
 // verified records that v, object h of kind Chunk or Listing, passed
-// verification. It reports whether a bundle holds that copy of h (then h
-// is kept with it, not alone); a bundle that h completes is kept by k.
+// verification. It reports whether a pending bundle holds that copy of h;
+// a bundle that h completes is kept by k.
 func (bs *bundles) verified(k Keeper, v Object) bool {
 	d := objectDigest(v.Kind, v)
 	var done []*bundle

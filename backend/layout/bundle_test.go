@@ -1,10 +1,13 @@
 package layout
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
 
+	"github.com/spraydryfs/spraydryfs/backend/chunk"
 	"github.com/spraydryfs/spraydryfs/backend/hash"
 	"github.com/spraydryfs/spraydryfs/backend/store"
 )
@@ -75,5 +78,55 @@ func TestBundles(t *testing.T) {
 	}
 	if n := len(bs.byMember); n != 0 {
 		t.Errorf("%d members still indexed", n)
+	}
+}
+
+// remote serves objects from a map, and keeps what it is given.
+type remote struct {
+	keeper
+	objs map[string][]byte
+}
+
+func (r *remote) Fetch(_ context.Context, key string, _ int64, _ bool) ([]byte, error) {
+	if b, ok := r.objs[key]; ok {
+		return b, nil
+	}
+	return nil, fmt.Errorf("%s: %w", key, store.ErrNotFound)
+}
+
+// TestChunkFetchedAloneIsKeptAlone: a chunk that came in a pack is kept
+// with the pack; the same chunk fetched alone (read where no loaded pack
+// holds it) is kept alone too, though a pending pack holds it, since only
+// its own listing's pack is looked in again.
+func TestChunkFetchedAloneIsKeptAlone(t *testing.T) {
+	x := Object{Kind: Chunk, Hash: hash.Sum([]byte("twin")), Frame: store.Frame{Codec: chunk.Raw, Size: 4, Data: []byte("twin")}}
+	y := Object{Kind: Chunk, Hash: hash.Sum([]byte("only")), Frame: store.Frame{Codec: chunk.Raw, Size: 4, Data: []byte("only")}}
+	dir := hash.Sum([]byte("a listing"))
+	r := &remote{objs: map[string][]byte{
+		Key(Pack, dir):     EncodePack(dir, []Object{x, y}),
+		Key(Chunk, x.Hash): EncodeChunk(x.Hash, x.Frame),
+	}}
+	s := NewSource(r, SourceOptions{})
+	ctx := context.Background()
+	if !s.loadPack(ctx, dir) {
+		t.Fatal("no pack")
+	}
+	f, err := s.Frame(ctx, y.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.KeepFrame(y.Hash, f) // read from the pack: kept with it
+	if len(r.kept) != 0 {
+		t.Fatalf("kept %v, want nothing before the pack is whole", r.kept)
+	}
+	s.frames.Remove(x.Hash) // as when x's listing has no pack: x is fetched alone
+	if f, err = s.Frame(ctx, x.Hash); err != nil {
+		t.Fatal(err)
+	}
+	s.KeepFrame(x.Hash, f)
+	want := []string{Key(Chunk, x.Hash), Key(Pack, dir)}
+	slices.Sort(r.kept)
+	if !slices.Equal(r.kept, want) {
+		t.Errorf("kept %v, want x alone and the pack, now whole: %v", r.kept, want)
 	}
 }

@@ -556,10 +556,14 @@ type IndexKeeper interface {
 // with it, else alone.
 func (s *Source) KeepFrame(h hash.Hash, f store.Frame) {
 	k, ok := s.f.(Keeper)
-	if !ok || s.pending.verified(k, Object{Kind: Chunk, Hash: h, Frame: f}) {
+	if !ok {
 		return
 	}
-	if e, ok := s.frames.Get(h); ok && !e.pack.IsZero() && sameFrame(e.f, f) && k.Holds(Key(Pack, e.pack)) {
+	// Every pending bundle holding this copy counts it verified; but only
+	// a chunk read from a pack is found there again: one fetched alone is
+	// read alone, and so kept alone.
+	held := s.pending.verified(k, Object{Kind: Chunk, Hash: h, Frame: f})
+	if e, ok := s.frames.Get(h); ok && !e.pack.IsZero() && sameFrame(e.f, f) && (held || k.Holds(Key(Pack, e.pack))) {
 		return
 	}
 	k.Keep(Key(Chunk, h), func() []byte { return EncodeChunk(h, f) })
@@ -569,10 +573,11 @@ func (s *Source) KeepFrame(h hash.Hash, f store.Frame) {
 // kept with it, else alone.
 func (s *Source) KeepListing(h hash.Hash, rec []byte) {
 	k, ok := s.f.(Keeper)
-	if !ok || s.pending.verified(k, Object{Kind: Listing, Hash: h, Record: rec}) {
+	if !ok {
 		return
 	}
-	if e, ok := s.listings.Get(h); ok && bytes.Equal(e.rec, rec) && k.Holds(Key(Tree, e.top)) {
+	held := s.pending.verified(k, Object{Kind: Listing, Hash: h, Record: rec})
+	if e, ok := s.listings.Get(h); ok && bytes.Equal(e.rec, rec) && (held || k.Holds(Key(Tree, e.top))) {
 		return
 	}
 	k.Keep(Key(Listing, h), func() []byte { return EncodeListing(h, rec) })
