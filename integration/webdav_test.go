@@ -467,8 +467,11 @@ func TestWebDAVCurl(t *testing.T) {
 	}
 	// Expect: 100-continue lets the server refuse before the body is sent;
 	// otherwise curl may still be sending when the refusal closes the
-	// connection, and fails with "failed sending data" (exit 55).
-	curl(t, "-X", "PROPFIND", "-H", "Depth: 1", "-H", "Expect: 100-continue", "--data-binary", "@"+filepath.Join(src, fixture.BigFile), u).
+	// connection, and fails with "failed sending data" (exit 55). curl
+	// waits only 1 s for the answer before sending anyway, which a loaded
+	// machine exceeded (a CI simulation here): it waits up to 20 s now.
+	curl(t, "-X", "PROPFIND", "-H", "Depth: 1", "-H", "Expect: 100-continue", "--expect100-timeout", "20",
+		"--data-binary", "@"+filepath.Join(src, fixture.BigFile), u).
 		expect(t, "huge PROPFIND body", 413, nil)
 	curl(t, "-X", "PROPFIND", "-H", "Depth: 0", "--data", "<not xml", u).expect(t, "bad PROPFIND body", 400, nil)
 	curl(t, "-X", "PROPFIND", "-H", "Depth: 0", u+"nope").expect(t, "PROPFIND missing", 404, nil)
