@@ -67,6 +67,10 @@ type Source struct {
 	// are read by every dependant that misses the cache, and read-ahead
 	// races the reader).
 	flying flight.Group[fetchKey, Object]
+	// loads joins concurrent loads of one pack or tree, so a reader that
+	// comes while the read-ahead loads one waits for its members instead
+	// of fetching them alone.
+	loads flight.Group[string, bool]
 }
 
 // heldFrame is a chunk's frame as fetched, and the listing whose pack it
@@ -350,25 +354,32 @@ func (s *Source) isTop(h hash.Hash) bool {
 // holding the top alone (kept one by one) needs no tree; one that lacks
 // the tree takes it once its listings are verified.
 func (s *Source) loadTree(ctx context.Context, top hash.Hash) {
+	s.loads.Do(ctx, Key(Tree, top), func() (bool, error) { return s.fillTree(ctx, top) })
+}
+
+// fillTree is loadTree's work, joined by s.loads; it marks the tree done
+// only once its listings are in, and fails only with ctx's error.
+func (s *Source) fillTree(ctx context.Context, top hash.Hash) (bool, error) {
 	if _, ok := s.treed.Get(top); ok {
-		return
+		return true, nil
 	}
 	k, keeps := s.f.(Keeper)
 	kept := keeps && k.Holds(Key(Tree, top))
 	if keeps && !kept && k.Holds(Key(Listing, top)) {
-		return
+		return false, nil
 	}
 	o, err := s.object(ctx, Tree, top)
 	if err != nil && ctx.Err() != nil {
-		return // the caller's, not the tree's: ask again at the next read
+		return false, ctx.Err() // the caller's, not the tree's: ask again at the next read
 	}
-	s.treed.Put(top, struct{}{}, 64)
 	if err != nil {
+		s.treed.Put(top, struct{}{}, 64)
 		if !IsNotFound(err) {
 			s.opt.Log.Debug("tree not used", "listing", top.String(), "err", err)
 		}
-		return
+		return false, nil
 	}
+	defer s.treed.Put(top, struct{}{}, 64)
 	if keeps && !kept { // before a reader can verify a member
 		s.pending.add(k, Key(Tree, top), Listing, o.Pack, objectsSize(o.Pack), func() []byte {
 			members := make([][]byte, len(o.Pack))
@@ -381,6 +392,7 @@ func (s *Source) loadTree(ctx context.Context, top hash.Hash) {
 	for _, m := range o.Pack {
 		s.listings.Put(m.Hash, heldListing{bytes.Clone(m.Record), top}, int64(len(m.Record))+64)
 	}
+	return true, nil
 }
 
 // objectsSize is the bytes the members of a pack or tree hold.
@@ -495,19 +507,30 @@ func (s *Source) packsBelow(h hash.Hash, d *tree.Dir) {
 // that follow; it reports whether it found one. A Keeper that lacks the
 // pack takes it once its chunks are verified.
 func (s *Source) loadPack(ctx context.Context, dir hash.Hash) bool {
+	found, _ := s.loads.Do(ctx, Key(Pack, dir), func() (bool, error) { return s.fillPack(ctx, dir) })
+	return found
+}
+
+// fillPack is loadPack's work, joined by s.loads; it marks the pack done
+// only once its chunks are in, and fails only with ctx's error.
+func (s *Source) fillPack(ctx context.Context, dir hash.Hash) (bool, error) {
+	if _, ok := s.packed.Get(dir); ok {
+		return true, nil
+	}
 	k, keeps := s.f.(Keeper)
 	kept := keeps && k.Holds(Key(Pack, dir))
 	o, err := s.object(ctx, Pack, dir)
 	if err != nil && ctx.Err() != nil {
-		return false // the caller's, not the pack's: ask again at the next open
+		return false, ctx.Err() // the caller's, not the pack's: ask again at the next open
 	}
-	s.packed.Put(dir, struct{}{}, 64)
 	if err != nil {
+		s.packed.Put(dir, struct{}{}, 64)
 		if !IsNotFound(err) {
 			s.opt.Log.Debug("pack not used", "listing", dir.String(), "err", err)
 		}
-		return false
+		return false, nil
 	}
+	defer s.packed.Put(dir, struct{}{}, 64)
 	if keeps && !kept { // before a reader can verify a member
 		s.pending.add(k, Key(Pack, dir), Chunk, o.Pack, objectsSize(o.Pack), func() []byte { return EncodePack(dir, o.Pack) })
 	}
@@ -516,7 +539,7 @@ func (s *Source) loadPack(ctx context.Context, dir hash.Hash) bool {
 		f.Data = bytes.Clone(f.Data) // not the whole pack, kept by one member
 		s.frames.Put(m.Hash, heldFrame{f, dir}, int64(len(f.Data))+128)
 	}
-	return true
+	return true, nil
 }
 
 // Dict implements store.Source.
