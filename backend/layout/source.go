@@ -42,6 +42,11 @@ type Source struct {
 	// frames holds the chunks ChunkList fetched to learn that a file is
 	// one chunk, for the Frame call that follows, and those of packs.
 	frames *lru.Cache[hash.Hash, heldFrame]
+	// recent holds the last chunk frames fetched (recentFrames bytes): a
+	// chunk read as another's reference may be a file whose chunk-list
+	// probe comes before Objects has the chunk decoded, and the other way
+	// round.
+	recent *lru.Cache[hash.Hash, store.Frame]
 	pre    *prefetcher // nil unless Prefetch was called
 	// packed holds the listings whose pack was asked for (a byte budget:
 	// expandedMemory), fetched or found missing: each is asked for once
@@ -120,6 +125,10 @@ type SourceOptions struct {
 // those of packs (up to PackMax each) until their files are read.
 const frameCache = 32 << 20
 
+// recentFrames bounds Source.recent: only the gap between a fetch and
+// its decode needs covering.
+const recentFrames = 1 << 20
+
 // listingCache bounds the listings kept from tree objects (up to TreeMax
 // each) until they are read.
 const listingCache = 8 << 20
@@ -132,7 +141,7 @@ func NewSource(f Fetcher, opt SourceOptions) *Source {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	return &Source{f: f, opt: opt, frames: lru.New[hash.Hash, heldFrame](frameCache),
+	return &Source{f: f, opt: opt, frames: lru.New[hash.Hash, heldFrame](frameCache), recent: lru.New[hash.Hash, store.Frame](recentFrames),
 		packed: lru.New[hash.Hash, struct{}](expandedMemory), below: lru.New[hash.Hash, struct{}](expandedMemory), listings: lru.New[hash.Hash, heldListing](listingCache),
 		treed: lru.New[hash.Hash, struct{}](expandedMemory)}
 }
@@ -290,7 +299,19 @@ func (s *Source) Newest(ctx context.Context, name string) (store.Root, error) {
 // object fetches and decodes object h of kind k, joining a fetch of it in
 // flight (see package flight for the callers' contexts).
 func (s *Source) object(ctx context.Context, k Kind, h hash.Hash) (Object, error) {
-	return s.flying.Do(ctx, fetchKey{Key(k, h), store.IsRefetch(ctx)}, func() (Object, error) { return s.fetch(ctx, k, h) })
+	fresh := store.IsRefetch(ctx)
+	return s.flying.Do(ctx, fetchKey{Key(k, h), fresh}, func() (Object, error) {
+		// Looked up and kept inside the flight, so no caller comes between
+		// one fetch landing and the next looking.
+		if f, ok := s.recent.Get(h); ok && k == Chunk && !fresh {
+			return Object{Kind: Chunk, Hash: h, Frame: f}, nil
+		}
+		o, err := s.fetch(ctx, k, h)
+		if err == nil && k == Chunk {
+			s.recent.Put(h, o.Frame, int64(len(o.Frame.Data))+128)
+		}
+		return o, err
+	})
 }
 
 // fetch fetches and decodes object h of kind k, once more with fresh set
