@@ -303,8 +303,10 @@ func (s *Source) object(ctx context.Context, k Kind, h hash.Hash) (Object, error
 	return s.flying.Do(ctx, fetchKey{Key(k, h), fresh}, func() (Object, error) {
 		// Looked up and kept inside the flight, so no caller comes between
 		// one fetch landing and the next looking.
-		if f, ok := s.recent.Get(h); ok && k == Chunk && !fresh {
-			return Object{Kind: Chunk, Hash: h, Frame: f}, nil
+		if k == Chunk && !fresh {
+			if f, ok := s.recent.Get(h); ok {
+				return Object{Kind: Chunk, Hash: h, Frame: f}, nil
+			}
 		}
 		o, err := s.fetch(ctx, k, h)
 		if err == nil && k == Chunk {
@@ -382,7 +384,7 @@ func (s *Source) loadTree(ctx context.Context, top hash.Hash) {
 // only once its listings are in, and fails only with ctx's error.
 func (s *Source) fillTree(ctx context.Context, top hash.Hash) (bool, error) {
 	if _, ok := s.treed.Get(top); ok {
-		return true, nil
+		return false, nil // loaded, or found missing, by a call before
 	}
 	k, keeps := s.f.(Keeper)
 	kept := keeps && k.Holds(Key(Tree, top))
@@ -525,8 +527,8 @@ func (s *Source) packsBelow(h hash.Hash, d *tree.Dir) {
 }
 
 // loadPack fetches listing dir's pack and keeps its chunks for the reads
-// that follow; it reports whether it found one. A Keeper that lacks the
-// pack takes it once its chunks are verified.
+// that follow; it reports whether it (or the call it joined) found one.
+// A Keeper that lacks the pack takes it once its chunks are verified.
 func (s *Source) loadPack(ctx context.Context, dir hash.Hash) bool {
 	found, _ := s.loads.Do(ctx, Key(Pack, dir), func() (bool, error) { return s.fillPack(ctx, dir) })
 	return found
@@ -536,7 +538,7 @@ func (s *Source) loadPack(ctx context.Context, dir hash.Hash) bool {
 // only once its chunks are in, and fails only with ctx's error.
 func (s *Source) fillPack(ctx context.Context, dir hash.Hash) (bool, error) {
 	if _, ok := s.packed.Get(dir); ok {
-		return true, nil
+		return false, nil // loaded, or found missing, by a call before
 	}
 	k, keeps := s.f.(Keeper)
 	kept := keeps && k.Holds(Key(Pack, dir))
