@@ -377,45 +377,53 @@ func (s *Source) isTop(h hash.Hash) bool {
 // holding the top alone (kept one by one) needs no tree; one that lacks
 // the tree takes it once its listings are verified.
 func (s *Source) loadTree(ctx context.Context, top hash.Hash) {
-	s.loads.Do(ctx, Key(Tree, top), func() (bool, error) { return s.fillTree(ctx, top) })
-}
-
-// fillTree is loadTree's work, joined by s.loads; it marks the tree done
-// only once its listings are in, and fails only with ctx's error.
-func (s *Source) fillTree(ctx context.Context, top hash.Hash) (bool, error) {
-	if _, ok := s.treed.Get(top); ok {
-		return false, nil // loaded, or found missing, by a call before
-	}
 	k, keeps := s.f.(Keeper)
 	kept := keeps && k.Holds(Key(Tree, top))
 	if keeps && !kept && k.Holds(Key(Listing, top)) {
-		return false, nil
+		return
 	}
-	o, err := s.object(ctx, Tree, top)
-	if err != nil && ctx.Err() != nil {
-		return false, ctx.Err() // the caller's, not the tree's: ask again at the next read
-	}
-	if err != nil {
-		s.treed.Put(top, struct{}{}, 64)
-		if !IsNotFound(err) {
-			s.opt.Log.Debug("tree not used", "listing", top.String(), "err", err)
+	s.loadBundle(ctx, Tree, top, s.treed, func(o Object) {
+		if keeps && !kept { // before a reader can verify a member
+			s.pending.add(k, Key(Tree, top), Listing, o.Pack, objectsSize(o.Pack), func() []byte {
+				members := make([][]byte, len(o.Pack))
+				for i, m := range o.Pack {
+					members[i] = EncodeListing(m.Hash, m.Record)
+				}
+				return EncodeTree(top, members)
+			})
 		}
-		return false, nil
-	}
-	defer s.treed.Put(top, struct{}{}, 64)
-	if keeps && !kept { // before a reader can verify a member
-		s.pending.add(k, Key(Tree, top), Listing, o.Pack, objectsSize(o.Pack), func() []byte {
-			members := make([][]byte, len(o.Pack))
-			for i, m := range o.Pack {
-				members[i] = EncodeListing(m.Hash, m.Record)
+		for _, m := range o.Pack {
+			s.listings.Put(m.Hash, heldListing{bytes.Clone(m.Record), top}, int64(len(m.Record))+64)
+		}
+	})
+}
+
+// loadBundle fetches pack or tree h of kind k once while done remembers
+// it, and has fill keep its members; it reports whether it (or the call
+// it joined) found one. Loads of one bundle are joined, and h goes into
+// done only once fill has run (or the bundle is missing or failed), so a
+// reader that comes meanwhile waits for the members instead of fetching
+// them alone. A load ended by its caller's context is not remembered.
+func (s *Source) loadBundle(ctx context.Context, k Kind, h hash.Hash, done *lru.Cache[hash.Hash, struct{}], fill func(Object)) bool {
+	found, _ := s.loads.Do(ctx, Key(k, h), func() (bool, error) {
+		if _, ok := done.Get(h); ok {
+			return false, nil // loaded, or found missing, by a call before
+		}
+		o, err := s.object(ctx, k, h)
+		if err != nil && ctx.Err() != nil {
+			return false, ctx.Err() // the caller's, not the bundle's: ask again later
+		}
+		defer done.Put(h, struct{}{}, 64)
+		if err != nil {
+			if !IsNotFound(err) {
+				s.opt.Log.Debug(k.String()+" not used", "listing", h.String(), "err", err)
 			}
-			return EncodeTree(top, members)
-		})
-	}
-	for _, m := range o.Pack {
-		s.listings.Put(m.Hash, heldListing{bytes.Clone(m.Record), top}, int64(len(m.Record))+64)
-	}
-	return true, nil
+			return false, nil
+		}
+		fill(o)
+		return true, nil
+	})
+	return found
 }
 
 // objectsSize is the bytes the members of a pack or tree hold.
@@ -530,39 +538,18 @@ func (s *Source) packsBelow(h hash.Hash, d *tree.Dir) {
 // that follow; it reports whether it (or the call it joined) found one.
 // A Keeper that lacks the pack takes it once its chunks are verified.
 func (s *Source) loadPack(ctx context.Context, dir hash.Hash) bool {
-	found, _ := s.loads.Do(ctx, Key(Pack, dir), func() (bool, error) { return s.fillPack(ctx, dir) })
-	return found
-}
-
-// fillPack is loadPack's work, joined by s.loads; it marks the pack done
-// only once its chunks are in, and fails only with ctx's error.
-func (s *Source) fillPack(ctx context.Context, dir hash.Hash) (bool, error) {
-	if _, ok := s.packed.Get(dir); ok {
-		return false, nil // loaded, or found missing, by a call before
-	}
 	k, keeps := s.f.(Keeper)
 	kept := keeps && k.Holds(Key(Pack, dir))
-	o, err := s.object(ctx, Pack, dir)
-	if err != nil && ctx.Err() != nil {
-		return false, ctx.Err() // the caller's, not the pack's: ask again at the next open
-	}
-	if err != nil {
-		s.packed.Put(dir, struct{}{}, 64)
-		if !IsNotFound(err) {
-			s.opt.Log.Debug("pack not used", "listing", dir.String(), "err", err)
+	return s.loadBundle(ctx, Pack, dir, s.packed, func(o Object) {
+		if keeps && !kept { // before a reader can verify a member
+			s.pending.add(k, Key(Pack, dir), Chunk, o.Pack, objectsSize(o.Pack), func() []byte { return EncodePack(dir, o.Pack) })
 		}
-		return false, nil
-	}
-	defer s.packed.Put(dir, struct{}{}, 64)
-	if keeps && !kept { // before a reader can verify a member
-		s.pending.add(k, Key(Pack, dir), Chunk, o.Pack, objectsSize(o.Pack), func() []byte { return EncodePack(dir, o.Pack) })
-	}
-	for _, m := range o.Pack {
-		f := m.Frame
-		f.Data = bytes.Clone(f.Data) // not the whole pack, kept by one member
-		s.frames.Put(m.Hash, heldFrame{f, dir}, int64(len(f.Data))+128)
-	}
-	return true, nil
+		for _, m := range o.Pack {
+			f := m.Frame
+			f.Data = bytes.Clone(f.Data) // not the whole pack, kept by one member
+			s.frames.Put(m.Hash, heldFrame{f, dir}, int64(len(f.Data))+128)
+		}
+	})
 }
 
 // Dict implements store.Source.
