@@ -93,7 +93,7 @@ func applyFrame(c *sqlite.Conn, o op) (int64, error) {
 		return 0, fmt.Errorf("store chunk %s: %w", o.h, err)
 	}
 	id := c.LastInsertRowID()
-	if err := exec(c, `INSERT INTO chunks(hash, size, codec, dict, ref, depth, stored, data_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	if err := exec(c, `INSERT OR FAIL INTO chunks(hash, size, codec, dict, ref, depth, stored, data_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		o.h[:], o.size, int64(o.codec), dict, ref, o.depth, int64(len(o.data)), id); err != nil {
 		return 0, fmt.Errorf("store chunk %s: %w", o.h, err)
 	}

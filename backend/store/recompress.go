@@ -174,7 +174,7 @@ func (s *Store) rewrite(updates []rechunk) (err error) {
 		if err = exec(s.wconn, `UPDATE chunk_data SET data = ? WHERE id = ?`, u.data, u.dataID); err != nil {
 			return fmt.Errorf("rewrite chunk %s: %w", u.h, err)
 		}
-		if err = exec(s.wconn, `UPDATE chunks SET codec = ?, dict = ?, stored = ? WHERE hash = ?`, int64(u.codec), u.dict, int64(len(u.data)), u.h[:]); err != nil {
+		if err = exec(s.wconn, `UPDATE OR FAIL chunks SET codec = ?, dict = ?, stored = ? WHERE hash = ?`, int64(u.codec), u.dict, int64(len(u.data)), u.h[:]); err != nil {
 			return fmt.Errorf("rewrite chunk %s: %w", u.h, err)
 		}
 	}
@@ -209,7 +209,7 @@ func (s *Store) Redry(updates []Redried) (done []bool, err error) {
 	defer end(&err)
 	done = make([]bool, len(updates))
 	for i, u := range updates {
-		err = exec(c, `UPDATE chunks SET codec = ?, dict = 0, ref = ?, depth = ?, stored = ?
+		err = exec(c, `UPDATE OR FAIL chunks SET codec = ?, dict = 0, ref = ?, depth = ?, stored = ?
 			WHERE hash = ? AND ref IS NULL AND deps = 0
 			AND EXISTS (SELECT 1 FROM chunks r WHERE r.hash = ? AND r.depth < ?)`,
 			int64(u.Codec), u.Ref[:], int64(u.Depth), int64(len(u.Data)), u.Hash[:], u.Ref[:], int64(u.Depth))

@@ -193,9 +193,9 @@ func (s *Store) Repack(ctx context.Context, table string) (held time.Duration, e
 // tmp, in order if it is not empty.
 func copyRows(tmp, table, cols, order string) string {
 	if cols == "*" {
-		return fmt.Sprintf(`INSERT INTO %q SELECT * FROM %q`, tmp, table)
+		return fmt.Sprintf(`INSERT OR FAIL INTO %q SELECT * FROM %q`, tmp, table)
 	}
-	return fmt.Sprintf(`INSERT INTO %q(%s) SELECT %s FROM %q ORDER BY %s`, tmp, cols, cols, table, order)
+	return fmt.Sprintf(`INSERT OR FAIL INTO %q(%s) SELECT %s FROM %q ORDER BY %s`, tmp, cols, cols, table, order)
 }
 
 // renamedTable returns the CREATE TABLE statement create of table with

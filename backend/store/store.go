@@ -343,10 +343,11 @@ func userVersion(c *sqlite.Conn) (int, error) {
 	return v, err
 }
 
-// Outdated reports whether the store was opened read-only at an older
-// schema than a writable open would migrate it to.
+// Outdated reports whether the store was opened read-only at a schema
+// whose reads a writable open's migration would make faster (have is its
+// schema, want this build's).
 func (s *Store) Outdated() (have, want int, outdated bool) {
-	return s.schema, schemaVersion, s.wconn == nil && s.schema < schemaVersion
+	return s.schema, schemaVersion, s.wconn == nil && s.schema < fastReadVersion
 }
 
 // load reads the store's metadata through a read connection.

@@ -414,7 +414,7 @@ func (w *Writer) apply(c *sqlite.Conn, o op) (int64, error) {
 		if !o.ref.IsZero() {
 			ref = o.ref[:]
 		}
-		if err := exec(c, `INSERT INTO chunks(hash, size, codec, dict, ref, depth, stored, data_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		if err := exec(c, `INSERT OR FAIL INTO chunks(hash, size, codec, dict, ref, depth, stored, data_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			o.h[:], o.size, int64(o.codec), o.dict, ref, o.depth, int64(len(o.data)), id); err != nil {
 			return 0, fmt.Errorf("store chunk %s: %w", o.h, err)
 		}
