@@ -74,6 +74,27 @@ func closedSize(t *testing.T, s *store.Store) int64 {
 	return fi.Size()
 }
 
+// compactedSize is the size of a VACUUM INTO copy of the closed store at
+// path: its content in the fewest pages.
+func compactedSize(t *testing.T, path string) int64 {
+	t.Helper()
+	c, err := sqlite.OpenConn(path, sqlite.OpenReadOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	copyPath := path + ".compacted"
+	if err := sqlitex.ExecuteTransient(c, "VACUUM INTO ?", &sqlitex.ExecOptions{Args: []any{copyPath}}); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(copyPath)
+	fi, err := os.Stat(copyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
 func reopen(t *testing.T, path string) *store.Store {
 	t.Helper()
 	s, err := store.Open(path, store.Options{})
@@ -121,14 +142,24 @@ func TestGCRemoveHalf(t *testing.T) {
 	checkClean(t, s)
 	readVersions(t, s, vs, 6)
 	after := closedSize(t, s)
+	compact := compactedSize(t, path)
 	s = reopen(t, path)
 	stored += rep.RedryAt - rep.RedryBefore
-	t.Logf("store file %d -> %d bytes, fresh store of the 5 versions %d (%.3fx); objects %d, fresh %d (%.3fx); %+v",
-		before, after, want, float64(after)/float64(want), stored, frep.Stored, float64(stored)/float64(frep.Stored), rep)
-	// The file is whole 64 KiB pages, a partly filled one or more per
-	// table and index, and this store is a few dozen: allow two.
-	if float64(stored) > 1.05*float64(frep.Stored) || float64(after) > 1.05*float64(want)+2*65536 {
-		t.Errorf("objects %d bytes, file %d: want at most 1.05x a fresh store of the 5 versions (%d, %d)", stored, after, frep.Stored, want)
+	t.Logf("store file %d -> %d bytes (%d compacted), fresh store of the 5 versions %d (%.3fx); objects %d, fresh %d (%.3fx); %+v",
+		before, after, compact, want, float64(after)/float64(want), stored, frep.Stored, float64(stored)/float64(frep.Stored), rep)
+	if float64(stored) > 1.05*float64(frep.Stored) {
+		t.Errorf("objects %d bytes: want at most 1.05x a fresh store of the 5 versions (%d)", stored, frep.Stored)
+	}
+	// The file gives the space back, as a full compaction would. It is
+	// whole 64 KiB pages, and this store is two dozen: the fresh store's
+	// own file varies by two pages from run to run (the order in which
+	// parallel ingest inserts rows), so the file is held to the compacted
+	// copy of itself. gc writes into eight b-trees (chunk bytes, chunk
+	// metadata, chunk lists, listings, the reuse index and their key
+	// indexes), each of which may end in a part-filled page that
+	// compaction merges: 30 runs were 0 to 3 pages over.
+	if rep.FreeAfter != 0 || float64(after) > 1.05*float64(compact)+3*65536 {
+		t.Errorf("file %d bytes with %d free, compacted %d: want no free pages, and at most 1.05x and three pages", after, rep.FreeAfter, compact)
 	}
 	again, err := gc.Collect(ctx, s, gc.Options{})
 	if err != nil || again.Freed != 0 || again.Redried != 0 {
