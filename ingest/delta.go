@@ -179,30 +179,87 @@ func (n *neighbours) remember(name string, c *candidate) {
 	}
 }
 
-// dry returns chunk c's stored form: against the parent chunk aligned with
-// it, or else against the best of cands, when that is smallest; otherwise
-// plain or with the trained dictionary.
-func (in *ingester) dry(ctx context.Context, c []byte, parent hash.Hash, cands []*candidate) (store.Dried, error) {
-	if !parent.IsZero() {
-		ref, depth, ok, err := in.deltaRef(ctx, parent)
+// drying is a claimed chunk of a file on its way to the store. What its
+// stored form depends on is split in two: the delta against its parent
+// version's chunk, and plain compression, do not depend on how the chunks
+// before it in its file were stored, so they run ahead of the file's
+// reader in parallel (dryAhead); the neighbour it is tried against is the
+// file's last chunk stored plain, so that part waits its turn (dryRest).
+// The neighbour is guessed ahead too: the one the chunk gets if none of
+// the chunks still being dried before it is stored plain, as in a run of
+// text between incompressible blocks; a wrong guess is tried again in
+// turn. The result is what drying the chunks one by one would give.
+type drying struct {
+	h      hash.Hash
+	c      []byte     // the chunk's content, owned
+	parent hash.Hash  // the parent version's chunk aligned with it
+	first  bool       // the file's first chunk
+	guess  *candidate // the neighbour it likely gets, or nil
+	done   chan struct{}
+	err    error
+	d      store.Dried  // its stored form, once final
+	final  bool         // d is decided: a delta against the parent
+	plain  *store.Dried // plain compression, if computed ahead
+	cross  store.Dried  // against guess, if computed ahead
+}
+
+// dryAhead does p's work that the chunks before it do not decide, and
+// closes p.done: against the parent chunk when there is one, which then
+// decides alone; else plain compression, unless p is a file's first
+// chunk, whose neighbour (a file of the same name or a sibling) often
+// beats it by chunk.DeltaWins, so that it is only computed if needed.
+func (in *ingester) dryAhead(ctx context.Context, p *drying) {
+	defer close(p.done)
+	if !p.parent.IsZero() {
+		ref, depth, ok, err := in.deltaRef(ctx, p.parent)
 		if err != nil {
-			return store.Dried{}, err
+			p.err = err
+			return
 		}
 		if ok {
 			refData, err := in.s.Chunk(ctx, ref)
 			if err != nil {
-				return store.Dried{}, fmt.Errorf("reference chunk %s: %w", ref, err)
+				p.err = fmt.Errorf("reference chunk %s: %w", ref, err)
+				return
 			}
-			out, err := in.delta.Dry(nil, c, refData)
+			out, err := in.delta.Dry(nil, p.c, refData)
 			if err != nil {
-				return store.Dried{}, err
+				p.err = err
+				return
 			}
-			return in.orPlain(c, store.Dried{Codec: chunk.Delta, Ref: ref, Depth: depth, Data: out}), nil
+			p.d, p.final = in.orPlain(p, store.Dried{Codec: chunk.Delta, Ref: ref, Depth: depth, Data: out}), true
+			return
 		}
+	}
+	if !p.first {
+		d := in.plainDry(p.c)
+		p.plain = &d
+	}
+	if p.guess != nil {
+		out, err := in.delta.Dry(nil, p.c, p.guess.data)
+		if err != nil {
+			p.err = err
+			return
+		}
+		p.cross = store.Dried{Codec: chunk.Cross, Ref: p.guess.h, Depth: 1, Data: out}
+	}
+}
+
+// dryRest returns p's stored form once dryAhead is done: the one it
+// decided, or the smallest of p against the best of cands and plain.
+func (in *ingester) dryRest(p *drying, cands []*candidate) (store.Dried, error) {
+	if p.final {
+		return p.d, nil
 	}
 	var best store.Dried
 	for _, cand := range cands {
-		out, err := in.delta.Dry(nil, c, cand.data)
+		if cand == p.guess {
+			if best.Data == nil || len(p.cross.Data) < len(best.Data) {
+				best = p.cross
+			}
+			continue
+		}
+		out, err := in.delta.Dry(nil, p.c, cand.data)
 		if err != nil {
 			return store.Dried{}, err
 		}
@@ -211,21 +268,29 @@ func (in *ingester) dry(ctx context.Context, c []byte, parent hash.Hash, cands [
 		}
 	}
 	if best.Data == nil {
-		return in.plainDry(c), nil
+		return in.plainOf(p), nil
 	}
-	return in.orPlain(c, best), nil
+	return in.orPlain(p, best), nil
 }
 
-// orPlain returns d unless plain (or dictionary) compression of c is
+// orPlain returns d unless plain (or dictionary) compression of p is
 // smaller. A delta of at most 1/chunk.DeltaWins of the chunk is kept untried.
-func (in *ingester) orPlain(c []byte, d store.Dried) store.Dried {
-	if len(d.Data)*chunk.DeltaWins <= len(c) {
+func (in *ingester) orPlain(p *drying, d store.Dried) store.Dried {
+	if len(d.Data)*chunk.DeltaWins <= len(p.c) {
 		return d
 	}
-	if other := in.plainDry(c); len(other.Data) <= len(d.Data) {
+	if other := in.plainOf(p); len(other.Data) <= len(d.Data) {
 		return other
 	}
 	return d
+}
+
+// plainOf is p's plain compression: computed ahead, or now.
+func (in *ingester) plainOf(p *drying) store.Dried {
+	if p.plain != nil {
+		return *p.plain
+	}
+	return in.plainDry(p.c)
 }
 
 // plainDry compresses c alone or with the trained dictionary.

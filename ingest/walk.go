@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 
 	"github.com/spraydryfs/spraydryfs/backend/chunk"
@@ -450,6 +451,8 @@ type readResult struct {
 }
 
 // readContent cuts, hashes, claims, dries and stores each new chunk of f.
+// Up to dryAhead chunks are dried in parallel ahead of the one being
+// stored (see drying), so that one big file uses every core.
 func (in *ingester) readContent(ctx context.Context, ck *chunk.Chunker, cl *store.Claimer, first *[]byte, j *fileJob, f *os.File, picker *refPicker) (*readResult, error) {
 	ck.Reset(f)
 	// A one-chunk file's address is its chunk's: the whole-file hash is
@@ -460,7 +463,47 @@ func (in *ingester) readContent(ctx context.Context, ck *chunk.Chunker, cl *stor
 		whole = hash.New()
 		// the previous and the first chunk of this file, if stored plain
 		prevCand, firstCand *candidate
+		window              []*drying // claimed chunks not yet stored, in order
+		wg                  sync.WaitGroup
 	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() { cancel(); wg.Wait() }()
+	// put finishes the window's oldest chunk and stores it.
+	put := func() error {
+		p := window[0]
+		window = window[1:]
+		<-p.done
+		if p.err != nil {
+			return fmt.Errorf("ingest %s: %w", j.abs, p.err)
+		}
+		var cands []*candidate
+		switch {
+		case in.opt.NoDelta:
+		case prevCand != nil:
+			cands = []*candidate{prevCand}
+		case p.first:
+			j.pd.mu.Lock()
+			sibling := j.pd.sibling
+			j.pd.mu.Unlock()
+			if c := in.near.lookup(j.slot.Name, sibling); c != nil {
+				cands = []*candidate{c}
+			}
+		}
+		d, err := in.dryRest(p, cands)
+		if err != nil {
+			return fmt.Errorf("ingest %s: %w", j.abs, err)
+		}
+		if err := in.w.PutChunk(p.h, len(p.c), d); err != nil {
+			return err
+		}
+		if !in.opt.NoDelta && d.Depth == 0 {
+			prevCand = &candidate{h: p.h, data: p.c}
+			if p.first {
+				firstCand = prevCand
+			}
+		}
+		return nil
+	}
 	for {
 		c, err := ck.Next()
 		if err == io.EOF {
@@ -491,35 +534,25 @@ func (in *ingester) readContent(ctx context.Context, ck *chunk.Chunker, cl *stor
 			return nil, err
 		}
 		if claimed {
-			var cands []*candidate
-			switch {
-			case in.opt.NoDelta:
-			case prevCand != nil:
-				cands = []*candidate{prevCand}
-			case len(refs) == 1:
-				j.pd.mu.Lock()
-				sibling := j.pd.sibling
-				j.pd.mu.Unlock()
-				if c := in.near.lookup(j.slot.Name, sibling); c != nil {
-					cands = []*candidate{c}
-				}
+			p := &drying{h: h, c: append([]byte(nil), c...), parent: parent, first: len(refs) == 1, done: make(chan struct{})}
+			if !p.first && parent.IsZero() && !in.opt.NoDelta {
+				p.guess = prevCand // right unless a chunk in the window is stored plain
 			}
-			d, err := in.dry(ctx, c, parent, cands)
-			if err != nil {
-				return nil, fmt.Errorf("ingest %s: %w", j.abs, err)
-			}
-			if err := in.w.PutChunk(h, len(c), d); err != nil {
-				return nil, err
-			}
-			if !in.opt.NoDelta && d.Depth == 0 {
-				prevCand = &candidate{h: h, data: append([]byte(nil), c...)}
-				if len(refs) == 1 {
-					firstCand = prevCand
+			window = append(window, p)
+			wg.Go(func() { in.dryAhead(ctx, p) })
+			for len(window) > dryAhead || len(window) > 0 && isDone(window[0].done) {
+				if err := put(); err != nil {
+					return nil, err
 				}
 			}
 		}
 		if in.opt.Progress != nil {
 			in.opt.Progress.Add(0, int64(len(c)))
+		}
+	}
+	for len(window) > 0 {
+		if err := put(); err != nil {
+			return nil, err
 		}
 	}
 	var fh hash.Hash
@@ -532,4 +565,18 @@ func (in *ingester) readContent(ctx context.Context, ck *chunk.Chunker, cl *stor
 		fh = hash.FromDigest(whole.Sum(nil))
 	}
 	return &readResult{fh: fh, size: size, refs: refs, firstCand: firstCand}, nil
+}
+
+// dryAhead is how many chunks of one file are dried ahead of the one being
+// stored: enough to keep every core busy, each holding one chunk's copy.
+var dryAhead = runtime.GOMAXPROCS(0)
+
+// isDone reports whether done is closed.
+func isDone(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
 }
