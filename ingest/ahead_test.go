@@ -52,14 +52,7 @@ func bigMixed(blocks int, edit bool) []byte {
 // returns how each of their chunks is stored.
 func storedForms(t *testing.T) map[hash.Hash]store.ChunkInfo {
 	t.Helper()
-	dir := t.TempDir()
-	s, err := store.Open(filepath.Join(dir, "s.sdfs"), store.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	src := filepath.Join(dir, "src")
-	os.Mkdir(src, 0o755)
+	s, _, src := newStore(t)
 	forms := map[hash.Hash]store.ChunkInfo{}
 	for v, edit := range []bool{false, true} {
 		want := bigMixed(12, edit)
@@ -74,7 +67,7 @@ func storedForms(t *testing.T) map[hash.Hash]store.ChunkInfo {
 			t.Fatalf("r@%s/big.bin reads back %d bytes, not the %d written", version, len(got), len(want))
 		}
 	}
-	err = s.StoredObjects(context.Background(), func(o store.StoredObject) error {
+	err := s.StoredObjects(context.Background(), func(o store.StoredObject) error {
 		if o.Kind == store.ObjectChunk {
 			info, err := s.ChunkInfo(context.Background(), o.Hash)
 			if err != nil {
@@ -122,14 +115,7 @@ func TestDryingAheadStoresAsOneByOne(t *testing.T) {
 // longer matches its hash, met while drying ahead, fails the ingest with
 // a corruption error naming the file, and leaves no root.
 func TestDryingAheadFailsOnADamagedParent(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "s.sdfs")
-	s, err := store.Open(path, store.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := filepath.Join(dir, "src")
-	os.Mkdir(src, 0o755)
+	s, path, src := newStore(t)
 	big := filepath.Join(src, "big.bin")
 	os.WriteFile(big, bigMixed(12, false), 0o644)
 	if _, err := Run(context.Background(), s, Options{Name: "r", Version: "1", Sources: []Source{{Dir: src}}}); err != nil {

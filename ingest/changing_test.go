@@ -28,14 +28,7 @@ type changingFixture struct {
 
 func newChangingFixture(t *testing.T) *changingFixture {
 	t.Helper()
-	dir := t.TempDir()
-	s, err := store.Open(filepath.Join(dir, "s.sdfs"), store.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	src := filepath.Join(dir, "src")
-	os.Mkdir(src, 0o755)
+	s, _, src := newStore(t)
 	data := make([]byte, 1<<20) // several chunks
 	rand.NewChaCha8([32]byte{1}).Read(data)
 	p := filepath.Join(src, "f")

@@ -12,6 +12,24 @@ import (
 	"github.com/spraydryfs/spraydryfs/backend/store"
 )
 
+// newStore creates a store in a temporary directory, closed when the test
+// ends, and an empty source directory beside it; path is the store's.
+func newStore(t *testing.T) (s *store.Store, path, src string) {
+	t.Helper()
+	dir := t.TempDir()
+	path = filepath.Join(dir, "s.sdfs")
+	s, err := store.Open(path, store.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	src = filepath.Join(dir, "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return s, path, src
+}
+
 // readBack returns file name of root name@version.
 func readBack(t *testing.T, s *store.Store, version, name string) []byte {
 	t.Helper()
@@ -50,14 +68,7 @@ func readBack(t *testing.T, s *store.Store, version, name string) []byte {
 // has another ctime, so the next ingest reads it instead of reusing the
 // old content; files left alone are reused unread.
 func TestReuseIndexSeesRewrittenFiles(t *testing.T) {
-	dir := t.TempDir()
-	s, err := store.Open(filepath.Join(dir, "s.sdfs"), store.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	src := filepath.Join(dir, "src")
-	os.Mkdir(src, 0o755)
+	s, _, src := newStore(t)
 	for i := range 10 {
 		os.WriteFile(filepath.Join(src, fmt.Sprintf("f%d", i)), []byte(fmt.Sprintf("version one of file %d", i)), 0o644)
 	}
