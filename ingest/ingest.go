@@ -159,7 +159,7 @@ func Run(ctx context.Context, s *store.Store, opt Options) (*Result, error) {
 		return nil, err
 	}
 	in := &ingester{s: s, opt: opt, dryer: dryer, delta: chunk.NewDeltaDryer(opt.Level), near: newNeighbours(), maxDepth: opt.MaxDepth,
-		name: opt.Name, gen: start.UnixNano()}
+		name: opt.Name, gen: start.UnixNano(), ahead: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	if err := in.prepare(ctx); err != nil {
 		return nil, err
 	}
@@ -206,6 +206,7 @@ type ingester struct {
 	gen   int64
 
 	delta     *chunk.DeltaDryer
+	ahead     chan struct{} // a token per chunk dried ahead, one per core (see drying)
 	near      *neighbours
 	maxDepth  int
 	parentTop prevDir // the parent version's top listing; none: no deltas

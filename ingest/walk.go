@@ -452,7 +452,9 @@ type readResult struct {
 
 // readContent cuts, hashes, claims, dries and stores each new chunk of f.
 // Up to dryAhead chunks are dried in parallel ahead of the one being
-// stored (see drying), so that one big file uses every core.
+// stored (see drying), so that one big file uses every core; the
+// ingester's tokens bound them across files to one per core, so that
+// the memory they hold does not grow with the number of file workers.
 func (in *ingester) readContent(ctx context.Context, ck *chunk.Chunker, cl *store.Claimer, first *[]byte, j *fileJob, f *os.File, picker *refPicker) (*readResult, error) {
 	ck.Reset(f)
 	// A one-chunk file's address is its chunk's: the whole-file hash is
@@ -539,7 +541,15 @@ func (in *ingester) readContent(ctx context.Context, ck *chunk.Chunker, cl *stor
 				p.guess = prevCand // right unless a chunk in the window is stored plain
 			}
 			window = append(window, p)
-			wg.Go(func() { in.dryAhead(ctx, p) })
+			select {
+			case in.ahead <- struct{}{}: // a core is free: dry it there
+				wg.Go(func() {
+					defer func() { <-in.ahead }()
+					in.dryAhead(ctx, p)
+				})
+			default: // every core is drying: here and now
+				in.dryAhead(ctx, p)
+			}
 			for len(window) > dryAhead || len(window) > 0 && isDone(window[0].done) {
 				if err := put(); err != nil {
 					return nil, err
