@@ -88,10 +88,10 @@ func storedForms(t *testing.T) map[hash.Hash]store.ChunkInfo {
 // against a guessed neighbour) are stored exactly as drying them one at a
 // time stores them: the same codec, reference and bytes for every chunk.
 func TestDryingAheadStoresAsOneByOne(t *testing.T) {
-	defer func(n int) { dryAhead = n }(dryAhead)
-	dryAhead = 0
+	defer func(n int) { aheadWindow = n }(aheadWindow)
+	aheadWindow = 0
 	want := storedForms(t)
-	dryAhead = 4
+	aheadWindow = 4
 	got := storedForms(t)
 	codecs := map[chunk.Codec]int{}
 	for h, w := range want {

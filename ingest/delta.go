@@ -197,8 +197,7 @@ type drying struct {
 	guess  *candidate // the neighbour it likely gets, or nil
 	done   chan struct{}
 	err    error
-	d      store.Dried  // its stored form, once final
-	final  bool         // d is decided: a delta against the parent
+	d      store.Dried  // its stored form if decided ahead (a delta against the parent), else empty
 	plain  *store.Dried // plain compression, if computed ahead
 	cross  store.Dried  // against guess, if computed ahead
 }
@@ -227,7 +226,7 @@ func (in *ingester) dryAhead(ctx context.Context, p *drying) {
 				p.err = err
 				return
 			}
-			p.d, p.final = in.orPlain(p, store.Dried{Codec: chunk.Delta, Ref: ref, Depth: depth, Data: out}), true
+			p.d = in.orPlain(p, store.Dried{Codec: chunk.Delta, Ref: ref, Depth: depth, Data: out})
 			return
 		}
 	}
@@ -248,7 +247,7 @@ func (in *ingester) dryAhead(ctx context.Context, p *drying) {
 // dryRest returns p's stored form once dryAhead is done: the one it
 // decided, or the smallest of p against the best of cands and plain.
 func (in *ingester) dryRest(p *drying, cands []*candidate) (store.Dried, error) {
-	if p.final {
+	if p.d.Data != nil {
 		return p.d, nil
 	}
 	var best store.Dried

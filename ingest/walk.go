@@ -451,7 +451,7 @@ type readResult struct {
 }
 
 // readContent cuts, hashes, claims, dries and stores each new chunk of f.
-// Up to dryAhead chunks are dried in parallel ahead of the one being
+// Up to aheadWindow chunks are dried in parallel ahead of the one being
 // stored (see drying), so that one big file uses every core; the
 // ingester's tokens bound them across files to one per core, so that
 // the memory they hold does not grow with the number of file workers.
@@ -550,7 +550,7 @@ func (in *ingester) readContent(ctx context.Context, ck *chunk.Chunker, cl *stor
 			default: // every core is drying: here and now
 				in.dryAhead(ctx, p)
 			}
-			for len(window) > dryAhead || len(window) > 0 && isDone(window[0].done) {
+			for len(window) > aheadWindow || len(window) > 0 && isDone(window[0].done) {
 				if err := put(); err != nil {
 					return nil, err
 				}
@@ -577,9 +577,9 @@ func (in *ingester) readContent(ctx context.Context, ck *chunk.Chunker, cl *stor
 	return &readResult{fh: fh, size: size, refs: refs, firstCand: firstCand}, nil
 }
 
-// dryAhead is how many chunks of one file are dried ahead of the one being
+// aheadWindow is how many chunks of one file are dried ahead of the one being
 // stored: enough to keep every core busy, each holding one chunk's copy.
-var dryAhead = runtime.GOMAXPROCS(0)
+var aheadWindow = runtime.GOMAXPROCS(0)
 
 // isDone reports whether done is closed.
 func isDone(done <-chan struct{}) bool {
